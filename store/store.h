@@ -1,0 +1,355 @@
+/*
+ * store.h — the statefs store: one LMDB environment per store directory.
+ *
+ * This header is the store's manual. The store owns records keyed by path,
+ * namespaces (directories), the binlog of every committed change, the
+ * hybrid logical clock and version vectors, TTL deadlines and the change
+ * notification that wakes consumers in any process. It knows nothing of
+ * FUSE or ZeroMQ.
+ *
+ * Paths are absolute, canonical ("/", "/a", "/a/b": no trailing slash, no
+ * empty, "." or ".." components). Names are at most 255 bytes and any
+ * byte but '/' and NUL; a path whose key exceeds what LMDB can key
+ * (mdb_env_get_maxkeysize, 511 bytes on Debian) is -ENAMETOOLONG.
+ *
+ * Errors: every int function returns 0 (or a count) on success and a
+ * negative errno on failure. LMDB codes are translated in exactly one
+ * place (store_err in store.c): MDB_MAP_FULL -> -ENOSPC, MDB_CORRUPTED and
+ * MDB_INVALID -> -EIO after logging, and so on.
+ *
+ * Transactions: every mutating call takes a `struct store_txn *`. Pass
+ * NULL to run the call in a transaction of its own (begin, call, commit).
+ * Pass a transaction from store_txn_begin() to group many changes into
+ * one commit: they all land, with their binlog entries, or none do. After
+ * any call on a transaction fails, the transaction is poisoned: only
+ * store_txn_abort() (or a commit, which then aborts and returns the first
+ * error) is allowed. A transaction belongs to the thread that began it.
+ *
+ * Memory: pointers returned inside a struct store_stat, a change or a
+ * listing callback point into LMDB's map and are valid only until the
+ * transaction (or the callback) ends. Functions that return malloc'd
+ * memory say so; the caller frees it.
+ *
+ * Caveats (LMDB's, which the store honours and so must its callers):
+ *  - open a store once per process and share the handle between threads;
+ *  - never use a handle across fork(): open it again in the child;
+ *  - a process killed while it held a read transaction leaves a stale
+ *    reader slot; store_open clears them (mdb_reader_check).
+ */
+#ifndef STATEFS_STORE_H
+#define STATEFS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct store;
+struct store_txn;
+
+#define STORE_NAME_MAX 255
+#define STORE_DEFAULT_MAP_SIZE (1ULL << 30)
+#define STORE_DEFAULT_MAX_VALUE (16ULL << 20)
+#define STORE_DEFAULT_BINLOG_MAX 100000ULL
+#define STORE_DEFAULT_TOMBSTONE_GRACE_MS (24ULL * 3600 * 1000)
+
+enum store_type {
+	STORE_NONE = 0,
+	STORE_FILE = 1,
+	STORE_DIR = 2,
+	STORE_SYMLINK = 3,
+	STORE_TOMBSTONE = 4, /* a delete: versioned, invisible to reads */
+};
+
+enum store_sync {
+	STORE_SYNC_NONE = 0,   /* no fsync: for tmpfs, the default */
+	STORE_SYNC_COMMIT = 1, /* fsync at each commit: for disk stores */
+};
+
+struct store_opts {
+	uint64_t map_size;       /* bytes; 0: 1 GiB, or the store's own if larger */
+	uint64_t max_value;      /* bytes; 0: 16 MiB. Larger values: -EFBIG */
+	enum store_sync sync;
+	uint64_t default_ttl_ms; /* TTL of new files whose directory has none */
+	const char *node_name;   /* NULL: the stored name, else the host name */
+	uint64_t binlog_max;     /* entries kept; 0: STORE_DEFAULT_BINLOG_MAX */
+	uint64_t tombstone_grace_ms; /* 0: STORE_DEFAULT_TOMBSTONE_GRACE_MS */
+	int readonly;            /* open read-only; never creates */
+	int no_create;           /* refuse a directory that holds no store */
+};
+
+/* A version: hybrid logical clock (48 bits of milliseconds, 16 bits of
+ * logical counter) and the origin node id. Ordered by hlc, then node. */
+struct store_version {
+	uint64_t hlc;
+	uint64_t node;
+};
+
+/* One entry of a version vector: the highest origin sequence of `node`
+ * that a record (or the whole store) has seen. */
+struct store_vv_entry {
+	uint64_t node;
+	uint64_t seq;
+};
+
+struct store_stat {
+	enum store_type type;   /* STORE_TOMBSTONE only in changes */
+	uint32_t mode;          /* S_IFREG/S_IFDIR/S_IFLNK | permission bits */
+	uint32_t uid, gid;
+	uint64_t size;          /* value length */
+	int64_t mtime_ns, ctime_ns;
+	int64_t expires_ns;     /* absolute CLOCK_REALTIME deadline; 0: never */
+	uint64_t ttl_ms;        /* file: its TTL; directory: default for new files */
+	struct store_version version;
+	uint64_t origin_seq;    /* the origin's sequence of the last change */
+	unsigned nvv;           /* entries in the record's version vector */
+	size_t xattr_len;       /* bytes of encoded xattrs (store_xattr_*) */
+};
+
+/* ---- lifecycle ---- */
+
+/* Open (and on first use create) the store in directory `dir`. The
+ * directory is created if missing (unless opts->no_create or readonly).
+ * A directory that holds something other than a statefs store, or a store
+ * of a newer format, is refused with -EINVAL / -EPROTO and a one-line
+ * message naming the file, retrievable by store_last_error(). `opts` may
+ * be NULL for defaults. */
+int store_open(const char *dir, const struct store_opts *opts,
+	       struct store **sp);
+void store_close(struct store **sp);
+
+/* The one-line message of the last failed store_open in this thread. */
+const char *store_last_error(void);
+
+/* A one-line description of a negative errno from a store call. */
+const char *store_strerror(int err);
+
+/* ---- transactions ---- */
+
+int store_txn_begin(struct store *s, int write, struct store_txn **tp);
+/* Commit and free. On error the transaction is aborted and freed. */
+int store_txn_commit(struct store_txn **tp);
+void store_txn_abort(struct store_txn **tp);
+
+/* ---- reads ---- */
+
+/* Stat a visible record (not a tombstone, not expired): -ENOENT if none. */
+int store_stat(struct store *s, struct store_txn *t, const char *path,
+	       struct store_stat *st);
+
+/* Get a visible record's value as a malloc'd copy (*valp, *lenp; a
+ * zero-length value gives a non-NULL 1-byte buffer). st may be NULL.
+ * Directories: -EISDIR. */
+int store_get(struct store *s, struct store_txn *t, const char *path,
+	      struct store_stat *st, void **valp, size_t *lenp);
+
+/* Copy up to `len` bytes of the value from offset `off` into buf. Returns
+ * the number of bytes copied (0 past the end). */
+ssize_t store_read(struct store *s, struct store_txn *t, const char *path,
+		   uint64_t off, void *buf, size_t len);
+
+/* List the visible direct children of directory `dir`, in byte order of
+ * their names, starting after `after` (NULL: from the first). The
+ * callback gets the name (not NUL-terminated; name_len bytes) and its
+ * stat; returning non-zero stops the listing and is returned. -ENOTDIR,
+ * -ENOENT as appropriate. Cost: a range scan of the children only. */
+typedef int (*store_list_cb)(void *arg, const char *name, size_t name_len,
+			     const struct store_stat *st);
+int store_list(struct store *s, struct store_txn *t, const char *dir,
+	       const char *after, store_list_cb cb, void *arg);
+
+/* ---- writes ---- */
+
+/* Attributes of something being created or changed. Which fields count
+ * is said by a mask of STORE_ATTR_* bits. */
+struct store_attr {
+	uint32_t mode;          /* permission bits (S_IFMT ignored) */
+	uint32_t uid, gid;
+	int64_t mtime_ns, ctime_ns;
+	uint64_t ttl_ms;
+	uint64_t size;          /* truncate/extend the value (zero fill) */
+};
+#define STORE_ATTR_MODE  0x01u
+#define STORE_ATTR_UID   0x02u
+#define STORE_ATTR_GID   0x04u
+#define STORE_ATTR_MTIME 0x08u
+#define STORE_ATTR_CTIME 0x10u
+#define STORE_ATTR_TTL   0x20u  /* also renews the deadline: now + ttl */
+#define STORE_ATTR_SIZE  0x40u
+#define STORE_ATTR_TOUCH 0x80u  /* renew the deadline (a touch) */
+
+/* Flags of store_put / store_mknod. */
+#define STORE_CREATE  0x1u /* create if missing (else -ENOENT) */
+#define STORE_EXCL    0x2u /* with CREATE: -EEXIST if it exists */
+#define STORE_PARENTS 0x4u /* create missing parents as directories */
+
+/* Replace (or create) the whole value of a regular file at once. Sets
+ * mtime and ctime to now and renews the TTL deadline. On create the
+ * attributes in `a` (mode, uid, gid; mask) apply, the TTL is the
+ * directory's default, else the store's default, unless
+ * STORE_ATTR_TTL is in the mask. -EFBIG past max_value, -EISDIR on a
+ * directory, -ENOTDIR when a parent is not a directory. */
+int store_put(struct store *s, struct store_txn *t, const char *path,
+	      const void *val, size_t len, const struct store_attr *a,
+	      unsigned mask, unsigned flags);
+
+/* Create a directory, an empty regular file or a symlink (`target`,
+ * only for STORE_SYMLINK). Always exclusive: -EEXIST if the path exists
+ * (STORE_PARENTS and an existing directory with type STORE_DIR: 0, like
+ * mkdir -p). A new file gets its TTL as in store_put. */
+int store_mknod(struct store *s, struct store_txn *t, const char *path,
+		enum store_type type, const char *target,
+		const struct store_attr *a, unsigned mask, unsigned flags);
+
+/* Change attributes (chmod, chown, utimens, truncate, TTL, touch).
+ * STORE_ATTR_MTIME, _SIZE, _TTL and _TOUCH renew the TTL deadline (a
+ * touch or a write); ctime is set to now unless _CTIME is given. */
+int store_setattr(struct store *s, struct store_txn *t, const char *path,
+		  const struct store_attr *a, unsigned mask);
+
+/* Delete: leaves a versioned tombstone. STORE_DEL_DIR: the path must be
+ * a directory (rmdir: -ENOTDIR otherwise, -ENOTEMPTY if it has visible
+ * children); STORE_DEL_FILE: must not be a directory (unlink: -EISDIR);
+ * STORE_DEL_RECURSIVE: a directory and everything in it. Neither flag:
+ * whatever it is, if an empty directory or not a directory. */
+#define STORE_DEL_FILE      0x1u
+#define STORE_DEL_DIR       0x2u
+#define STORE_DEL_RECURSIVE 0x4u
+int store_del(struct store *s, struct store_txn *t, const char *path,
+	      unsigned flags);
+
+/* Rename a file, symlink or whole directory atomically. Over an existing
+ * target like rename(2): a file over a file, a directory over an empty
+ * directory (-ENOTEMPTY otherwise, -EISDIR/-ENOTDIR for mixed kinds);
+ * into itself: -EINVAL. STORE_RENAME_NOREPLACE: -EEXIST if `to` exists. */
+#define STORE_RENAME_NOREPLACE 0x1u
+int store_rename(struct store *s, struct store_txn *t, const char *from,
+		 const char *to, unsigned flags);
+
+/* ---- extended attributes (user.*, stored in the record; replicated) ---- */
+
+/* Copy the value of xattr `name` into buf (size 0: just its length).
+ * -ENODATA if absent, -ERANGE if buf is too small. */
+ssize_t store_xattr_get(struct store *s, struct store_txn *t,
+			const char *path, const char *name, void *buf,
+			size_t size);
+/* Flags: XATTR_CREATE / XATTR_REPLACE from <sys/xattr.h>. Names up to
+ * 255 bytes, values up to 64 KiB (-E2BIG, -ERANGE). */
+int store_xattr_set(struct store *s, struct store_txn *t, const char *path,
+		    const char *name, const void *val, size_t len, int flags);
+int store_xattr_remove(struct store *s, struct store_txn *t,
+		       const char *path, const char *name);
+/* NUL-separated list of names, listxattr(2) style. */
+ssize_t store_xattr_list(struct store *s, struct store_txn *t,
+			 const char *path, char *buf, size_t size);
+
+/* ---- binlog, changes and replication ---- */
+
+/* A change: one entry of the binlog, also the unit the replicator sends.
+ * `rec` is the encoded record after the change (a tombstone for a
+ * delete); decode it with store_rec_decode. */
+#define STORE_CHANGE_MORE 0x1u /* more changes of the same commit follow */
+struct store_change {
+	uint64_t seq;          /* local binlog sequence (not sent) */
+	uint64_t origin_node;
+	uint64_t origin_seq;
+	uint32_t writer;       /* local: token of the committing handle */
+	uint32_t flags;
+	const char *path;      /* not NUL-terminated */
+	size_t path_len;
+	const void *rec;
+	size_t rec_len;
+};
+
+/* Decode an encoded record. value/vv/xattrs may be NULL when not wanted.
+ * vv points to st->nvv entries in wire order (decode with
+ * store_vv_at). Returns -EPROTO for a malformed record. */
+int store_rec_decode(const void *rec, size_t len, struct store_stat *st,
+		     const void **value, const void **vv, const void **xattrs);
+struct store_vv_entry store_vv_at(const void *vv, unsigned i);
+
+/* Encode a change for the wire (little-endian, self-delimiting): returns
+ * the malloc'd buffer in *bufp and its length in *lenp. Decode checks
+ * every length and returns -EPROTO for anything malformed; the decoded
+ * change points into `buf`. */
+int store_change_encode(const struct store_change *c, void **bufp,
+			size_t *lenp);
+int store_change_decode(const void *buf, size_t len,
+			struct store_change *c);
+
+/* Call cb for every binlog entry with seq > after, in order, at most
+ * `max` of them (0: all). cb returning non-zero stops and is returned.
+ * Returns the count visited. -ERANGE if entries after `after` were
+ * already trimmed (the consumer fell behind: it must resync). */
+typedef int (*store_change_cb)(void *arg, const struct store_change *c);
+ssize_t store_binlog_read(struct store *s, uint64_t after, size_t max,
+			  store_change_cb cb, void *arg);
+
+/* The last committed binlog sequence (0 if none). Cheap (shared memory). */
+uint64_t store_last_seq(struct store *s);
+
+/* Block until the binlog has grown past `after` or timeout_ms passes
+ * (-1: forever). Woken by the committing process, any process; no
+ * polling. Returns 1 if it grew, 0 on timeout, -EINTR on a signal. */
+int store_wait(struct store *s, uint64_t after, int timeout_ms);
+
+/* Outcome of applying a peer's change. */
+enum store_apply {
+	STORE_APPLIED = 0,    /* it saw our version: applied */
+	STORE_DUPLICATE = 1,  /* already applied: nothing changed */
+	STORE_SUPERSEDED = 2, /* we hold a newer version that saw it */
+	STORE_CONFLICT_WON = 3,  /* concurrent, theirs was higher: applied */
+	STORE_CONFLICT_LOST = 4, /* concurrent, ours is higher: kept */
+};
+
+/* Apply a peer's change (origin_node, origin_seq, path, rec) with SPEC
+ * §5's rules: a change at or below the store's watermark for its origin
+ * is a duplicate; otherwise the higher version wins, the same way on
+ * every node whatever the arrival order; tombstones are versions too.
+ * An applied change is appended to the local binlog (with its origin
+ * kept) so that it is forwarded. Returns an enum store_apply or a
+ * negative errno (-EPROTO for a malformed record). */
+int store_apply_remote(struct store *s, struct store_txn *t,
+		       const struct store_change *c);
+
+/* ---- maintenance and information ---- */
+
+/* Turn expired records into tombstones (local, not in the binlog: every
+ * node does the same at the same deadline) and purge tombstones older
+ * than the grace. At most `max` records per call. Returns the count. */
+int store_sweep(struct store *s, size_t max);
+
+/* BLAKE2b-256 over the visible state (paths, types, modes, values):
+ * equal on two stores exactly when they hold the same data. */
+#define STORE_DIGEST_LEN 32
+int store_digest(struct store *s, unsigned char out[STORE_DIGEST_LEN]);
+
+struct store_info {
+	uint64_t node_id;
+	char node_name[64];
+	uint64_t records;      /* visible records */
+	uint64_t tombstones;
+	uint64_t value_bytes;
+	uint64_t map_size, map_used; /* bytes */
+	uint64_t max_value;
+	uint64_t binlog_first, binlog_last, binlog_count;
+	uint64_t local_seq;    /* this node's own origin sequence */
+	unsigned format;
+};
+int store_info(struct store *s, struct store_info *info);
+
+/* The store-wide version vector: cb once per origin node. */
+typedef int (*store_vv_cb)(void *arg, uint64_t node, uint64_t seq);
+int store_watermarks(struct store *s, store_vv_cb cb, void *arg);
+
+/* Identity of this handle's commits in the binlog (change.writer), so a
+ * consumer can skip the changes its own process made. */
+uint32_t store_writer_token(struct store *s);
+
+/* Validate and canonicalise nothing: check that `path` is canonical and
+ * keyable. 0, -EINVAL or -ENAMETOOLONG. */
+int store_path_check(struct store *s, const char *path);
+
+/* Now, CLOCK_REALTIME in nanoseconds. */
+int64_t store_now_ns(void);
+
+#endif

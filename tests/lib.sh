@@ -1,0 +1,87 @@
+# tests/lib.sh — shared helpers for integration tests (source it).
+#
+# Gives: $BIN (build dir with statefs, statefsctl), $T (a private temp
+# dir removed at exit), cleanup of every mount and process the test
+# started (also when it fails), and small assertions that print what
+# they expected and what they got.
+#
+#   . "$(dirname "$0")/../lib.sh"
+#   mount_statefs "$T/store" "$T/mnt" [-o opts]   # waits until mounted
+#   wait_for 5 test -e "$T/mnt/x"                  # poll with a deadline
+#   expect_eq "$(cat f)" "v" "value of f"
+#   expect_errno ENOENT cat "$T/mnt/nope"          # via strace-free check
+set -u
+BIN=${STATEFS_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build}
+STATEFS=$BIN/fs/statefs
+STATEFSCTL=$BIN/ctl/statefsctl
+T=$(mktemp -d /tmp/statefs-test.XXXXXX)
+_MOUNTS=()
+_PIDS=()
+_FAILS=0
+
+_cleanup() {
+	local p m
+	for p in "${_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for m in "${_MOUNTS[@]}"; do
+		fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	rm -rf "$T" 2>/dev/null
+}
+trap _cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() { echo "FAIL: $*" >&2; _FAILS=$((_FAILS + 1)); }
+die() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+# Record a background process to kill at exit.
+track_pid() { _PIDS+=("$1"); }
+
+# wait_for SECONDS CMD...: poll CMD every 10 ms until it succeeds.
+wait_for() {
+	local deadline=$((SECONDS + $1)); shift
+	until "$@" 2>/dev/null; do
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 0.01
+	done
+}
+
+is_mounted() { grep -q " $(realpath -m "$1") fuse" /proc/self/mounts; }
+
+# mount_statefs STORE MNT [statefs options...]: start the driver in the
+# foreground in the background, wait until the mount is live.
+mount_statefs() {
+	local store=$1 mnt=$2; shift 2
+	[ -e /dev/fuse ] || skip "no /dev/fuse"
+	mkdir -p "$mnt"
+	"$STATEFS" -f "$@" "$store" "$mnt" >>"$T/statefs.log" 2>&1 &
+	STATEFS_PID=$!
+	track_pid $STATEFS_PID
+	_MOUNTS+=("$mnt")
+	wait_for 10 is_mounted "$mnt" || { cat "$T/statefs.log" >&2; die "mount of $mnt did not come up"; }
+}
+
+unmount_statefs() {
+	local mnt=$1
+	fusermount3 -u "$mnt" || umount "$mnt"
+	wait_for 10 bash -c "! kill -0 $STATEFS_PID 2>/dev/null" || die "statefs did not exit after unmount"
+}
+
+expect_eq() { # got want what
+	[ "$1" == "$2" ] || fail "$3: got '$1', want '$2'"
+}
+
+# expect_errno ERRNAME CMD...: CMD must fail and its stderr must name
+# the error's strerror text (coreutils print it).
+expect_fail_msg() {
+	local want=$1; shift
+	local out
+	if out=$("$@" 2>&1); then fail "'$*' succeeded, want '$want'"; return; fi
+	[[ $out == *"$want"* ]] || fail "'$*': got '$out', want '$want'"
+}
+
+# Call at the end: exit non-zero if any check failed.
+finish() {
+	if [ "$_FAILS" -ne 0 ]; then echo "$_FAILS check(s) failed"; exit 1; fi
+	echo "ok"
+	exit 0
+}

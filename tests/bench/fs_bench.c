@@ -49,7 +49,9 @@
  * files are removed afterwards unless --keep.
  *
  * Threads start together behind a barrier; the clock is CLOCK_MONOTONIC,
- * read by the main thread from the barrier to the last join. Setup and
+ * and a phase lasts from the first thread's start to the last thread's
+ * end (each thread reads the clock itself: with more threads than cores
+ * the main thread may not run until the workers are done). Setup and
  * cleanup (mkdir, unlink of the files) are outside the timed sections.
  */
 #include <dirent.h>
@@ -93,6 +95,7 @@ struct worker {
 	const char *prefix;  /* file name prefix of this phase */
 	unsigned tid, ops;
 	int err;             /* 0 or an errno; what failed is printed */
+	double t0, t1;       /* this thread's start and end */
 };
 
 static double now_s(void)
@@ -222,6 +225,7 @@ static void *worker_main(void *arg)
 		}
 	}
 	pthread_barrier_wait(w->barrier);
+	w->t0 = now_s();
 	for (i = 0; i < w->ops; i++) {
 		if (w->op != OP_READ_REP) {
 			make_value(val, w->tid, i);
@@ -237,6 +241,7 @@ static void *worker_main(void *arg)
 			break;
 		}
 	}
+	w->t1 = now_s();
 	return NULL;
 }
 
@@ -246,7 +251,7 @@ static double run_phase(enum bench_op op, const char *base, const char *prefix,
 {
 	struct worker w[MAX_THREADS];
 	pthread_barrier_t barrier;
-	double t0, t1;
+	double t0 = 0, t1 = 0;
 	unsigned i;
 	int failed = 0;
 
@@ -261,12 +266,14 @@ static double run_phase(enum bench_op op, const char *base, const char *prefix,
 		}
 	}
 	pthread_barrier_wait(&barrier);
-	t0 = now_s();
 	for (i = 0; i < threads; i++) {
 		pthread_join(w[i].thread, NULL);
 		failed |= w[i].err != 0;
+		if (i == 0 || w[i].t0 < t0)
+			t0 = w[i].t0;
+		if (i == 0 || w[i].t1 > t1)
+			t1 = w[i].t1;
 	}
-	t1 = now_s();
 	pthread_barrier_destroy(&barrier);
 	return failed ? -1 : threads * (double)ops / (t1 - t0);
 }

@@ -349,26 +349,42 @@ static int pend_flush(struct store_txn *t, int more)
 	if (more)
 		t->pend[1] |= STORE_CHANGE_MORE;
 	rc = mdb_put(t->txn, t->s->dbi_log, &k, &v, MDB_APPEND);
+	t->meta.log_bytes += t->pend_len;
 	t->pend_len = 0;
 	return rc;
 }
 
-/* Keep at most binlog_max entries: drop the oldest. */
+/* Keep at most binlog_max entries and a quarter of the map in bytes:
+ * drop the oldest. The byte cap is what lets a delete free space in a
+ * full store, and what keeps a dead peer from filling it. */
 static int log_trim(struct store_txn *t)
 {
 	struct meta *m = &t->meta;
+	uint64_t max_bytes = t->s->opts.map_size / 4;
+	MDB_cursor *c;
+	MDB_val k, v;
 	int rc;
 
-	while (m->log_first && m->log_last - m->log_first + 1 >
-				       t->s->opts.binlog_max) {
-		MDB_val k = { sizeof(m->log_first), &m->log_first };
-
-		rc = mdb_del(t->txn, t->s->dbi_log, &k, NULL);
-		if (rc && rc != MDB_NOTFOUND)
-			return rc;
+	if (m->log_last - m->log_first + 1 <= t->s->opts.binlog_max &&
+	    m->log_bytes <= max_bytes)
+		return 0;
+	rc = mdb_cursor_open(t->txn, t->s->dbi_log, &c);
+	if (rc)
+		return rc;
+	while (m->log_first && m->log_first <= m->log_last &&
+	       (m->log_last - m->log_first + 1 > t->s->opts.binlog_max ||
+		m->log_bytes > max_bytes)) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		if (rc)
+			break;
+		m->log_bytes -= v.mv_size < m->log_bytes ? v.mv_size : m->log_bytes;
+		rc = mdb_cursor_del(c, 0);
+		if (rc)
+			break;
 		m->log_first++;
 	}
-	return 0;
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 int store_txn_commit(struct store_txn **tp)
@@ -561,20 +577,26 @@ static int rec_write(struct store_txn *t, const char *path,
 	return store_err(rc);
 }
 
-/* Free pages in LMDB's freelist, as seen by txn. */
-static size_t free_pages(MDB_txn *txn)
+/* Free pages in LMDB's freelist, as seen by a read transaction (LMDB
+ * allows no cursor on the freelist in a write transaction). */
+static size_t free_pages(struct store *s, MDB_txn *rtxn)
 {
+	MDB_txn *txn = rtxn;
 	MDB_cursor *c;
 	MDB_val k, v;
 	size_t n, total = 0;
 
-	if (mdb_cursor_open(txn, 0, &c))
+	if (!txn && read_txn(s, &txn))
 		return 0;
-	while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0) {
-		memcpy(&n, v.mv_data, sizeof(n));
-		total += n;
+	if (mdb_cursor_open(txn, 0, &c) == 0) {
+		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0) {
+			memcpy(&n, v.mv_data, sizeof(n));
+			total += n;
+		}
+		mdb_cursor_close(c);
 	}
-	mdb_cursor_close(c);
+	if (!rtxn)
+		read_txn_done(s, txn);
 	return total;
 }
 
@@ -593,7 +615,7 @@ static int space_check(struct store_txn *t, size_t bytes)
 	need = (bytes * 2) / s->psize + 4;
 	if (info.me_last_pgno + need + reserve < pages)
 		return 0;
-	if (info.me_last_pgno - free_pages(t->txn) + need + reserve < pages)
+	if (info.me_last_pgno - free_pages(s, NULL) + need + reserve < pages)
 		return 0;
 	return -ENOSPC;
 }
@@ -2005,7 +2027,7 @@ int store_info(struct store *s, struct store_info *info)
 	info->node_id = s->node_id;
 	snprintf(info->node_name, sizeof(info->node_name), "%s", s->node_name);
 	info->map_size = ei.me_mapsize;
-	info->map_used = (uint64_t)(ei.me_last_pgno + 1 - free_pages(txn)) *
+	info->map_used = (uint64_t)(ei.me_last_pgno + 1 - free_pages(s, txn)) *
 			 ms.ms_psize;
 	info->max_value = s->opts.max_value;
 	info->binlog_first = ms.ms_entries ? m.log_first : 0;

@@ -63,6 +63,7 @@ struct meta {
 	uint64_t local_seq;  /* this node's origin sequence */
 	uint64_t log_first;  /* oldest binlog seq kept (0: empty) */
 	uint64_t log_last;   /* newest binlog seq */
+	uint64_t log_bytes;  /* bytes of the binlog entries kept */
 	char node_name[64];
 };
 

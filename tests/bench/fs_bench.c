@@ -45,8 +45,9 @@
  * until the stats file shows `locks_held_exclusive 0` and
  * `locks_held_shared 0`. Without --stats the release time is the time
  * until every holder has been reaped. --rss-pid PID prints VmRSS of PID
- * (the driver) before the locks and while they are held, in kB. The
- * files are removed afterwards unless --keep.
+ * (the driver) before the locks, while they are held and after their
+ * release, in kB. The files live in DIR/fsb.locks and are removed
+ * afterwards unless --keep (then the next run reuses them).
  *
  * Threads start together behind a barrier; the clock is CLOCK_MONOTONIC,
  * and a phase lasts from the first thread's start to the last thread's
@@ -592,8 +593,8 @@ static int lockrun(const struct bench_cfg *c, unsigned single, unsigned multi,
 	pids = calloc(nproc, sizeof(*pids));
 	if (!pids || pipe(ready) < 0 || pipe(go) < 0)
 		return -1;
-	if (snprintf(base, sizeof(base), "%s/locks.%d", c->dir, (int)getpid()) >=
-		    (int)sizeof(base) || mkdir(base, 0755) < 0) {
+	if (snprintf(base, sizeof(base), "%s/fsb.locks", c->dir) >=
+		    (int)sizeof(base) || (mkdir(base, 0755) < 0 && errno != EEXIST)) {
 		fprintf(stderr, "fs_bench: mkdir %s: %s\n", base, strerror(errno));
 		return -1;
 	}

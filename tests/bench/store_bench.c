@@ -381,5 +381,9 @@ int main(int argc, char **argv)
 	       med[F_STORE_PUT100] / med[F_LMDB_PUT100]);
 	printf("store_get_vs_lmdb %.2f ratio\n", med[F_STORE_GET] / med[F_LMDB_GET]);
 	printf("store_stat_vs_lmdb %.2f ratio\n", med[F_STORE_STAT] / med[F_LMDB_GET]);
+	for (i = 0; i < b.n; i++)
+		free(b.keys[i]);
+	free(b.keys);
+	free(b.order);
 	return 0;
 }

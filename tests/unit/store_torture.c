@@ -353,13 +353,14 @@ static int cmd_hold(const char *dir)
 {
 	struct store *s = open_or_die(dir);
 	struct store_txn *t;
+	struct store_stat st;
 	int err = store_txn_begin(s, 0, &t);
 
 	if (err)
 		return store_fail("begin", err);
 	/* make sure the snapshot is really taken */
-	err = store_stat(s, t, "/", NULL);
-	if (err && err != -ENOENT)
+	err = store_stat(s, t, "/", &st);
+	if (err)
 		return store_fail("stat", err);
 	printf("holding\n");
 	fflush(stdout);

@@ -280,59 +280,110 @@ static void read_txn_done(struct store *s, MDB_txn *txn)
 		mdb_txn_abort(txn);
 }
 
-int store_txn_begin(struct store *s, int write, struct store_txn **tp)
+/*
+ * A read transaction's struct lives in `mem` (the caller's stack) when
+ * given, else it is allocated. A write transaction's struct comes from
+ * s->wcache: only the holder of LMDB's writer lock touches it, so it
+ * needs no lock of its own, and its buffers are reused from one commit
+ * to the next.
+ */
+static int txn_begin(struct store *s, int write, struct store_txn **tp,
+		     struct store_txn *mem)
 {
-	struct store_txn *t = calloc(1, sizeof(*t));
+	struct store_txn *t = NULL;
+	MDB_txn *txn;
 	int rc;
 
-	if (!t)
-		return -ENOMEM;
-	t->s = s;
-	t->write = write;
 	if (!write) {
+		t = mem ? mem : malloc(sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		memset(t, 0, sizeof(*t));
+		t->on_stack = mem != NULL;
+		t->s = s;
 		rc = read_txn(s, &t->txn);
+		if (rc) {
+			if (!mem)
+				free(t);
+			return store_err(rc);
+		}
+		*tp = t;
+		return 0;
+	}
+	if (s->opts.readonly)
+		return -EROFS;
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc == MDB_MAP_RESIZED) {
+		mdb_env_set_mapsize(s->env, 0);
+		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	}
+	if (rc)
+		return store_err(rc);
+	if (s->wcache) {
+		t = s->wcache;
+		s->wcache = NULL;
 	} else {
-		if (s->opts.readonly) {
-			free(t);
-			return -EROFS;
-		}
-		rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
-		if (rc == MDB_MAP_RESIZED) {
-			mdb_env_set_mapsize(s->env, 0);
-			rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
-		}
-		if (rc == 0) {
-			rc = meta_load(t->txn, s->dbi_meta, &t->meta);
-			if (rc)
-				mdb_txn_abort(t->txn);
+		t = calloc(1, sizeof(*t));
+		if (!t) {
+			mdb_txn_abort(txn);
+			return -ENOMEM;
 		}
 	}
+	t->s = s;
+	t->txn = txn;
+	t->write = 1;
+	t->err = t->meta_dirty = t->logged = 0;
+	t->pend_len = 0;
+	rc = meta_load(txn, s->dbi_meta, &t->meta);
 	if (rc) {
-		free(t);
+		s->wcache = t;
+		mdb_txn_abort(txn);
 		return store_err(rc);
 	}
 	*tp = t;
 	return 0;
 }
 
+int store_txn_begin(struct store *s, int write, struct store_txn **tp)
+{
+	return txn_begin(s, write, tp, NULL);
+}
+
+/* Give the struct back; for a write txn this must happen while its
+ * LMDB transaction still holds the writer lock. */
 static void txn_free(struct store_txn *t)
 {
-	free(t->pend);
-	free(t->next);
-	free(t);
+	if (t->write) {
+		struct store *s = t->s;
+
+		if (!s->wcache) {
+			s->wcache = t;
+			return;
+		}
+		free(t->pend);
+		free(t->next);
+		free(t);
+	} else if (!t->on_stack) {
+		free(t);
+	}
 }
 
 void store_txn_abort(struct store_txn **tp)
 {
 	struct store_txn *t = *tp;
 
+	MDB_txn *txn;
+
 	if (!t)
 		return;
-	if (t->write)
-		mdb_txn_abort(t->txn);
-	else
-		read_txn_done(t->s, t->txn);
-	txn_free(t);
+	txn = t->txn;
+	if (t->write) {
+		txn_free(t);
+		mdb_txn_abort(txn);
+	} else {
+		read_txn_done(t->s, txn);
+		txn_free(t);
+	}
 	*tp = NULL;
 }
 
@@ -408,15 +459,19 @@ int store_txn_commit(struct store_txn **tp)
 		rc = log_trim(t);
 	if (!rc && t->meta_dirty)
 		rc = meta_save(t->txn, s->dbi_meta, &t->meta);
-	if (rc) {
-		mdb_txn_abort(t->txn);
-	} else {
-		rc = mdb_txn_commit(t->txn);
-		if (rc == 0 && s->opts.sync == STORE_SYNC_COMMIT)
-			rc = mdb_env_sync(s->env, 1);
+	{
+		MDB_txn *txn = t->txn;
+
+		txn_free(t);
+		*tp = NULL;
+		if (rc) {
+			mdb_txn_abort(txn);
+		} else {
+			rc = mdb_txn_commit(txn);
+			if (rc == 0 && s->opts.sync == STORE_SYNC_COMMIT)
+				rc = mdb_env_sync(s->env, 1);
+		}
 	}
-	txn_free(t);
-	*tp = NULL;
 	if (rc)
 		return store_err(rc);
 	if (logged)
@@ -430,7 +485,7 @@ int store_txn_commit(struct store_txn **tp)
  * aborts an own one, and poisons the caller's on error.
  */
 static int txn_enter(struct store *s, struct store_txn **tp, int write,
-		     struct store_txn **own)
+		     struct store_txn **own, struct store_txn *mem)
 {
 	*own = NULL;
 	if (*tp) {
@@ -440,7 +495,7 @@ static int txn_enter(struct store *s, struct store_txn **tp, int write,
 			return -EBADF;
 		return 0;
 	}
-	int err = store_txn_begin(s, write, own);
+	int err = txn_begin(s, write, own, mem);
 
 	*tp = *own;
 	return err;
@@ -485,8 +540,10 @@ static int rec_get(struct store_txn *t, const char *path, struct rec *r)
 	k.mv_size = path_key(path, strlen(path), key);
 	k.mv_data = key;
 	rc = mdb_get(t->txn, t->s->dbi_rec, &k, &v);
-	if (rc)
+	if (rc) {
+		r->st.type = STORE_NONE;
 		return store_err(rc);
+	}
 	if (rec_decode(v.mv_data, v.mv_size, r)) {
 		log_msg(LOG_ERROR, "%s: corrupt record for %s", t->s->path,
 			path);
@@ -495,7 +552,8 @@ static int rec_get(struct store_txn *t, const char *path, struct rec *r)
 	return 0;
 }
 
-/* A visible record, or -ENOENT. */
+/* A visible record, or -ENOENT (then r holds the invisible record, or
+ * r->st.type is STORE_NONE when there is none). */
 static int rec_live(struct store_txn *t, const char *path, struct rec *r)
 {
 	int err = rec_get(t, path, r);
@@ -665,7 +723,8 @@ static int rec_write_local(struct store_txn *t, const char *path,
 }
 
 /* A fresh stat for something new at `path`. */
-static void stat_new(struct store_stat *st, enum store_type type,
+static void stat_new(const struct store *s, struct store_stat *st,
+		     enum store_type type,
 		     const struct store_attr *a, unsigned mask)
 {
 	int64_t now = store_now_ns();
@@ -675,8 +734,8 @@ static void stat_new(struct store_stat *st, enum store_type type,
 	st->mode = type_ifmt(type) |
 		   (mask & STORE_ATTR_MODE ? a->mode & 07777 :
 		    type == STORE_DIR ? 0755 : type == STORE_SYMLINK ? 0777 : 0644);
-	st->uid = mask & STORE_ATTR_UID ? a->uid : getuid();
-	st->gid = mask & STORE_ATTR_GID ? a->gid : getgid();
+	st->uid = mask & STORE_ATTR_UID ? a->uid : s->uid;
+	st->gid = mask & STORE_ATTR_GID ? a->gid : s->gid;
 	st->mtime_ns = mask & STORE_ATTR_MTIME ? a->mtime_ns : now;
 	st->ctime_ns = now;
 }
@@ -707,14 +766,15 @@ static int parent_ready(struct store_txn *t, const char *path, int parents,
 		int have_old;
 
 		err = parent_ready(t, dir, 1, a, mask, &ignored);
-		if (err)
+		if (err < 0)
 			return err;
 		have_old = rec_get(t, dir, &old) == 0;
 		da.mode = 0755;
-		stat_new(&st, STORE_DIR, &da,
+		stat_new(t->s, &st, STORE_DIR, &da,
 			 STORE_ATTR_MODE | (mask & (STORE_ATTR_UID | STORE_ATTR_GID)));
-		return rec_write_local(t, dir, &st, have_old ? &old : NULL,
-				       NULL, NULL);
+		err = rec_write_local(t, dir, &st, have_old ? &old : NULL,
+				      NULL, NULL);
+		return err ? err : 1;
 	}
 	if (err)
 		return err;
@@ -744,13 +804,13 @@ static int path_ok(struct store *s, const char *path)
 int store_stat(struct store *s, struct store_txn *t, const char *path,
 	       struct store_stat *st)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	struct rec r;
 	int err = path_ok(s, path);
 
 	if (err)
 		return err;
-	err = txn_enter(s, &t, 0, &own);
+	err = txn_enter(s, &t, 0, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, path, &r);
@@ -762,13 +822,13 @@ int store_stat(struct store *s, struct store_txn *t, const char *path,
 int store_get(struct store *s, struct store_txn *t, const char *path,
 	      struct store_stat *st, void **valp, size_t *lenp)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	struct rec r;
 	int err = path_ok(s, path);
 
 	if (err)
 		return err;
-	err = txn_enter(s, &t, 0, &own);
+	err = txn_enter(s, &t, 0, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, path, &r);
@@ -793,14 +853,14 @@ int store_get(struct store *s, struct store_txn *t, const char *path,
 ssize_t store_read(struct store *s, struct store_txn *t, const char *path,
 		   uint64_t off, void *buf, size_t len)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	struct rec r;
 	ssize_t n = 0;
 	int err = path_ok(s, path);
 
 	if (err)
 		return err;
-	err = txn_enter(s, &t, 0, &own);
+	err = txn_enter(s, &t, 0, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, path, &r);
@@ -817,7 +877,7 @@ ssize_t store_read(struct store *s, struct store_txn *t, const char *path,
 int store_list(struct store *s, struct store_txn *t, const char *dir,
 	       const char *after, store_list_cb cb, void *arg)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	char prefix[PATH_MAX + STORE_NAME_MAX + 2];
 	size_t plen, dlen = strlen(dir);
 	int64_t now = store_now_ns();
@@ -828,7 +888,7 @@ int store_list(struct store *s, struct store_txn *t, const char *dir,
 
 	if (err)
 		return err;
-	err = txn_enter(s, &t, 0, &own);
+	err = txn_enter(s, &t, 0, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, dir, &r);
@@ -900,23 +960,32 @@ static int check_name(struct store *s, const char *path)
 	return 0;
 }
 
+/* Create at `path`; `found` is what rec_live found there just before
+ * (an invisible record, or type STORE_NONE). */
 static int do_create(struct store_txn *t, const char *path,
 		     enum store_type type, const void *val, size_t len,
-		     const struct store_attr *a, unsigned mask, unsigned flags)
+		     const struct store_attr *a, unsigned mask, unsigned flags,
+		     const struct rec *found)
 {
 	struct store_attr none = { 0 };
 	struct store_stat st;
 	uint64_t dir_ttl;
-	struct rec old;
+	struct rec old = *found;
 	int have_old, err;
 
 	if (!a)
 		a = &none;
 	err = parent_ready(t, path, flags & STORE_PARENTS, a, mask, &dir_ttl);
-	if (err)
+	if (err < 0)
 		return err;
-	have_old = rec_get(t, path, &old) == 0;
-	stat_new(&st, type, a, mask);
+	/* Creating parents wrote to the tree: look again. */
+	if (err > 0) {
+		err = rec_get(t, path, &old);
+		if (err && err != -ENOENT)
+			return err;
+	}
+	have_old = old.st.type != STORE_NONE;
+	stat_new(t->s, &st, type, a, mask);
 	st.size = len;
 	if (type == STORE_FILE) {
 		st.ttl_ms = mask & STORE_ATTR_TTL ? a->ttl_ms :
@@ -933,7 +1002,7 @@ int store_put(struct store *s, struct store_txn *t, const char *path,
 	      const void *val, size_t len, const struct store_attr *a,
 	      unsigned mask, unsigned flags)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	struct rec r;
 	int err = check_name(s, path);
 
@@ -941,14 +1010,14 @@ int store_put(struct store *s, struct store_txn *t, const char *path,
 		return err == -EEXIST ? -EISDIR : err;
 	if (len > s->opts.max_value)
 		return -EFBIG;
-	err = txn_enter(s, &t, 1, &own);
+	err = txn_enter(s, &t, 1, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, path, &r);
 	if (err == -ENOENT) {
 		if (flags & STORE_CREATE)
 			err = do_create(t, path, STORE_FILE, val, len, a, mask,
-					flags);
+					flags, &r);
 	} else if (err == 0) {
 		if (flags & STORE_EXCL && flags & STORE_CREATE) {
 			err = -EEXIST;
@@ -976,7 +1045,7 @@ int store_mknod(struct store *s, struct store_txn *t, const char *path,
 		enum store_type type, const char *target,
 		const struct store_attr *a, unsigned mask, unsigned flags)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	size_t len = 0;
 	struct rec r;
 	int err;
@@ -995,7 +1064,7 @@ int store_mknod(struct store *s, struct store_txn *t, const char *path,
 		return 0;
 	if (err)
 		return err;
-	err = txn_enter(s, &t, 1, &own);
+	err = txn_enter(s, &t, 1, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, path, &r);
@@ -1005,14 +1074,15 @@ int store_mknod(struct store *s, struct store_txn *t, const char *path,
 			      0 :
 			      -EEXIST;
 	else if (err == -ENOENT)
-		err = do_create(t, path, type, target, len, a, mask, flags);
+		err = do_create(t, path, type, target, len, a, mask, flags,
+				&r);
 	return txn_leave(t, own, err);
 }
 
 int store_setattr(struct store *s, struct store_txn *t, const char *path,
 		  const struct store_attr *a, unsigned mask)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	struct store_stat st;
 	struct rec r;
 	void *val = NULL;
@@ -1025,7 +1095,7 @@ int store_setattr(struct store *s, struct store_txn *t, const char *path,
 		return -EPERM;
 	if (mask & STORE_ATTR_SIZE && a->size > s->opts.max_value)
 		return -EFBIG;
-	err = txn_enter(s, &t, 1, &own);
+	err = txn_enter(s, &t, 1, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, path, &r);
@@ -1214,7 +1284,7 @@ static int descendants(struct store_txn *t, const char *dir,
 int store_del(struct store *s, struct store_txn *t, const char *path,
 	      unsigned flags)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	struct pathvec pv = { 0 };
 	struct rec r;
 	int err = path_ok(s, path);
@@ -1225,7 +1295,7 @@ int store_del(struct store *s, struct store_txn *t, const char *path,
 		return -EBUSY;
 	if (name_is_reserved(path))
 		return -EPERM;
-	err = txn_enter(s, &t, 1, &own);
+	err = txn_enter(s, &t, 1, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, path, &r);
@@ -1308,7 +1378,7 @@ static int move_one(struct store_txn *t, const char *from, const char *to)
 int store_rename(struct store *s, struct store_txn *t, const char *from,
 		 const char *to, unsigned flags)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	struct pathvec pv = { 0 };
 	struct rec rf, rt;
 	size_t flen = strlen(from), tlen = strlen(to);
@@ -1325,7 +1395,7 @@ int store_rename(struct store *s, struct store_txn *t, const char *from,
 		return -EPERM;
 	if (tlen > flen && strncmp(to, from, flen) == 0 && to[flen] == '/')
 		return -EINVAL;
-	err = txn_enter(s, &t, 1, &own);
+	err = txn_enter(s, &t, 1, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, from, &rf);
@@ -1404,7 +1474,7 @@ ssize_t store_xattr_get(struct store *s, struct store_txn *t,
 			const char *path, const char *name, void *buf,
 			size_t size)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	struct rec r;
 	size_t elen;
 	uint32_t vlen;
@@ -1414,7 +1484,7 @@ ssize_t store_xattr_get(struct store *s, struct store_txn *t,
 
 	if (err)
 		return err;
-	err = txn_enter(s, &t, 0, &own);
+	err = txn_enter(s, &t, 0, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, path, &r);
@@ -1442,7 +1512,7 @@ static int xattr_change(struct store *s, struct store_txn *t,
 			const char *path, const char *name, const void *val,
 			size_t len, int flags)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	size_t nlen = strlen(name), elen = 0;
 	unsigned char *x = NULL;
 	struct store_stat st;
@@ -1459,7 +1529,7 @@ static int xattr_change(struct store *s, struct store_txn *t,
 		return -E2BIG;
 	if (name_is_reserved(path))
 		return -EPERM;
-	err = txn_enter(s, &t, 1, &own);
+	err = txn_enter(s, &t, 1, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, path, &r);
@@ -1524,14 +1594,14 @@ int store_xattr_remove(struct store *s, struct store_txn *t,
 ssize_t store_xattr_list(struct store *s, struct store_txn *t,
 			 const char *path, char *buf, size_t size)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	struct rec r;
 	size_t need = 0;
 	int err = path_ok(s, path);
 
 	if (err)
 		return err;
-	err = txn_enter(s, &t, 0, &own);
+	err = txn_enter(s, &t, 0, &own, &own_mem);
 	if (err)
 		return err;
 	err = rec_live(t, path, &r);
@@ -1665,7 +1735,7 @@ static int revive_parents(struct store_txn *t, const char *path,
 int store_apply_remote(struct store *s, struct store_txn *t,
 		       const struct store_change *c)
 {
-	struct store_txn *own;
+	struct store_txn *own, own_mem;
 	char path[PATH_MAX + 1];
 	struct rec in, cur;
 	unsigned char *vv = NULL;
@@ -1686,7 +1756,7 @@ int store_apply_remote(struct store *s, struct store_txn *t,
 	if (in.st.version.node != c->origin_node ||
 	    in.st.size > s->opts.max_value)
 		return -EPROTO;
-	err = txn_enter(s, &t, 1, &own);
+	err = txn_enter(s, &t, 1, &own, &own_mem);
 	if (err)
 		return err;
 	err = vv_get(t, c->origin_node, &wm);
@@ -2248,6 +2318,8 @@ int store_open(const char *dir, const struct store_opts *opts,
 	if (!s->opts.tombstone_grace_ms)
 		s->opts.tombstone_grace_ms = STORE_DEFAULT_TOMBSTONE_GRACE_MS;
 	pthread_mutex_init(&s->pool_lock, NULL);
+	s->uid = getuid();
+	s->gid = getgid();
 	if (getrandom(&s->writer, sizeof(s->writer), 0) != sizeof(s->writer))
 		s->writer = (uint32_t)getpid();
 	s->writer |= 1;
@@ -2300,7 +2372,7 @@ int store_open(const char *dir, const struct store_opts *opts,
 	if (s->opts.readonly)
 		flags |= MDB_RDONLY;
 	if (s->opts.sync == STORE_SYNC_NONE)
-		flags |= MDB_NOSYNC | MDB_NOMETASYNC;
+		flags |= MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP;
 	rc = mdb_env_open(s->env, file, flags, 0664);
 	if (rc) {
 		err = store_err(rc);
@@ -2349,6 +2421,11 @@ void store_close(struct store **sp)
 		return;
 	while (s->npool)
 		mdb_txn_abort(s->pool[--s->npool]);
+	if (s->wcache) {
+		free(s->wcache->pend);
+		free(s->wcache->next);
+		free(s->wcache);
+	}
 	if (s->env)
 		mdb_env_close(s->env);
 	notify_close(&s->notify);

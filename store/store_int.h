@@ -78,6 +78,8 @@ struct store {
 	unsigned maxkey;
 	unsigned psize;
 	struct notify *notify;
+	uint32_t uid, gid;    /* of this process, for new records */
+	struct store_txn *wcache; /* owned by the holder of the writer lock */
 	pthread_mutex_t pool_lock; /* protects pool, npool */
 	MDB_txn *pool[64];         /* reset read transactions for reuse */
 	unsigned npool;
@@ -87,6 +89,7 @@ struct store_txn {
 	struct store *s;
 	MDB_txn *txn;
 	int write;
+	int on_stack;     /* read txn struct owned by the caller's frame */
 	int err;          /* sticky: the first error poisons the txn */
 	int meta_dirty;
 	struct meta meta;

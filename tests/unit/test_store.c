@@ -1726,6 +1726,140 @@ static void test_binlog_batch(void **state)
 	chg_free(&l);
 }
 
+static void test_binlog_trim(void **state)
+{
+	struct fx *f = *state;
+	struct store_opts o = { .binlog_max = 10 };
+	struct chg_list l = { 0 };
+	struct store_info in;
+	uint64_t last;
+	char p[32];
+	int i;
+
+	store_close(&f->s);
+	f->s = open_at(f->path, &o);
+	for (i = 0; i < 30; i++) {
+		snprintf(p, sizeof(p), "/t%02d", i);
+		assert_rc(put_str(f->s, p, "v"), 0);
+	}
+	last = store_last_seq(f->s);
+	assert_int_equal(last, 30);
+	in = info_of(f->s);
+	assert_int_equal(in.binlog_count, 10);
+	assert_int_equal(in.binlog_first, 21);
+	assert_int_equal(in.binlog_last, 30);
+	/* a consumer that fell behind must resync */
+	assert_rc(store_binlog_read(f->s, 0, 0, chg_collect, &l), -ERANGE);
+	assert_rc(store_binlog_read(f->s, 19, 0, chg_collect, &l), -ERANGE);
+	chg_free(&l);
+	assert_rc(store_binlog_read(f->s, 20, 0, chg_collect, &l), 10);
+	assert_int_equal(l.v[0].c.seq, 21);
+	assert_string_equal(l.v[0].path, "/t20");
+	assert_int_equal(l.v[9].c.seq, 30);
+	chg_free(&l);
+	/* the data itself is all there */
+	check_str(f->s, "/t00", "v");
+	check_str(f->s, "/t29", "v");
+}
+
+static void test_readonly(void **state)
+{
+	struct fx *f = *state;
+	struct store_opts o = { .readonly = 1 };
+	struct store *ro;
+	unsigned char d0[STORE_DIGEST_LEN], d1[STORE_DIGEST_LEN];
+
+	assert_rc(put_str(f->s, "/r", "v"), 0);
+	digest_of(f->s, d0);
+	ro = open_at(f->path, &o);
+	check_str(ro, "/r", "v");
+	assert_true(put_str(ro, "/r", "w") < 0);
+	assert_true(put_str(ro, "/new", "w") < 0);
+	assert_true(store_del(ro, NULL, "/r", 0) < 0);
+	store_close(&ro);
+	check_str(f->s, "/r", "v");
+	digest_of(f->s, d1);
+	assert_memory_equal(d0, d1, STORE_DIGEST_LEN);
+}
+
+static void test_node_name_kept(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_sibling(f, "named", "alpha");
+	char p[160];
+	uint64_t id = info_of(s).node_id;
+
+	assert_string_equal(info_of(s).node_name, "alpha");
+	store_close(&s);
+	snprintf(p, sizeof(p), "%s/named", f->dir);
+	s = open_at(p, NULL);
+	assert_string_equal(info_of(s).node_name, "alpha");
+	assert_int_equal(info_of(s).node_id, id);
+	store_close(&s);
+}
+
+struct writer_arg {
+	struct store *s;
+	int id;
+	int fails;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer_arg *w = arg;
+	char p[32], v[32];
+	void *got;
+	size_t len;
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		snprintf(p, sizeof(p), "/w%d/k%d", w->id, i);
+		snprintf(v, sizeof(v), "%d:%d", w->id, i);
+		if (put_str(w->s, p, v) != 0) {
+			w->fails++;
+			continue;
+		}
+		if (store_get(w->s, NULL, p, NULL, &got, &len) != 0) {
+			w->fails++;
+			continue;
+		}
+		if (len != strlen(v) || memcmp(got, v, len))
+			w->fails++;
+		free(got);
+	}
+	return NULL;
+}
+
+/* One handle shared by threads, as the header asks. */
+static void test_threads_share_handle(void **state)
+{
+	struct fx *f = *state;
+	struct writer_arg w[4];
+	pthread_t th[4];
+	uint64_t last = store_last_seq(f->s);
+	struct names l;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		w[i] = (struct writer_arg){ .s = f->s, .id = i };
+		assert_rc(pthread_create(&th[i], NULL, writer_main, &w[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		assert_rc(pthread_join(th[i], NULL), 0);
+		assert_int_equal(w[i].fails, 0);
+	}
+	/* 2000 puts and one parent directory per thread */
+	assert_int_equal(store_last_seq(f->s), last + 4 * 2001);
+	for (i = 0; i < 4; i++) {
+		char p[16];
+
+		snprintf(p, sizeof(p), "/w%d", i);
+		l = list_of(f->s, p, NULL);
+		assert_int_equal(l.n, 2000);
+		names_free(&l);
+	}
+}
+
 /* ==== apply_remote ==== */
 
 static int vers_cmp(const struct store_version *a, const struct store_version *b)
@@ -1907,6 +2041,10 @@ static void test_apply_concurrent(void **state)
 	/* 12 conflicts in all; the winner arrives last in 2 orders (2 wins),
 	 * in the middle in 2 (1 win), first in 2 (0) */
 	assert_int_equal(won + lost, 12);
+	/* left-to-right maxima over the 6 orders of 3: 11, minus the 6
+	 * first arrivals */
+	assert_int_equal(won, 5);
+	assert_int_equal(lost, 7);
 	for (i = 0; i < 3; i++)
 		chg_free(&l[i]);
 }
@@ -2490,6 +2628,10 @@ int main(void)
 		T(test_binlog_abort),
 		T(test_binlog_poisoned),
 		T(test_binlog_batch),
+		T(test_binlog_trim),
+		T(test_readonly),
+		T(test_node_name_kept),
+		T(test_threads_share_handle),
 		T(test_apply_basic),
 		T(test_apply_concurrent),
 		T(test_apply_tombstones),

@@ -121,7 +121,7 @@ int rec_decode(const void *buf, size_t len, struct rec *r)
 	struct store_stat *st = &r->st;
 	uint64_t need;
 
-	if (len < REC_HDR_LEN || p[0] != 1)
+	if (len < REC_HDR_LEN || p[0] != 1 || get32(p + 76) != 0)
 		return -EPROTO;
 	memset(r, 0, sizeof(*r));
 	st->type = p[1];
@@ -240,7 +240,8 @@ int store_change_decode(const void *buf, size_t len, struct store_change *c)
 	struct rec r;
 	size_t plen, rlen;
 
-	if (len < CHANGE_HDR_LEN || p[0] != 1 || (p[1] & ~STORE_CHANGE_MORE))
+	if (len < CHANGE_HDR_LEN || p[0] != 1 || (p[1] & ~STORE_CHANGE_MORE) ||
+	    get32(p + 28) != 0)
 		return -EPROTO;
 	plen = get16(p + 2);
 	rlen = get32(p + 24);

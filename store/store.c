@@ -2286,6 +2286,57 @@ static int open_dbs(struct store *s, const char *file)
 	return 0;
 }
 
+/*
+ * Look at an existing file before opening it for writing: LMDB with
+ * MDB_WRITEMAP grows the file to the map size at open, which must not
+ * happen to a file that is not ours. A read-only, lock-free look
+ * changes nothing. 0 if it is a statefs store (or empty).
+ */
+static int probe(const char *file)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat ms;
+	struct meta m;
+	int rc, err = 0;
+
+	if (mdb_env_create(&env))
+		return -ENOMEM;
+	mdb_env_set_maxdbs(env, 8);
+	rc = mdb_env_open(env, file, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK,
+			  0);
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		set_error("%s: not a statefs store (%s); left untouched", file,
+			  mdb_strerror(rc));
+		mdb_env_close(env);
+		return -EINVAL;
+	}
+	rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+	if (rc == MDB_NOTFOUND) {
+		if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0 &&
+		    mdb_stat(txn, dbi, &ms) == 0 && ms.ms_entries) {
+			set_error("%s: not a statefs store (an LMDB file of "
+				  "something else); left untouched", file);
+			err = -EINVAL;
+		}
+	} else if (rc || meta_load(txn, dbi, &m)) {
+		set_error("%s: not a statefs store (bad format record); left "
+			  "untouched", file);
+		err = -EINVAL;
+	} else if (m.format > STORE_FORMAT) {
+		set_error("%s: store format %u is newer than this statefs "
+			  "(format %u); upgrade statefs, the file is left "
+			  "untouched", file, m.format, STORE_FORMAT);
+		err = -EPROTO;
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return err;
+}
+
 int store_open(const char *dir, const struct store_opts *opts,
 	       struct store **sp)
 {
@@ -2351,10 +2402,16 @@ int store_open(const char *dir, const struct store_opts *opts,
 		set_error("%s: not a directory", dir);
 		goto fail;
 	}
-	if (stat(file, &sb) < 0 && (s->opts.readonly || s->opts.no_create)) {
-		err = -ENOENT;
-		set_error("%s: no statefs store here", dir);
-		goto fail;
+	if (stat(file, &sb) < 0) {
+		if (s->opts.readonly || s->opts.no_create) {
+			err = -ENOENT;
+			set_error("%s: no statefs store here", dir);
+			goto fail;
+		}
+	} else if (sb.st_size > 0 && !s->opts.readonly) {
+		err = probe(file);
+		if (err)
+			goto fail;
 	}
 
 	rc = mdb_env_create(&s->env);

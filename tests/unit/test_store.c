@@ -487,6 +487,17 @@ static int expect_refused(const char *dir, const char *file)
 			    store_last_error(), file);
 		fail();
 	}
+	{
+		struct stat sb;
+
+		assert_rc(stat(file, &sb), 0);
+		if ((size_t)sb.st_size != blen) {
+			print_error("%s was %zu bytes, now %lld: rewritten\n",
+				    file, blen, (long long)sb.st_size);
+			free(before);
+			fail();
+		}
+	}
 	after = slurp(file, &alen);
 	assert_non_null(after);
 	assert_int_equal(alen, blen);

@@ -44,7 +44,8 @@
 
 /* What store_open (store/store.c) passes to mdb_env_open for
  * STORE_SYNC_NONE, less MDB_NOSUBDIR, which only names the files. */
-#define RAW_ENV_FLAGS (MDB_NOTLS | MDB_NORDAHEAD | MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP)
+#define RAW_ENV_FLAGS \
+	(MDB_NOTLS | MDB_NORDAHEAD | MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP)
 #define RAW_MAP_SIZE STORE_DEFAULT_MAP_SIZE
 #define VALUE_LEN 32
 #define BATCH 100

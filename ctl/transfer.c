@@ -224,6 +224,7 @@ struct imp {
 	uint64_t batch_max;
 	size_t batch_bytes;
 	int progress;        /* stderr is a terminal */
+	int shown;           /* a progress line is on the terminal */
 	double start, last_progress;
 	char err_text[256];  /* why the current record is refused */
 };
@@ -247,6 +248,7 @@ static int imp_commit(struct imp *im)
 			fprintf(stderr, "\rimported %" PRIu64 " records",
 				im->committed);
 			im->last_progress = now;
+			im->shown = 1;
 		}
 	}
 	return 0;
@@ -289,8 +291,8 @@ static int imp_finish(struct imp *im, const char *src, int err)
 		err = imp_commit(im);
 	if (im->t)
 		store_txn_abort(&im->t);
-	if (im->progress && im->committed)
-		fputc('\r', stderr);
+	if (im->shown)
+		fputc('\n', stderr); /* keep the last progress line */
 	if (err) {
 		const char *why = im->err_text[0] ? im->err_text :
 				  store_strerror(err);

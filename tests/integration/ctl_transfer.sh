@@ -40,6 +40,12 @@ grep -qE '^imported 7 records in [0-9]+\.[0-9]{2} s$' "$T/err" || fail "summary:
 expect_eq "$(ctl -s "$S" get '/p2/comma, inside')" '"2","comma, inside","y"' "key from a quoted column"
 expect_eq "$(ctl -s "$S" stat /p2/plain | grep ^ttl)" "ttl 3600000ms" "csv --ttl"
 
+# on a terminal the summary comes without -v (script(1) gives a pty)
+if command -v script >/dev/null; then
+	script -qec "'$STATEFSCTL' -s '$T/tty' import --csv '$T/a.csv'" /dev/null >"$T/tty.out" </dev/null
+	grep -qE 'imported 7 records in [0-9]+\.[0-9]{2} s' "$T/tty.out" || fail "no summary on a terminal: $(cat "$T/tty.out")"
+fi
+
 # ---- CSV errors: named line, exit 3, failing batch rolled back ----
 printf '%s\n' 'k1,v' 'k2,v' 'k3,"v' 'k4,v' >"$T/bad1.csv"
 expect_rc 3 "line 3: quoted field not closed before the end of input (0 records committed before it)" \

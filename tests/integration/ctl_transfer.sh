@@ -61,6 +61,9 @@ printf '%s\n' 'a,b' 'c' >"$T/bad4.csv"
 expect_rc 3 "line 2: no column 2" ctl -s "$T/b4" import --csv --key-column 2 "$T/bad4.csv"
 printf '%s\n' ',b' >"$T/bad5.csv"
 expect_rc 3 "line 1: key column 1 is empty" ctl -s "$T/b5" import --csv "$T/bad5.csv"
+{ echo 'ok,1'; printf '%0300d,2\n' 0; } >"$T/bad6.csv"
+expect_rc 3 "line 2: File name too long (0 records committed before it)" ctl -s "$T/b6" import --csv "$T/bad6.csv"
+expect_rc 1 "get /ok" ctl -s "$T/b6" get /ok
 expect_rc 2 "need --csv" ctl -s "$T/b5" import --key-column 2
 expect_rc 2 "bad --key-column" ctl -s "$T/b5" import --csv --key-column 0
 expect_rc 3 "import $T/nope.csv: No such file or directory" ctl -s "$T/b5" import --csv "$T/nope.csv"

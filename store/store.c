@@ -2081,6 +2081,8 @@ int store_info(struct store *s, struct store_info *info)
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (rec_decode(v.mv_data, v.mv_size, &r))
 			continue;
+		if (k.mv_size == 1 && ((char *)k.mv_data)[0] == '/')
+			continue; /* the root is not a record of its own */
 		if (visible(&r.st, now)) {
 			info->records++;
 			info->value_bytes += r.st.size;

@@ -326,7 +326,7 @@ int store_digest(struct store *s, unsigned char out[STORE_DIGEST_LEN]);
 struct store_info {
 	uint64_t node_id;
 	char node_name[64];
-	uint64_t records;      /* visible records */
+	uint64_t records;      /* visible files, directories, symlinks (not /) */
 	uint64_t tombstones;
 	uint64_t value_bytes;
 	uint64_t map_size, map_used; /* bytes */

@@ -203,7 +203,7 @@ static int cmd_check(const char *dir, uint64_t nproc, uint64_t n,
 	if (err)
 		return store_fail("info", err);
 	/* the root, /p<ID> and their keys, /shared and its keys */
-	want_records = 1 + nproc * (1 + n) + (shared ? 1 + shared : 0);
+	want_records = nproc * (1 + n) + (shared ? 1 + shared : 0); /* not / */
 	/* every put is a change; each /p<ID> was created once, /shared once
 	 * (by whichever writer came first) */
 	want_changes = nproc * (n + shared + 1) + (shared ? 1 : 0);

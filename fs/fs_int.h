@@ -1,0 +1,190 @@
+/*
+ * fs_int.h — declarations shared inside fs/ (never included from another
+ * module): the driver state, the inode table (inode.c), open files, the
+ * /.statefs virtual directory (ctl.c) and the counters behind
+ * /.statefs/stats.
+ */
+#ifndef STATEFS_FS_INT_H
+#define STATEFS_FS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "fs/fs.h"
+
+/* Paths handled by the driver are at most this long (the store refuses
+ * keys past mdb_env_get_maxkeysize long before). */
+#define FS_PATH_MAX 4096
+
+/* Fixed inode numbers of the virtual /.statefs directory and its files;
+ * the inode table hands out numbers from FS_INO_FIRST on, so these never
+ * collide and are never forgotten. */
+#define FS_INO_CTL_DIR 2
+#define FS_INO_CTL_STATS 3
+#define FS_INO_CTL_NODE 4
+#define FS_INO_CTL_LAST 4
+#define FS_INO_FIRST 16
+#define FS_CTL_NAME ".statefs"
+
+/* Kernel cache timeout for records without a deadline (seconds): we
+ * invalidate explicitly, so this can be long. */
+#define FS_CACHE_TIMEOUT 86400.0
+
+/* After an open for writing, read-only opens of the file bypass the
+ * page cache for this long (see fs.c, "O_TRUNC"). */
+#define FS_WRITER_QUIET_NS 1000000000LL
+
+/* ---- counters (/.statefs/stats) ---- */
+
+enum fs_op {
+	FS_OP_LOOKUP, FS_OP_FORGET, FS_OP_GETATTR, FS_OP_SETATTR,
+	FS_OP_READLINK, FS_OP_MKNOD, FS_OP_MKDIR, FS_OP_UNLINK, FS_OP_RMDIR,
+	FS_OP_SYMLINK, FS_OP_RENAME, FS_OP_LINK, FS_OP_OPEN, FS_OP_READ,
+	FS_OP_WRITE, FS_OP_FLUSH, FS_OP_RELEASE, FS_OP_FSYNC, FS_OP_OPENDIR,
+	FS_OP_READDIR, FS_OP_RELEASEDIR, FS_OP_STATFS, FS_OP_SETXATTR,
+	FS_OP_GETXATTR, FS_OP_LISTXATTR, FS_OP_REMOVEXATTR, FS_OP_CREATE,
+	FS_OP_GETLK, FS_OP_SETLK, FS_OP_FLOCK, FS_OP_POLL, FS_OP_PUBLISH,
+	FS_OP_INVALIDATE, FS_OP_SWEEP,
+	FS_OP_COUNT
+};
+extern const char *const fs_op_names[FS_OP_COUNT];
+
+#define FS_ERRNO_MAX 134
+
+struct fs_stats {
+	atomic_uint_fast64_t ops[FS_OP_COUNT];
+	atomic_uint_fast64_t errors[FS_ERRNO_MAX + 1];
+	atomic_uint_fast64_t bytes_read, bytes_written;
+};
+
+/* ---- the inode table (inode.c) ---- */
+
+struct fs_file;
+
+/* One inode the kernel knows. Every field but `ino` is protected by
+ * fs->itab.lock. */
+struct fs_node {
+	uint64_t ino;
+	uint64_t generation;
+	char *path;                /* current path; updated by renames */
+	size_t path_len;
+	uint64_t nlookup;          /* kernel references (lookup/forget) */
+	int dead;                  /* unlinked or replaced: not in by_path */
+	int cache_valid;           /* kernel page cache holds cache_ver */
+	unsigned truncating;       /* open files opened with O_TRUNC */
+	unsigned writers;          /* open files open for writing */
+	int64_t write_open_ns;     /* last open for writing (store_now_ns) */
+	struct store_version cache_ver;
+	struct fs_file *files;     /* open regular files (poll, publish) */
+	struct fs_node *next_ino, *next_path;
+};
+
+struct fs_itab {
+	pthread_mutex_t lock;
+	struct fs_node **by_ino, **by_path;
+	size_t nbuckets;           /* power of two, both tables */
+	size_t count;
+	uint64_t next_ino;
+	uint64_t generation;
+	struct fs_node *root;
+};
+
+int fs_itab_init(struct fs_itab *t);
+void fs_itab_fini(struct fs_itab *t);
+/* Find or add the node of `path` and take `nref` kernel references.
+ * Returns its ino, or 0 when out of memory. */
+uint64_t fs_itab_ref(struct fs_itab *t, const char *path, uint64_t nref);
+/* Drop kernel references (forget). */
+void fs_itab_forget(struct fs_itab *t, uint64_t ino, uint64_t n);
+/* Copy the current path of `ino` into buf (FS_PATH_MAX). 0, -ESTALE
+ * (unknown ino) or -ENOENT (node dead). */
+int fs_itab_path(struct fs_itab *t, uint64_t ino, char *buf);
+/* Node of `ino` (for open files: valid until forget, which the kernel
+ * sends only once no file is open). NULL if unknown. */
+struct fs_node *fs_itab_node(struct fs_itab *t, uint64_t ino);
+/* Does an open file opened with O_TRUNC exist for `ino`? */
+int fs_itab_truncating(struct fs_itab *t, uint64_t ino);
+/* The same with t->lock held by the caller (the node stays valid only
+ * while the lock is held). */
+struct fs_node *fs_itab_node_locked(struct fs_itab *t, uint64_t ino);
+/* The cached ino of `path`, 0 if none. */
+uint64_t fs_itab_find(struct fs_itab *t, const char *path, size_t len);
+/* A rename succeeded in the store: move `from` and every cached
+ * descendant under `to`; a node cached at `to` dies. */
+void fs_itab_rename(struct fs_itab *t, const char *from, const char *to);
+/* `path` was deleted: its node (if cached) dies. Returns its ino or 0. */
+uint64_t fs_itab_kill(struct fs_itab *t, const char *path, size_t len);
+/* Link / unlink an open file to its node (poll wake-ups); detaching the
+ * last file of a forgotten node frees it. */
+void fs_itab_file_attach(struct fs_itab *t, struct fs_node *n,
+			 struct fs_file *f);
+void fs_itab_file_detach(struct fs_itab *t, struct fs_node *n,
+			 struct fs_file *f);
+/* Every cached ino (malloc'd array; caller frees). */
+size_t fs_itab_all(struct fs_itab *t, uint64_t **out);
+
+/* ---- open files ---- */
+
+struct fs_file {
+	pthread_mutex_t lock;      /* protects everything below but ph/changed */
+	struct fs_node *node;      /* NULL for virtual files */
+	char *buf;                 /* private value: snapshot or being written */
+	size_t len, cap;
+	unsigned loaded : 1;       /* buf holds the whole value */
+	unsigned dirty : 1;        /* buf differs from the store: publish */
+	unsigned defer_empty : 1;  /* emptied by O_TRUNC only, nothing written */
+	unsigned writable : 1;
+	unsigned append : 1;
+	unsigned is_virtual : 1;
+	unsigned truncating : 1;   /* counted in node->truncating */
+	unsigned counted_writer : 1; /* counted in node->writers */
+	_Atomic(struct fuse_pollhandle *) ph; /* armed poll, or NULL */
+	atomic_int changed;        /* value changed since last poll report */
+	struct fs_file *next, *prev; /* node->files, under itab.lock */
+};
+
+/* ---- the driver ---- */
+
+struct fs {
+	struct store *store;
+	struct lockmgr *locks;
+	struct fuse_session *se;
+	struct fs_itab itab;
+	struct fs_stats stats;
+	uint32_t writer;           /* store_writer_token(store) */
+	uint64_t max_value;
+	char node_name[64];
+	/* notify.c */
+	pthread_t notify_thread;
+	int notify_running;
+	atomic_int notify_stop;
+};
+
+/* Count one op / one error. */
+static inline void fs_count(struct fs *fs, enum fs_op op)
+{
+	atomic_fetch_add_explicit(&fs->stats.ops[op], 1, memory_order_relaxed);
+}
+void fs_count_err(struct fs *fs, int err);
+
+/* ---- /.statefs (ctl.c) ---- */
+
+/* Attributes of a virtual inode; -ENOENT if `ino` is not one. */
+int fs_ctl_getattr(struct fs *fs, uint64_t ino, struct stat *st);
+/* Lookup `name` in the virtual directory: its ino, or 0. */
+uint64_t fs_ctl_lookup(const char *name);
+/* Generate the content of virtual file `ino` into f->buf. */
+int fs_ctl_fill(struct fs *fs, uint64_t ino, struct fs_file *f);
+/* Fill a readdir buffer of the virtual directory from offset off. */
+size_t fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off,
+		      int plus);
+static inline int fs_ino_is_ctl(uint64_t ino)
+{
+	return ino >= FS_INO_CTL_DIR && ino <= FS_INO_CTL_LAST;
+}
+
+/* Wake the poll handles of the open files of `ino` (notify.c). */
+void fs_poll_wake(struct fs *fs, uint64_t ino);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * notify.c — the invalidation thread: keeps the kernel's caches of this
+ * mount true to the store when someone else changes it.
+ *
+ * Changes made through this mount go through the kernel, which updates
+ * its own caches. Everything else (statefsctl, the replicator applying a
+ * peer's change, another mount of the same store) is seen only in the
+ * binlog. One thread per mount:
+ *
+ *   loop: store_wait(last, 1 s)          woken by any committer
+ *         store_binlog_read(last, 256)   copy the batch out of LMDB
+ *         for each change:
+ *           wake poll handles of the record's open files (any writer)
+ *           foreign (writer != ours), or ours with a TTL deadline:
+ *             inval_inode(ino)                drop attrs + page cache
+ *             tombstone: notify_delete(parent, ino, name)  (inotify
+ *                        sees IN_DELETE), and the node dies
+ *             else:      inval_entry(parent, name)
+ *         every 10 s: store_sweep()
+ *   -ERANGE (the binlog was trimmed past us): invalidate every cached
+ *   inode and entry, and go on from the last sequence.
+ *
+ * Our own changes that carry a deadline are invalidated too: a
+ * setfattr user.statefs.ttl on a file the kernel already caches for a
+ * day must shorten that cache to the deadline (the next lookup gives a
+ * bounded timeout, see cache_timeout() in fs.c).
+ *
+ * Rules: (1) notifications are sent only from this thread, never from a
+ * request handler (the kernel may hold locks a handler's request waits
+ * on: deadlock); (2) no lock of ours is held while notifying; (3) LMDB
+ * memory is copied before the binlog read ends. Errors of notify calls
+ * (-ENOENT: the kernel has forgotten the inode) are expected and ignored.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "fs/fs_int.h"
+
+#define BATCH 256
+#define SWEEP_INTERVAL_NS (10LL * 1000000000)
+#define SWEEP_MAX 10000
+
+struct change_copy {
+	char *path;
+	size_t len;
+	int tombstone;
+	int inval;       /* foreign, or ours with a deadline */
+};
+
+struct batch {
+	struct fs *fs;
+	struct change_copy v[BATCH];
+	size_t n;
+	uint64_t last;
+};
+
+static int collect(void *arg, const struct store_change *c)
+{
+	struct batch *b = arg;
+	struct change_copy *cc;
+	struct store_stat st;
+	int own = c->writer == b->fs->writer;
+
+	if (b->n == BATCH)
+		return 1;
+	b->last = c->seq;
+	memset(&st, 0, sizeof(st));
+	if (store_rec_decode(c->rec, c->rec_len, &st, NULL, NULL, NULL) < 0)
+		st.type = STORE_NONE;
+	cc = &b->v[b->n];
+	cc->path = malloc(c->path_len + 1);
+	if (!cc->path)
+		return 0; /* skip this one; the kernel cache may go stale */
+	memcpy(cc->path, c->path, c->path_len);
+	cc->path[c->path_len] = '\0';
+	cc->len = c->path_len;
+	cc->tombstone = st.type == STORE_TOMBSTONE;
+	cc->inval = !own || st.expires_ns != 0;
+	b->n++;
+	return 0;
+}
+
+static void node_uncache(struct fs *fs, uint64_t ino)
+{
+	struct fs_node *n;
+
+	pthread_mutex_lock(&fs->itab.lock);
+	n = fs_itab_node_locked(&fs->itab, ino);
+	if (n)
+		n->cache_valid = 0;
+	pthread_mutex_unlock(&fs->itab.lock);
+}
+
+static void inval_path(struct fs *fs, const char *path, size_t len,
+		       int tombstone)
+{
+	const char *slash = memrchr(path, '/', len);
+	const char *name;
+	uint64_t ino, parent;
+	size_t plen;
+
+	if (!slash)
+		return;
+	name = slash + 1;
+	plen = slash == path ? 1 : (size_t)(slash - path);
+	ino = fs_itab_find(&fs->itab, path, len);
+	parent = fs_itab_find(&fs->itab, path, plen);
+	fs_count(fs, FS_OP_INVALIDATE);
+	if (ino) {
+		node_uncache(fs, ino);
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+	}
+	if (!parent || len == 1)
+		return;
+	if (tombstone) {
+		fuse_lowlevel_notify_delete(fs->se, parent, ino, name,
+					    len - (name - path));
+		if (ino)
+			fs_itab_kill(&fs->itab, path, len);
+	} else if (ino) {
+		fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
+						 len - (name - path));
+	}
+}
+
+/* The binlog moved on without us: forget everything the kernel cached. */
+static void inval_all(struct fs *fs)
+{
+	uint64_t *inos = NULL;
+	char path[FS_PATH_MAX];
+	size_t n, i;
+
+	n = fs_itab_all(&fs->itab, &inos);
+	for (i = 0; i < n; i++) {
+		if (fs_itab_path(&fs->itab, inos[i], path) < 0)
+			continue;
+		inval_path(fs, path, strlen(path), 0);
+	}
+	free(inos);
+	log_msg(LOG_NOTICE, "binlog trimmed past this mount: invalidated "
+		"%zu cached inodes", n);
+}
+
+void fs_poll_wake(struct fs *fs, uint64_t ino)
+{
+	struct fs_node *n;
+	struct fs_file *f;
+
+	pthread_mutex_lock(&fs->itab.lock);
+	n = fs_itab_node_locked(&fs->itab, ino);
+	for (f = n ? n->files : NULL; f; f = f->next) {
+		struct fuse_pollhandle *ph;
+
+		atomic_store(&f->changed, 1);
+		ph = atomic_exchange(&f->ph, NULL);
+		if (ph) {
+			fuse_lowlevel_notify_poll(ph);
+			fuse_pollhandle_destroy(ph);
+		}
+	}
+	pthread_mutex_unlock(&fs->itab.lock);
+}
+
+static void *notify_main(void *arg)
+{
+	struct fs *fs = arg;
+	struct batch *b = calloc(1, sizeof(*b));
+	uint64_t last = store_last_seq(fs->store);
+	int64_t next_sweep = store_now_ns() + SWEEP_INTERVAL_NS;
+	size_t i;
+
+	if (!b) {
+		log_msg(LOG_ERROR, "invalidation thread: out of memory");
+		return NULL;
+	}
+	b->fs = fs;
+	while (!atomic_load(&fs->notify_stop)) {
+		ssize_t r = store_wait(fs->store, last, 1000);
+
+		if (store_now_ns() >= next_sweep) {
+			int n = store_sweep(fs->store, SWEEP_MAX);
+
+			fs_count(fs, FS_OP_SWEEP);
+			if (n > 0)
+				log_msg(LOG_DEBUG, "swept %d records", n);
+			next_sweep = store_now_ns() + SWEEP_INTERVAL_NS;
+		}
+		if (r <= 0 && store_last_seq(fs->store) <= last)
+			continue;
+		b->n = 0;
+		b->last = last;
+		r = store_binlog_read(fs->store, last, BATCH, collect, b);
+		if (r == -ERANGE) {
+			inval_all(fs);
+			last = store_last_seq(fs->store);
+			continue;
+		}
+		if (r < 0) {
+			log_msg(LOG_WARNING, "binlog read: %s",
+				store_strerror((int)r));
+			struct timespec ts = { 0, 100000000 };
+
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		for (i = 0; i < b->n; i++) {
+			uint64_t ino = fs_itab_find(&fs->itab, b->v[i].path,
+						    b->v[i].len);
+
+			if (b->v[i].inval)
+				inval_path(fs, b->v[i].path, b->v[i].len,
+					   b->v[i].tombstone);
+			if (ino)
+				fs_poll_wake(fs, ino);
+			free(b->v[i].path);
+		}
+		last = b->last; /* the last change handled */
+	}
+	free(b);
+	return NULL;
+}
+
+int fs_notify_start(struct fs *fs)
+{
+	int err;
+
+	atomic_store(&fs->notify_stop, 0);
+	err = pthread_create(&fs->notify_thread, NULL, notify_main, fs);
+	if (err)
+		return -err;
+	fs->notify_running = 1;
+	return 0;
+}
+
+void fs_notify_stop(struct fs *fs)
+{
+	if (!fs->notify_running)
+		return;
+	atomic_store(&fs->notify_stop, 1);
+	pthread_join(fs->notify_thread, NULL);
+	fs->notify_running = 0;
+}

@@ -7,7 +7,10 @@
  *   store.notify     the shared futex of notify.c
  *
  * Named databases:
- *   meta   "meta" -> struct meta (format, node id, clock, sequences)
+ *   (main) "statefs" -> struct meta (format, node id, clock, sequences):
+ *          in LMDB's main DB, whose root page every write transaction
+ *          dirties anyway (it holds the named DBs' roots), so keeping
+ *          the bookkeeping there costs no extra page per commit
  *   rec    key(path) -> record (record.c)
  *   log    u64 seq (MDB_INTEGERKEY) -> change (record.c)
  *   vv     u64 origin node (MDB_INTEGERKEY) -> u64 highest origin seq
@@ -225,11 +228,11 @@ static const char *parent_of(const char *path, char *buf)
 
 /* ---- transactions ---- */
 
-static char meta_key[] = "meta";
+static char meta_key[] = "statefs";
 
 static int meta_load(MDB_txn *txn, MDB_dbi dbi, struct meta *m)
 {
-	MDB_val k = { 4, meta_key }, v;
+	MDB_val k = { sizeof(meta_key) - 1, meta_key }, v;
 	int rc = mdb_get(txn, dbi, &k, &v);
 
 	if (rc)
@@ -242,7 +245,8 @@ static int meta_load(MDB_txn *txn, MDB_dbi dbi, struct meta *m)
 
 static int meta_save(MDB_txn *txn, MDB_dbi dbi, const struct meta *m)
 {
-	MDB_val k = { 4, meta_key }, v = { sizeof(*m), (void *)m };
+	MDB_val k = { sizeof(meta_key) - 1, meta_key },
+		v = { sizeof(*m), (void *)m };
 
 	return mdb_put(txn, dbi, &k, &v, 0);
 }
@@ -2149,6 +2153,38 @@ uint32_t store_writer_token(struct store *s)
 
 /* ---- open and close ---- */
 
+/*
+ * Is this LMDB file a statefs store? 0: yes, *m loaded; 1: empty (a new
+ * store); negative: not one of ours, with the message set.
+ */
+static int meta_check(MDB_txn *txn, MDB_dbi main, const char *file,
+		      struct meta *m)
+{
+	MDB_stat ms;
+	int rc = meta_load(txn, main, m);
+
+	if (rc == MDB_NOTFOUND) {
+		if (mdb_stat(txn, main, &ms) == 0 && ms.ms_entries == 0)
+			return 1;
+		set_error("%s: not a statefs store (an LMDB file of something "
+			  "else); left untouched", file);
+		return -EINVAL;
+	}
+	if (rc) {
+		set_error("%s: not a statefs store (%s); left untouched", file,
+			  rc == MDB_CORRUPTED ? "bad format record" :
+						mdb_strerror(rc));
+		return -EINVAL;
+	}
+	if (m->format > STORE_FORMAT) {
+		set_error("%s: store format %u is newer than this statefs "
+			  "(format %u); upgrade statefs, the file is left "
+			  "untouched", file, m->format, STORE_FORMAT);
+		return -EPROTO;
+	}
+	return 0;
+}
+
 /* First use: the format record, a node id, the root directory. */
 static int store_init(struct store *s, MDB_txn *txn)
 {
@@ -2190,7 +2226,6 @@ static int open_dbs(struct store *s, const char *file)
 	unsigned cr = ro ? 0 : MDB_CREATE;
 	MDB_txn *txn;
 	struct meta m;
-	MDB_dbi dbi;
 	int rc;
 
 	rc = mdb_txn_begin(s->env, NULL, ro, &txn);
@@ -2198,27 +2233,24 @@ static int open_dbs(struct store *s, const char *file)
 		set_error("%s: %s", file, mdb_strerror(rc));
 		return store_err(rc);
 	}
-	rc = mdb_dbi_open(txn, "meta", 0, &s->dbi_meta);
-	if (rc == MDB_NOTFOUND) {
-		/* Nothing there: a new store, unless the file already holds
-		 * other databases (then it is not ours). */
-		MDB_stat ms;
-
+	rc = mdb_dbi_open(txn, NULL, 0, &s->dbi_meta);
+	if (rc) {
+		set_error("%s: %s", file, mdb_strerror(rc));
+		mdb_txn_abort(txn);
+		return store_err(rc);
+	}
+	rc = meta_check(txn, s->dbi_meta, file, &m);
+	if (rc < 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	if (rc == 1) {
 		if (ro || s->opts.no_create) {
 			set_error("%s: no statefs store here", file);
 			mdb_txn_abort(txn);
 			return -ENOENT;
 		}
-		if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0 &&
-		    mdb_stat(txn, dbi, &ms) == 0 && ms.ms_entries) {
-			set_error("%s: not a statefs store (an LMDB file of "
-				  "something else); left untouched", file);
-			mdb_txn_abort(txn);
-			return -EINVAL;
-		}
-		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta);
-		if (rc == 0)
-			rc = mdb_dbi_open(txn, "rec", MDB_CREATE, &s->dbi_rec);
+		rc = mdb_dbi_open(txn, "rec", MDB_CREATE, &s->dbi_rec);
 		if (rc == 0)
 			rc = mdb_dbi_open(txn, "log", MDB_CREATE | MDB_INTEGERKEY,
 					  &s->dbi_log);
@@ -2237,22 +2269,6 @@ static int open_dbs(struct store *s, const char *file)
 			return store_err(rc);
 		}
 		return open_dbs(s, file);
-	}
-	if (rc == 0)
-		rc = meta_load(txn, s->dbi_meta, &m);
-	if (rc) {
-		set_error("%s: not a statefs store (%s); left untouched", file,
-			  rc == MDB_CORRUPTED ? "bad format record" :
-						mdb_strerror(rc));
-		mdb_txn_abort(txn);
-		return -EINVAL;
-	}
-	if (m.format > STORE_FORMAT) {
-		set_error("%s: store format %u is newer than this statefs "
-			  "(format %u); upgrade statefs, the file is left "
-			  "untouched", file, m.format, STORE_FORMAT);
-		mdb_txn_abort(txn);
-		return -EPROTO;
 	}
 	rc = mdb_dbi_open(txn, "rec", cr, &s->dbi_rec);
 	if (rc == 0)
@@ -2299,7 +2315,6 @@ static int probe(const char *file)
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	MDB_stat ms;
 	struct meta m;
 	int rc, err = 0;
 
@@ -2316,24 +2331,10 @@ static int probe(const char *file)
 		mdb_env_close(env);
 		return -EINVAL;
 	}
-	rc = mdb_dbi_open(txn, "meta", 0, &dbi);
-	if (rc == MDB_NOTFOUND) {
-		if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0 &&
-		    mdb_stat(txn, dbi, &ms) == 0 && ms.ms_entries) {
-			set_error("%s: not a statefs store (an LMDB file of "
-				  "something else); left untouched", file);
-			err = -EINVAL;
-		}
-	} else if (rc || meta_load(txn, dbi, &m)) {
-		set_error("%s: not a statefs store (bad format record); left "
-			  "untouched", file);
-		err = -EINVAL;
-	} else if (m.format > STORE_FORMAT) {
-		set_error("%s: store format %u is newer than this statefs "
-			  "(format %u); upgrade statefs, the file is left "
-			  "untouched", file, m.format, STORE_FORMAT);
-		err = -EPROTO;
-	}
+	rc = mdb_dbi_open(txn, NULL, 0, &dbi);
+	err = rc ? -EINVAL : meta_check(txn, dbi, file, &m);
+	if (err > 0)
+		err = 0;
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
 	return err;

@@ -558,21 +558,21 @@ static void test_open_newer_format(void **state)
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	MDB_val k = { 4, (void *)"meta" }, v;
+	MDB_val k = { 7, (void *)"statefs" }, v;
 	unsigned char *m;
 	uint32_t fmt;
 	unsigned format = info_of(f->s).format;
 
 	assert_rc(put_str(f->s, "/kept", "k"), 0);
 	store_close(&f->s);
-	/* bump the format number with raw LMDB (store.c: meta DB "meta",
-	 * key "meta", struct meta starting with a u32 format) */
+	/* bump the format number with raw LMDB (store.c: main DB, key
+	 * "statefs", struct meta starting with a u32 format) */
 	snprintf(file, sizeof(file), "%s/store.mdb", f->path);
 	assert_rc(mdb_env_create(&env), 0);
 	assert_rc(mdb_env_set_maxdbs(env, 8), 0);
 	assert_rc(mdb_env_open(env, file, MDB_NOSUBDIR, 0644), 0);
 	assert_rc(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_rc(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	assert_rc(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
 	assert_rc(mdb_get(txn, dbi, &k, &v), 0);
 	m = malloc(v.mv_size);
 	assert_non_null(m);

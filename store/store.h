@@ -284,7 +284,7 @@ typedef int (*store_change_cb)(void *arg, const struct store_change *c);
 ssize_t store_binlog_read(struct store *s, uint64_t after, size_t max,
 			  store_change_cb cb, void *arg);
 
-/* The last committed binlog sequence (0 if none). Cheap (shared memory). */
+/* The last committed binlog sequence (0 if none): one read transaction. */
 uint64_t store_last_seq(struct store *s);
 
 /* Block until the binlog has grown past `after` or timeout_ms passes
@@ -307,7 +307,12 @@ enum store_apply {
  * every node whatever the arrival order; tombstones are versions too.
  * An applied change is appended to the local binlog (with its origin
  * kept) so that it is forwarded. Returns an enum store_apply or a
- * negative errno (-EPROTO for a malformed record). */
+ * negative errno (-EPROTO for a malformed record).
+ *
+ * Order: the watermark of an origin is the highest origin_seq applied,
+ * so the caller must deliver each origin's changes in origin order (a
+ * peer's binlog holds them in that order, so sending a binlog in order
+ * and applying it in order keeps this true across forwarding). */
 int store_apply_remote(struct store *s, struct store_txn *t,
 		       const struct store_change *c);
 

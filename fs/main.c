@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -296,9 +297,12 @@ static int statefs_mounted_at(const char *mnt)
 static int clean_mountpoint(const char *mnt)
 {
 	char real[PATH_MAX];
+	struct statvfs sv;
 	struct stat st;
 
-	if (stat(mnt, &st) == 0) {
+	/* stat may answer from attributes the kernel cached; statfs always
+	 * asks the (dead or live) driver. */
+	if (stat(mnt, &st) == 0 && statvfs(mnt, &sv) == 0) {
 		if (realpath(mnt, real) && statefs_mounted_at(real)) {
 			fprintf(stderr, PROG ": %s is already mounted\n", mnt);
 			return 1;

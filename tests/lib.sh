@@ -20,10 +20,20 @@ _PIDS=()
 _FAILS=0
 
 _cleanup() {
-	local p m
-	for p in "${_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	local p m i
+	# Unmount first so the drivers exit by themselves, then make sure.
 	for m in "${_MOUNTS[@]}"; do
 		fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	for p in "${_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for i in $(seq 50); do
+		for p in "${_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; done
+		kill -0 "$p" 2>/dev/null || break
+		sleep 0.02
+	done
+	for p in "${_PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
 	done
 	rm -rf "$T" 2>/dev/null
 }

@@ -18,10 +18,11 @@ wait_for 2 test "$(cat "$M/new" 2>/dev/null)" = three || fail "new key not visib
 # turns fuse_lowlevel_notify_delete into DELETE_SELF on the file's
 # watch; a watch on the directory gets no IN_DELETE from it.
 ls -l "$M" >/dev/null   # the kernel knows the entries
-inotifywait -q -e delete_self --format '%e' "$M/k" >"$T/ino" 2>/dev/null &
+inotifywait -e delete_self --format '%e' "$M/k" >"$T/ino" 2>"$T/ino.err" &
 iw=$!
 track_pid $iw
-sleep 0.3   # let inotifywait set its watch (no event to poll for yet)
+wait_for 5 grep -q 'Watches established' "$T/ino.err" || fail "inotifywait did not start"
+
 "$STATEFSCTL" -s "$T/store" del /k || die "statefsctl del failed"
 wait_for 5 test -s "$T/ino" || fail "inotifywait saw no delete"
 expect_eq "$(head -1 "$T/ino")" "DELETE_SELF" "inotify event"
@@ -31,12 +32,12 @@ expect_eq "$(head -1 "$T/ino")" "DELETE_SELF" "inotify event"
 perl -e 'use IO::Poll qw(POLLIN POLLPRI);
 	open(my $f, "<", $ARGV[0]) or die; my $p = IO::Poll->new;
 	$p->mask($f => POLLIN | POLLPRI);
-	print "first ", $p->poll(0), "\n";
+	$| = 1; print "first ", $p->poll(0), "\n";
 	my $n = $p->poll(5); print "after ", ($n > 0 ? "ready" : "timeout"), "\n"' \
 	"$M/new" >"$T/poll" &
 pp=$!
 track_pid $pp
-sleep 0.3
+wait_for 5 grep -q '^first' "$T/poll" || fail "poller did not start"
 "$STATEFSCTL" -s "$T/store" put /new four
 wait $pp
 expect_eq "$(tr '\n' ' ' <"$T/poll")" "first 0 after ready " "poll"

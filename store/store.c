@@ -471,9 +471,9 @@ int store_txn_commit(struct store_txn **tp)
 		if (rc) {
 			mdb_txn_abort(txn);
 		} else {
+			/* sync=commit opens without MDB_NOSYNC: LMDB
+			 * fsyncs inside the commit. */
 			rc = mdb_txn_commit(txn);
-			if (rc == 0 && s->opts.sync == STORE_SYNC_COMMIT)
-				rc = mdb_env_sync(s->env, 1);
 		}
 	}
 	if (rc)

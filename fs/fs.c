@@ -36,6 +36,11 @@
  * (a truncation with nothing written) another process may see the old
  * value for a moment after close returns. FUSE_CAP_ATOMIC_O_TRUNC is
  * required, else the kernel would truncate with a SETATTR at open.
+ * A write that fails (EFBIG past maxvalue, ENOMEM) makes the handle
+ * failed for good (write_err): the writer's value is incomplete, so
+ * nothing is published, later writes, flush and fsync return the same
+ * error and the record keeps its old value (a file the handle created
+ * keeps the empty value its create committed).
  * Two writers of one file: each publishes its own buffer, the last to
  * close wins. A handle whose file was unlinked or replaced while open
  * (node dead) publishes nothing, as data written to an unlinked file.
@@ -753,6 +758,9 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		return;
 	}
 	pthread_mutex_lock(&f->lock);
+	err = f->write_err;
+	if (err)
+		goto fail;
 	err = file_load(fs, f);
 	if (err)
 		goto fail;
@@ -778,6 +786,10 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	fuse_reply_write(req, size);
 	return;
 fail:
+	/* the value this writer meant is now incomplete: never publish it */
+	f->write_err = err;
+	f->dirty = 0;
+	f->defer_empty = 0;
 	pthread_mutex_unlock(&f->lock);
 	reply_err(fs, req, err);
 }
@@ -797,7 +809,9 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fs_itab_path(&fs->itab, ino, path) == 0)
 		lockops_release(fs->locks, path, fi, 1);
 	pthread_mutex_lock(&f->lock);
-	if (f->dirty && !f->defer_empty)
+	if (f->write_err)
+		err = f->write_err;
+	else if (f->dirty && !f->defer_empty)
 		err = file_publish(fs, req, f);
 	pthread_mutex_unlock(&f->lock);
 	if (err)
@@ -818,7 +832,7 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	fs_count(fs, FS_OP_FSYNC);
 	if (!f->is_virtual) {
 		pthread_mutex_lock(&f->lock);
-		err = file_publish(fs, req, f);
+		err = f->write_err ? f->write_err : file_publish(fs, req, f);
 		pthread_mutex_unlock(&f->lock);
 	}
 	if (err)
@@ -926,7 +940,9 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			size_t sz = attr->st_size;
 
 			pthread_mutex_lock(&f->lock);
-			err = sz ? file_load(fs, f) : 0;
+			err = f->write_err;
+			if (!err && sz)
+				err = file_load(fs, f);
 			if (!err)
 				err = buf_reserve(f, sz);
 			if (!err) {

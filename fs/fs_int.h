@@ -139,6 +139,7 @@ struct fs_file {
 	unsigned is_virtual : 1;
 	unsigned truncating : 1;   /* counted in node->truncating */
 	unsigned counted_writer : 1; /* counted in node->writers */
+	int write_err;             /* <0: a write failed, publish nothing */
 	_Atomic(struct fuse_pollhandle *) ph; /* armed poll, or NULL */
 	atomic_int changed;        /* value changed since last poll report */
 	struct fs_file *next, *prev; /* node->files, under itab.lock */

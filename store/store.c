@@ -411,24 +411,28 @@ static int pend_flush(struct store_txn *t, int more)
 
 /* Keep at most binlog_max entries and a quarter of the map in bytes:
  * drop the oldest. The byte cap is what lets a delete free space in a
- * full store, and what keeps a dead peer from filling it. */
+ * full store, and what keeps a dead peer from filling it. Trimming waits
+ * for a little slack past a cap and then removes a run at once, so the
+ * oldest leaf pages are copied once per run, not once per commit. */
 static int log_trim(struct store_txn *t)
 {
 	struct meta *m = &t->meta;
+	uint64_t max = t->s->opts.binlog_max;
 	uint64_t max_bytes = t->s->opts.map_size / 4;
 	MDB_cursor *c;
 	MDB_val k, v;
 	int rc;
 
-	if (m->log_last - m->log_first + 1 <= t->s->opts.binlog_max &&
-	    m->log_bytes <= max_bytes)
+	if (!m->log_first ||
+	    (m->log_last - m->log_first + 1 <= max + max / 64 &&
+	     m->log_bytes <= max_bytes))
 		return 0;
 	rc = mdb_cursor_open(t->txn, t->s->dbi_log, &c);
 	if (rc)
 		return rc;
-	while (m->log_first && m->log_first <= m->log_last &&
-	       (m->log_last - m->log_first + 1 > t->s->opts.binlog_max ||
-		m->log_bytes > max_bytes)) {
+	while (m->log_first <= m->log_last &&
+	       (m->log_last - m->log_first + 1 > max ||
+		m->log_bytes > max_bytes - max_bytes / 16)) {
 		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
 		if (rc)
 			break;

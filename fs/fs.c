@@ -63,6 +63,18 @@
  * serves every later read from it, so a reader of a large value never
  * mixes two versions. A dirty handle reads its own buffer.
  *
+ * Locks are consistency points: a flock or fcntl lock request on a
+ * handle with nothing unpublished drops its snapshot, so the reads that
+ * follow see the value committed by the last holder. Without it SQLite
+ * (fcntl locks, reads in 4 KiB pages) lost updates: a connection that
+ * had read the file before waiting for the lock went on reading its old
+ * snapshot after the other writer committed, wrote pages computed from
+ * it and so dropped the other's rows (2 processes x 50 inserts kept 90
+ * of 101 rows; with this, 101 in most runs, 100 in some: one more lost
+ * update remains, not yet understood). SQLite's WAL mode does not work:
+ * its -shm file is shared memory through mmap, and writes here reach
+ * other processes only when published (SIGBUS past the old size).
+ *
  * Poll: each open file keeps the last fuse_pollhandle the kernel gave
  * it. The invalidation thread marks the open files of a changed record
  * `changed` and wakes the handle. poll answers POLLIN|POLLRDNORM|POLLPRI
@@ -1721,6 +1733,24 @@ out:
 
 /* ---- locks: the glue in lockops.c replies ---- */
 
+/* A lock request on fi: forget a clean snapshot (see the top comment). */
+static void file_lock_point(struct fuse_file_info *fi)
+{
+	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+
+	if (!f || f->is_virtual)
+		return;
+	pthread_mutex_lock(&f->lock);
+	if (f->loaded && !f->dirty && !f->write_err) {
+		free(f->buf);
+		f->buf = NULL;
+		f->len = 0;
+		f->cap = 0;
+		f->loaded = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
 static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		     int op)
 {
@@ -1730,10 +1760,12 @@ static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 	fs_count(fs, FS_OP_FLOCK);
 	err = fs_ino_is_ctl(ino) ? -ENOLCK : fs_itab_path(&fs->itab, ino, path);
-	if (err)
+	if (err) {
 		reply_err(fs, req, err);
-	else
+	} else {
+		file_lock_point(fi);
 		lockops_flock(fs->locks, req, path, fi, op);
+	}
 }
 
 static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -1760,10 +1792,12 @@ static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 	fs_count(fs, FS_OP_SETLK);
 	err = fs_ino_is_ctl(ino) ? -ENOLCK : fs_itab_path(&fs->itab, ino, path);
-	if (err)
+	if (err) {
 		reply_err(fs, req, err);
-	else
+	} else {
+		file_lock_point(fi);
 		lockops_setlk(fs->locks, req, path, fi, lock, sleep);
+	}
 }
 
 const struct fuse_lowlevel_ops fs_ll_ops = {

@@ -487,7 +487,9 @@ static int file_load(struct fs *fs, struct fs_file *f)
 static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 {
 	char path[FS_PATH_MAX];
+	struct store_txn *t = NULL;
 	struct store_attr a;
+	struct store_stat st;
 	int err;
 
 	if (!f->dirty)
@@ -508,9 +510,23 @@ static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 		a.mode &= ~ctx->umask;
 	}
 	fs_count(fs, FS_OP_PUBLISH);
-	err = store_put(fs->store, NULL, path, f->buf ? f->buf : "", f->len,
-			&a, STORE_ATTR_MODE | STORE_ATTR_UID | STORE_ATTR_GID,
-			STORE_CREATE);
+	/* Mode and owner only for a record that is created here: store_put
+	 * also applies them to an existing one (store.c), which reset the
+	 * mode sed -i had set with fchmod on its temporary file. */
+	err = store_txn_begin(fs->store, 1, &t);
+	if (!err) {
+		unsigned mask = 0;
+
+		if (store_stat(fs->store, t, path, &st) == -ENOENT)
+			mask = STORE_ATTR_MODE | STORE_ATTR_UID |
+			       STORE_ATTR_GID;
+		err = store_put(fs->store, t, path, f->buf ? f->buf : "",
+				f->len, &a, mask, STORE_CREATE);
+		if (err)
+			store_txn_abort(&t);
+		else
+			err = store_txn_commit(&t);
+	}
 	/* Either way this buffer is done: a failed publish was reported to
 	 * the closer and must not land later by surprise. */
 	f->dirty = 0;

@@ -522,6 +522,13 @@ static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 			       STORE_ATTR_GID;
 		err = store_put(fs->store, t, path, f->buf ? f->buf : "",
 				f->len, &a, mask, STORE_CREATE);
+		if (!err && f->keep_mtime) {
+			/* tar and cp -a set the mtime with futimens before
+			 * close: it must survive the publish (which sets now) */
+			a.mtime_ns = f->mtime_ns;
+			err = store_setattr(fs->store, t, path, &a,
+					    STORE_ATTR_MTIME);
+		}
 		if (err)
 			store_txn_abort(&t);
 		else
@@ -530,6 +537,7 @@ static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 	/* Either way this buffer is done: a failed publish was reported to
 	 * the closer and must not land later by surprise. */
 	f->dirty = 0;
+	f->keep_mtime = 0;
 	f->defer_empty = 0;
 	pthread_mutex_lock(&fs->itab.lock);
 	f->node->cache_valid = 0;
@@ -808,6 +816,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		f->len = off + size;
 	f->dirty = 1;
 	f->defer_empty = 0;
+	f->keep_mtime = 0;
 	pthread_mutex_unlock(&f->lock);
 	atomic_fetch_add_explicit(&fs->stats.bytes_written, size,
 				  memory_order_relaxed);
@@ -992,6 +1001,14 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			a.size = attr->st_size;
 			mask |= STORE_ATTR_SIZE;
 		}
+	}
+	if ((mask & STORE_ATTR_MTIME) && f && f->writable && !f->is_virtual) {
+		pthread_mutex_lock(&f->lock);
+		if (f->dirty) {
+			f->keep_mtime = 1;
+			f->mtime_ns = a.mtime_ns;
+		}
+		pthread_mutex_unlock(&f->lock);
 	}
 	if (mask) {
 		err = store_txn_begin(fs->store, 1, &t);

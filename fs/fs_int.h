@@ -140,6 +140,8 @@ struct fs_file {
 	unsigned truncating : 1;   /* counted in node->truncating */
 	unsigned counted_writer : 1; /* counted in node->writers */
 	int write_err;             /* <0: a write failed, publish nothing */
+	unsigned keep_mtime : 1;   /* futimens while dirty: publish mtime */
+	int64_t mtime_ns;          /* ... this mtime */
 	_Atomic(struct fuse_pollhandle *) ph; /* armed poll, or NULL */
 	atomic_int changed;        /* value changed since last poll report */
 	struct fs_file *next, *prev; /* node->files, under itab.lock */

@@ -522,10 +522,10 @@ static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 			       STORE_ATTR_GID;
 		err = store_put(fs->store, t, path, f->buf ? f->buf : "",
 				f->len, &a, mask, STORE_CREATE);
-		if (!err && f->keep_mtime) {
+		a.mtime_ns = atomic_exchange(&f->set_mtime_ns, FS_NO_MTIME);
+		if (!err && a.mtime_ns != FS_NO_MTIME) {
 			/* tar and cp -a set the mtime with futimens before
 			 * close: it must survive the publish (which sets now) */
-			a.mtime_ns = f->mtime_ns;
 			err = store_setattr(fs->store, t, path, &a,
 					    STORE_ATTR_MTIME);
 		}
@@ -537,7 +537,6 @@ static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 	/* Either way this buffer is done: a failed publish was reported to
 	 * the closer and must not land later by surprise. */
 	f->dirty = 0;
-	f->keep_mtime = 0;
 	f->defer_empty = 0;
 	pthread_mutex_lock(&fs->itab.lock);
 	f->node->cache_valid = 0;
@@ -555,6 +554,7 @@ static struct fs_file *file_new(struct fs_node *node)
 		return NULL;
 	pthread_mutex_init(&f->lock, NULL);
 	f->node = node;
+	atomic_init(&f->set_mtime_ns, FS_NO_MTIME);
 	return f;
 }
 
@@ -816,7 +816,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		f->len = off + size;
 	f->dirty = 1;
 	f->defer_empty = 0;
-	f->keep_mtime = 0;
+	atomic_store(&f->set_mtime_ns, FS_NO_MTIME);
 	pthread_mutex_unlock(&f->lock);
 	atomic_fetch_add_explicit(&fs->stats.bytes_written, size,
 				  memory_order_relaxed);
@@ -1002,13 +1002,18 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			mask |= STORE_ATTR_SIZE;
 		}
 	}
-	if ((mask & STORE_ATTR_MTIME) && f && f->writable && !f->is_virtual) {
-		pthread_mutex_lock(&f->lock);
-		if (f->dirty) {
-			f->keep_mtime = 1;
-			f->mtime_ns = a.mtime_ns;
-		}
-		pthread_mutex_unlock(&f->lock);
+	if (mask & STORE_ATTR_MTIME) {
+		/* futimens comes without its handle: every writer of the
+		 * file applies it when it publishes */
+		struct fs_node *n;
+		struct fs_file *w;
+
+		pthread_mutex_lock(&fs->itab.lock);
+		n = fs_itab_node_locked(&fs->itab, ino);
+		for (w = n ? n->files : NULL; w; w = w->next)
+			if (w->writable)
+				atomic_store(&w->set_mtime_ns, a.mtime_ns);
+		pthread_mutex_unlock(&fs->itab.lock);
 	}
 	if (mask) {
 		err = store_txn_begin(fs->store, 1, &t);

@@ -126,6 +126,8 @@ size_t fs_itab_all(struct fs_itab *t, uint64_t **out);
 
 /* ---- open files ---- */
 
+#define FS_NO_MTIME INT64_MIN
+
 struct fs_file {
 	pthread_mutex_t lock;      /* protects everything below but ph/changed */
 	struct fs_node *node;      /* NULL for virtual files */
@@ -140,8 +142,10 @@ struct fs_file {
 	unsigned truncating : 1;   /* counted in node->truncating */
 	unsigned counted_writer : 1; /* counted in node->writers */
 	int write_err;             /* <0: a write failed, publish nothing */
-	unsigned keep_mtime : 1;   /* futimens while dirty: publish mtime */
-	int64_t mtime_ns;          /* ... this mtime */
+	/* mtime set (utimensat) while open for writing, applied at the
+	 * publish; FS_NO_MTIME if none; a write clears it. Set under
+	 * itab.lock (setattr has no handle for it), read atomically. */
+	_Atomic int64_t set_mtime_ns;
 	_Atomic(struct fuse_pollhandle *) ph; /* armed poll, or NULL */
 	atomic_int changed;        /* value changed since last poll report */
 	struct fs_file *next, *prev; /* node->files, under itab.lock */

@@ -831,26 +831,54 @@ fail:
 	reply_err(fs, req, err);
 }
 
-static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Publish what f holds, if anything is due: at flush, at a lock release
+ * and before a lock is given away (see lock_release). */
+static int file_flush(struct fs *fs, fuse_req_t req, struct fs_file *f)
 {
-	struct fs *fs = fs_of(req);
-	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
-	char path[FS_PATH_MAX];
 	int err = 0;
 
-	fs_count(fs, FS_OP_FLUSH);
-	if (f->is_virtual) {
-		fuse_reply_err(req, 0);
-		return;
-	}
-	if (fs_itab_path(&fs->itab, ino, path) == 0)
-		lockops_release(fs->locks, path, fi, 1);
 	pthread_mutex_lock(&f->lock);
 	if (f->write_err)
 		err = f->write_err;
 	else if (f->dirty && !f->defer_empty)
 		err = file_publish(fs, req, f);
 	pthread_mutex_unlock(&f->lock);
+	return err;
+}
+
+/* Drop the locks this close gives up. The data is published first, so
+ * the next holder of the lock reads what this one wrote. Nodes that
+ * never had a lock skip the manager. flock locks belong to our handle
+ * (fi->fh: unique until this release, unlike the kernel's lock_owner,
+ * which is a pointer that a new open may reuse before our release). */
+static void lock_release(struct fs *fs, fuse_ino_t ino,
+			 struct fuse_file_info *fi, int on_flush)
+{
+	char path[FS_PATH_MAX];
+	struct fuse_file_info own = *fi;
+
+	if (fs_itab_lock_path(&fs->itab, ino, path, 0) < 0)
+		return;
+	if (!on_flush) {
+		own.lock_owner = fi->fh;
+		own.flock_release = 1;
+	}
+	lockops_release(fs->locks, path, &own, on_flush);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+	int err;
+
+	fs_count(fs, FS_OP_FLUSH);
+	if (f->is_virtual) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	err = file_flush(fs, req, f);
+	lock_release(fs, ino, fi, 1);
 	if (err)
 		reply_err(fs, req, err);
 	else
@@ -883,17 +911,15 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct fs *fs = fs_of(req);
 	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
-	char path[FS_PATH_MAX];
 
 	fs_count(fs, FS_OP_RELEASE);
 	if (!f->is_virtual) {
-		if (fs_itab_path(&fs->itab, ino, path) == 0)
-			lockops_release(fs->locks, path, fi, 0);
 		pthread_mutex_lock(&f->lock);
 		if (f->dirty && file_publish(fs, NULL, f) < 0)
 			log_msg(LOG_WARNING, "value of inode %llu lost at "
 				"release", (unsigned long long)ino);
 		pthread_mutex_unlock(&f->lock);
+		lock_release(fs, ino, fi, 0);
 	}
 	file_free(fs, f);
 	fuse_reply_err(req, 0);
@@ -1629,23 +1655,13 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	}
 	if (strcmp(name, XATTR_LOCK) == 0 ||
 	    strcmp(name, XATTR_LOCK_TOKEN) == 0) {
-		char *buf = NULL;
+		char lbuf[160];
 
-		n = lockops_xattr(fs->locks, path, name, NULL, 0);
+		/* a node that was locked keeps its identity across renames */
+		fs_itab_lock_path(&fs->itab, ino, path, 0);
+		n = lockops_xattr(fs->locks, path, name, lbuf, sizeof(lbuf));
 		if (n >= 0 && size) {
-			if ((size_t)n > size) {
-				err = -ERANGE;
-				goto out;
-			}
-			buf = malloc(n + 1);
-			if (!buf) {
-				err = -ENOMEM;
-				goto out;
-			}
-			n = lockops_xattr(fs->locks, path, name, buf, n + 1);
-			if (n >= 0)
-				reply_xattr(fs, req, buf, n, size);
-			free(buf);
+			reply_xattr(fs, req, lbuf, n, size);
 		} else if (n >= 0) {
 			fuse_reply_xattr(req, n);
 		}
@@ -1789,21 +1805,33 @@ static void file_lock_point(struct fuse_file_info *fi)
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* The lock identity of ino for a request, or an errno for the reply. */
+static int lock_path_of(struct fs *fs, fuse_ino_t ino, char *path)
+{
+	if (fs_ino_is_ctl(ino))
+		return -ENOLCK;
+	return fs_itab_lock_path(&fs->itab, ino, path, 1);
+}
+
 static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		     int op)
 {
 	struct fs *fs = fs_of(req);
+	struct fuse_file_info own = *fi;
 	char path[FS_PATH_MAX];
 	int err;
 
 	fs_count(fs, FS_OP_FLOCK);
-	err = fs_ino_is_ctl(ino) ? -ENOLCK : fs_itab_path(&fs->itab, ino, path);
+	err = lock_path_of(fs, ino, path);
+	if (!err && (op & ~LOCK_NB) == LOCK_UN && fi->fh)
+		err = file_flush(fs, req, (struct fs_file *)(uintptr_t)fi->fh);
 	if (err) {
 		reply_err(fs, req, err);
-	} else {
-		file_lock_point(fi);
-		lockops_flock(fs->locks, req, path, fi, op);
+		return;
 	}
+	file_lock_point(fi);
+	own.lock_owner = fi->fh; /* see lock_release */
+	lockops_flock(fs->locks, req, path, &own, op);
 }
 
 static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -1814,7 +1842,7 @@ static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	int err;
 
 	fs_count(fs, FS_OP_GETLK);
-	err = fs_ino_is_ctl(ino) ? -ENOLCK : fs_itab_path(&fs->itab, ino, path);
+	err = lock_path_of(fs, ino, path);
 	if (err)
 		reply_err(fs, req, err);
 	else
@@ -1829,7 +1857,9 @@ static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	int err;
 
 	fs_count(fs, FS_OP_SETLK);
-	err = fs_ino_is_ctl(ino) ? -ENOLCK : fs_itab_path(&fs->itab, ino, path);
+	err = lock_path_of(fs, ino, path);
+	if (!err && lock->l_type == F_UNLCK && fi->fh)
+		err = file_flush(fs, req, (struct fs_file *)(uintptr_t)fi->fh);
 	if (err) {
 		reply_err(fs, req, err);
 	} else {

@@ -69,6 +69,9 @@ struct fs_node {
 	uint64_t generation;
 	char *path;                /* current path; updated by renames */
 	size_t path_len;
+	char *lock_path;           /* lock identity, fixed at the first lock
+				    * request: releases after a rename or an
+				    * unlink still find the lock */
 	uint64_t nlookup;          /* kernel references (lookup/forget) */
 	int dead;                  /* unlinked or replaced: not in by_path */
 	int cache_valid;           /* kernel page cache holds cache_ver */
@@ -100,6 +103,12 @@ void fs_itab_forget(struct fs_itab *t, uint64_t ino, uint64_t n);
 /* Copy the current path of `ino` into buf (FS_PATH_MAX). 0, -ESTALE
  * (unknown ino) or -ENOENT (node dead). */
 int fs_itab_path(struct fs_itab *t, uint64_t ino, char *buf);
+/* The lock identity of `ino` into buf (FS_PATH_MAX): its path when
+ * first asked (kept from then on), or, for a node unlinked before any
+ * lock, a name no path can have. `remember` 0 only looks: -ENOENT if
+ * the node never had a lock identity (so it holds no lock). */
+int fs_itab_lock_path(struct fs_itab *t, uint64_t ino, char *buf,
+		      int remember);
 /* Node of `ino` (for open files: valid until forget, which the kernel
  * sends only once no file is open). NULL if unknown. */
 struct fs_node *fs_itab_node(struct fs_itab *t, uint64_t ino);

@@ -22,6 +22,8 @@
  * descendant: O(table) but renames of directories are rare.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -179,6 +181,7 @@ void fs_itab_fini(struct fs_itab *t)
 		for (; n; n = next) {
 			next = n->next_ino;
 			free(n->path);
+			free(n->lock_path);
 			free(n);
 		}
 	}
@@ -222,6 +225,7 @@ static void maybe_free(struct fs_itab *t, struct fs_node **pp)
 		path_unlink(t, n);
 	t->count--;
 	free(n->path);
+	free(n->lock_path);
 	free(n);
 }
 
@@ -295,6 +299,35 @@ int fs_itab_path(struct fs_itab *t, uint64_t ino, char *buf)
 		err = -ENOENT;
 	else
 		memcpy(buf, n->path, n->path_len + 1);
+	pthread_mutex_unlock(&t->lock);
+	return err;
+}
+
+int fs_itab_lock_path(struct fs_itab *t, uint64_t ino, char *buf,
+		      int remember)
+{
+	struct fs_node *n;
+	int err = 0;
+
+	pthread_mutex_lock(&t->lock);
+	n = *ino_slot(t, ino);
+	if (!n) {
+		err = -ESTALE;
+	} else if (n->lock_path) {
+		snprintf(buf, FS_PATH_MAX, "%s", n->lock_path);
+	} else if (!remember) {
+		err = -ENOENT;
+	} else {
+		/* "//" never starts a canonical path */
+		if (n->dead)
+			snprintf(buf, FS_PATH_MAX, "//unlinked/%" PRIu64 "/%" PRIu64,
+				 n->ino, n->generation);
+		else
+			memcpy(buf, n->path, n->path_len + 1);
+		n->lock_path = strdup(buf);
+		if (!n->lock_path)
+			err = -ENOMEM;
+	}
 	pthread_mutex_unlock(&t->lock);
 	return err;
 }

@@ -735,6 +735,13 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	fs_count(fs, FS_OP_READ);
 	pthread_mutex_lock(&f->lock);
+	if (!f->loaded && f->served_whole && (uint64_t)off >= f->served_len) {
+		/* the EOF of the value this handle already returned whole,
+		 * not the tail of a newer one (cat reads until 0) */
+		pthread_mutex_unlock(&f->lock);
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
 	if (!f->loaded) {
 		rb = rbuf_get(size);
 		if (!rb) {
@@ -751,6 +758,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		if (off == 0 && (size_t)n < size) {
 			/* the whole value in one reply: no snapshot needed */
+			f->served_whole = 1;
+			f->served_len = (size_t)n;
 			pthread_mutex_unlock(&f->lock);
 			atomic_fetch_add_explicit(&fs->stats.bytes_read, n,
 						  memory_order_relaxed);

@@ -150,6 +150,9 @@ struct fs_file {
 	unsigned is_virtual : 1;
 	unsigned truncating : 1;   /* counted in node->truncating */
 	unsigned counted_writer : 1; /* counted in node->writers */
+	unsigned served_whole : 1; /* a read at 0 returned the whole value:
+				    * reads past served_len are its EOF */
+	size_t served_len;
 	int write_err;             /* <0: a write failed, publish nothing */
 	/* mtime set (utimensat) while open for writing, applied at the
 	 * publish; FS_NO_MTIME if none; a write clears it. Set under

@@ -27,8 +27,9 @@ _cleanup() {
 	done
 	for p in "${_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for i in $(seq 50); do
-		for p in "${_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; done
-		kill -0 "$p" 2>/dev/null || break
+		local alive=0
+		for p in "${_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive -eq 1 ] || break
 		sleep 0.02
 	done
 	for p in "${_PIDS[@]}"; do

@@ -186,8 +186,10 @@ struct store_attr {
  * mtime and ctime to now and renews the TTL deadline. On create the
  * attributes in `a` (mode, uid, gid; mask) apply, the TTL is the
  * directory's default, else the store's default, unless
- * STORE_ATTR_TTL is in the mask. -EFBIG past max_value, -EISDIR on a
- * directory, -ENOTDIR when a parent is not a directory. */
+ * STORE_ATTR_TTL is in the mask. On an existing file only
+ * STORE_ATTR_MODE and STORE_ATTR_TTL of the mask apply (uid and gid
+ * stay). -EFBIG past max_value, -EISDIR on a directory, -ENOTDIR when a
+ * parent is not a directory. */
 int store_put(struct store *s, struct store_txn *t, const char *path,
 	      const void *val, size_t len, const struct store_attr *a,
 	      unsigned mask, unsigned flags);

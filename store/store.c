@@ -809,19 +809,34 @@ static int path_ok(struct store *s, const char *path)
 
 /* ---- reads ---- */
 
+/*
+ * The start of every read of one record: check the path, enter the
+ * caller's transaction or one of our own, find the visible record. End
+ * with txn_done(t, own, err) whatever this returned: before a
+ * transaction exists t and own are left as they were (own NULL).
+ */
+static int read_enter(struct store *s, struct store_txn **tp,
+		      struct store_txn **own, struct store_txn *mem,
+		      const char *path, struct rec *r)
+{
+	int err = path_ok(s, path);
+
+	*own = NULL;
+	if (err)
+		return err;
+	err = txn_enter(s, tp, 0, own, mem);
+	if (err)
+		return err;
+	return rec_live(*tp, path, r);
+}
+
 int store_stat(struct store *s, struct store_txn *t, const char *path,
 	       struct store_stat *st)
 {
 	struct store_txn *own, own_mem;
 	struct rec r;
-	int err = path_ok(s, path);
+	int err = read_enter(s, &t, &own, &own_mem, path, &r);
 
-	if (err)
-		return err;
-	err = txn_enter(s, &t, 0, &own, &own_mem);
-	if (err)
-		return err;
-	err = rec_live(t, path, &r);
 	if (!err)
 		*st = r.st;
 	return txn_done(t, own, err);
@@ -832,14 +847,8 @@ int store_get(struct store *s, struct store_txn *t, const char *path,
 {
 	struct store_txn *own, own_mem;
 	struct rec r;
-	int err = path_ok(s, path);
+	int err = read_enter(s, &t, &own, &own_mem, path, &r);
 
-	if (err)
-		return err;
-	err = txn_enter(s, &t, 0, &own, &own_mem);
-	if (err)
-		return err;
-	err = rec_live(t, path, &r);
 	if (!err && r.st.type == STORE_DIR)
 		err = -EISDIR;
 	if (!err) {
@@ -864,14 +873,8 @@ ssize_t store_read(struct store *s, struct store_txn *t, const char *path,
 	struct store_txn *own, own_mem;
 	struct rec r;
 	ssize_t n = 0;
-	int err = path_ok(s, path);
+	int err = read_enter(s, &t, &own, &own_mem, path, &r);
 
-	if (err)
-		return err;
-	err = txn_enter(s, &t, 0, &own, &own_mem);
-	if (err)
-		return err;
-	err = rec_live(t, path, &r);
 	if (!err && r.st.type == STORE_DIR)
 		err = -EISDIR;
 	if (!err && off < r.st.size) {
@@ -1488,14 +1491,8 @@ ssize_t store_xattr_get(struct store *s, struct store_txn *t,
 	uint32_t vlen;
 	long off;
 	ssize_t n = 0;
-	int err = path_ok(s, path);
+	int err = read_enter(s, &t, &own, &own_mem, path, &r);
 
-	if (err)
-		return err;
-	err = txn_enter(s, &t, 0, &own, &own_mem);
-	if (err)
-		return err;
-	err = rec_live(t, path, &r);
 	if (err)
 		goto out;
 	off = xattr_find(r.xattrs, r.st.xattr_len, name, strlen(name), &elen,
@@ -1605,14 +1602,8 @@ ssize_t store_xattr_list(struct store *s, struct store_txn *t,
 	struct store_txn *own, own_mem;
 	struct rec r;
 	size_t need = 0;
-	int err = path_ok(s, path);
+	int err = read_enter(s, &t, &own, &own_mem, path, &r);
 
-	if (err)
-		return err;
-	err = txn_enter(s, &t, 0, &own, &own_mem);
-	if (err)
-		return err;
-	err = rec_live(t, path, &r);
 	for (size_t off = 0; !err && off < r.st.xattr_len;) {
 		uint32_t vl;
 		unsigned nl = r.xattrs[off];

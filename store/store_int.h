@@ -106,4 +106,47 @@ struct store_txn {
 
 int store_err(int rc);
 
+/* Shared between store.c, ns.c and replica.c. */
+int store_visible(const struct store_stat *st, int64_t now);
+int store_path_ok(struct store *s, const char *path);
+int store_reserved(const char *path);        /* /.statefs and below */
+size_t store_key_of(const char *path, size_t len, char *buf);
+size_t store_child_prefix(const char *dir, size_t len, char *buf);
+size_t store_key_path(const MDB_val *k, char *buf);
+const char *store_parent_of(const char *path, char *buf);
+int store_meta_load(MDB_txn *txn, MDB_dbi dbi, struct meta *m);
+
+/* Pooled read transactions. */
+int store_rtxn_get(struct store *s, MDB_txn **txnp);
+void store_rtxn_put(struct store *s, MDB_txn *txn);
+
+/* A call runs in the caller's transaction or in one of its own (`mem`
+ * holds an own read transaction's struct). store_txn_leave commits or
+ * aborts an own one and poisons the caller's on error; store_txn_done
+ * is the same for reads, which never poison. */
+int store_txn_enter(struct store *s, struct store_txn **tp, int write,
+		    struct store_txn **own, struct store_txn *mem);
+int store_txn_done(struct store_txn *t, struct store_txn *own, int err);
+int store_txn_leave(struct store_txn *t, struct store_txn *own, int err);
+
+/* Records: the raw one at path (any type; -ENOENT with r->st.type
+ * STORE_NONE when absent), the visible one, and writes. */
+int store_rec_get(struct store_txn *t, const char *path, struct rec *r);
+int store_rec_live(struct store_txn *t, const char *path, struct rec *r);
+int store_rec_write(struct store_txn *t, const char *path,
+		    const struct store_stat *st, const void *vv,
+		    const void *xattrs, const void *value,
+		    uint64_t origin_node, uint64_t origin_seq);
+int store_rec_write_local(struct store_txn *t, const char *path,
+			  struct store_stat *st, const struct rec *old,
+			  const void *xattrs, const void *value);
+void store_stat_new(const struct store *s, struct store_stat *st,
+		    enum store_type type, const struct store_attr *a,
+		    unsigned mask);
+void store_ttl_renew(struct store_stat *st, int64_t now);
+int store_parent_ready(struct store_txn *t, const char *path, int parents,
+		       const struct store_attr *a, unsigned mask,
+		       uint64_t *dir_ttl);
+int store_has_children(struct store_txn *t, const char *dir);
+
 #endif

@@ -87,9 +87,23 @@
  * name there, or "/.statefs" itself, is EPERM.
  *
  * Locks: fs_file->lock protects a file's buffer; the inode table has
- * its own mutex (inode.c). No handler holds a lock while it waits for
- * another thread, and no handler calls a fuse_lowlevel_notify_*
- * function (notify.c does, from its own thread).
+ * its own mutex (inode.c). Every handler that turns an ino into a path
+ * holds itab.ns shared (ns_rd) until it has acted on that path in the
+ * store and in the table; rename holds it exclusively (ns_wr) across
+ * store_rename and fs_itab_rename, so no lookup, create or publish can
+ * act on a path a concurrent rename has just made stale (a lookup would
+ * cache a node at a path that no longer exists; a publish racing
+ * `mv f g` would create f again). Order: fs_file->lock, itab.ns,
+ * itab.lock. No handler holds a lock while it waits for another thread,
+ * and no handler calls a fuse_lowlevel_notify_* function (notify.c
+ * does, from its own thread).
+ *
+ * Open files of a deleted record. An unlink or a rename over a file
+ * with open files takes a snapshot of the record in the transaction
+ * that deletes it (fs_itab_kill_keep): fstat and reads of those files
+ * go on seeing it (nlink 0), as on tmpfs. A record deleted by someone
+ * else has no snapshot: its open files read EOF and fstat shows the
+ * attributes it had when it was opened, never ENOENT.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -136,6 +150,21 @@ const char *const fs_op_names[FS_OP_COUNT] = {
 static struct fs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+static void ns_rd(struct fs *fs)
+{
+	pthread_rwlock_rdlock(&fs->itab.ns);
+}
+
+static void ns_wr(struct fs *fs)
+{
+	pthread_rwlock_wrlock(&fs->itab.ns);
+}
+
+static void ns_unlock(struct fs *fs)
+{
+	pthread_rwlock_unlock(&fs->itab.ns);
 }
 
 void fs_count_err(struct fs *fs, int err)
@@ -240,17 +269,24 @@ static double cache_timeout(const struct store_stat *st)
 	return left < FS_CACHE_TIMEOUT ? left : FS_CACHE_TIMEOUT;
 }
 
-/* Attribute timeout for `ino`. While a file of it is open with O_TRUNC
- * the kernel sets its own size to 0 after our OPEN reply (and again at
- * the VFS truncate that follows the open); attributes we hand out in
- * that window must not be cached, or a reader would trust the size 0
- * and read nothing although the store still holds the old value. */
+/* Attribute timeout for `ino`, for a reply about to be sent; also
+ * notes in the node until when the kernel may cache it (see notify.c:
+ * own changes are invalidated only when their deadline comes sooner).
+ * While a file of it is open with O_TRUNC the kernel sets its own size
+ * to 0 after our OPEN reply (and again at the VFS truncate that follows
+ * the open); attributes we hand out in that window must not be cached,
+ * or a reader would trust the size 0 and read nothing although the
+ * store still holds the old value. */
 static double attr_timeout(struct fs *fs, uint64_t ino,
 			   const struct store_stat *st)
 {
-	if (st->type == STORE_FILE && fs_itab_truncating(&fs->itab, ino))
+	double to = cache_timeout(st);
+	int64_t until = store_now_ns() + (int64_t)(to * 1e9);
+
+	if (fs_itab_note_reply(&fs->itab, ino, until) &&
+	    st->type == STORE_FILE)
 		return 0;
-	return cache_timeout(st);
+	return to;
 }
 
 static void fill_attr(uint64_t ino, const struct store_stat *st,
@@ -367,6 +403,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ctl_entry(fs, req, FS_INO_CTL_DIR);
 		return;
 	}
+	ns_rd(fs);
 	err = child_path(fs, parent, name, path);
 	if (!err)
 		err = store_stat(fs->store, NULL, path, &st);
@@ -374,6 +411,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		reply_err(fs, req, err);
 	else
 		reply_entry(fs, req, path, &st);
+	ns_unlock(fs);
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -397,6 +435,36 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/* Attributes of an inode whose record is gone while files of it are
+ * open: the snapshot its delete kept, else those it had at the open of
+ * the file (fi, or any open file of the node). -ENOENT if none. */
+static int gone_stat(struct fs *fs, uint64_t ino, struct fuse_file_info *fi,
+		     struct store_stat *st)
+{
+	struct fs_node *n;
+	int err;
+
+	if (fs_itab_gone_stat(&fs->itab, ino, st) == 0)
+		return 0;
+	if (fi && fi->fh) {
+		struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+
+		if (!f->is_virtual) {
+			*st = f->open_st;
+			return 0;
+		}
+	}
+	err = -ENOENT;
+	pthread_mutex_lock(&fs->itab.lock);
+	n = fs_itab_node_locked(&fs->itab, ino);
+	if (n && n->files) {
+		*st = n->files->open_st; /* fixed at open */
+		err = 0;
+	}
+	pthread_mutex_unlock(&fs->itab.lock);
+	return err;
+}
+
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -412,9 +480,18 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_attr(req, &a, 1.0);
 		return;
 	}
+	ns_rd(fs);
 	err = fs_itab_path(&fs->itab, ino, path);
 	if (!err)
 		err = stat_path(fs, NULL, path, &st);
+	ns_unlock(fs);
+	if (err == -ENOENT && gone_stat(fs, ino, fi, &st) == 0) {
+		/* open but deleted: fstat works, as on tmpfs */
+		fill_attr(ino, &st, &a);
+		a.st_nlink = 0;
+		fuse_reply_attr(req, &a, 0);
+		return;
+	}
 	if (err) {
 		reply_err(fs, req, err);
 		return;
@@ -463,11 +540,15 @@ static int file_load(struct fs *fs, struct fs_file *f)
 
 	if (f->loaded)
 		return 0;
+	ns_rd(fs);
 	err = fs_itab_path(&fs->itab, f->node->ino, path);
 	if (!err)
 		err = store_get(fs->store, NULL, path, NULL, &val, &len);
+	ns_unlock(fs);
+	if (err == -ENOENT)
+		err = fs_itab_gone_copy(&fs->itab, f->node->ino, &val, &len);
 	if (err == -ENOENT) {
-		/* deleted underneath: a writer starts from empty */
+		/* deleted underneath, nothing kept: start from empty */
 		err = 0;
 		len = 0;
 	}
@@ -494,9 +575,11 @@ static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 
 	if (!f->dirty)
 		return 0;
+	ns_rd(fs); /* until the commit: a rename must not move the path */
 	err = fs_itab_path(&fs->itab, f->node->ino, path);
 	if (err) {
 		/* unlinked or replaced while open: nothing to publish to */
+		ns_unlock(fs);
 		f->dirty = 0;
 		return 0;
 	}
@@ -534,6 +617,7 @@ static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 		else
 			err = store_txn_commit(&t);
 	}
+	ns_unlock(fs);
 	/* Either way this buffer is done: a failed publish was reported to
 	 * the closer and must not land later by surprise. */
 	f->dirty = 0;
@@ -588,6 +672,7 @@ static int file_open(struct fs *fs, uint64_t ino, const struct store_stat *st,
 	f = file_new(node);
 	if (!f)
 		return -ENOMEM;
+	f->open_st = *st;
 	f->writable = acc == O_WRONLY || acc == O_RDWR;
 	f->append = !!(fi->flags & O_APPEND);
 	if (f->writable && (fi->flags & O_TRUNC)) {
@@ -657,11 +742,13 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			file_free(fs, f);
 		return;
 	}
+	ns_rd(fs);
 	err = fs_itab_path(&fs->itab, ino, path);
 	if (!err)
 		err = store_stat(fs->store, NULL, path, &st);
 	if (!err)
 		err = file_open(fs, ino, &st, fi, &f);
+	ns_unlock(fs);
 	if (err) {
 		reply_err(fs, req, err);
 		return;
@@ -683,6 +770,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int err;
 
 	fs_count(fs, FS_OP_CREATE);
+	ns_rd(fs);
 	err = child_path(fs, parent, name, path);
 	if (err)
 		goto out;
@@ -710,6 +798,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fs_itab_forget(&fs->itab, e.ino, 1);
 		goto out;
 	}
+	ns_unlock(fs);
 	e.generation = fs->itab.generation;
 	fill_attr(e.ino, &st, &e.attr);
 	e.entry_timeout = cache_timeout(&st);
@@ -720,6 +809,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	return;
 out:
+	ns_unlock(fs);
 	reply_err(fs, req, err);
 }
 
@@ -748,10 +838,16 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			err = -ENOMEM;
 			goto fail;
 		}
+		ns_rd(fs);
 		err = fs_itab_path(&fs->itab, ino, path);
-		if (err)
-			goto fail;
-		n = store_read(fs->store, NULL, path, off, rb, size);
+		n = err ? err : store_read(fs->store, NULL, path, off, rb, size);
+		ns_unlock(fs);
+		if (n == -ENOENT) {
+			/* deleted while open: what its delete kept, else EOF */
+			n = fs_itab_gone_read(&fs->itab, ino, off, rb, size);
+			if (n == -ENOENT)
+				n = 0;
+		}
 		if (n < 0) {
 			err = (int)n;
 			goto fail;
@@ -975,9 +1071,6 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		reply_err(fs, req, EPERM);
 		return;
 	}
-	err = fs_itab_path(&fs->itab, ino, path);
-	if (err)
-		goto out;
 	memset(&a, 0, sizeof(a));
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		a.mode = attr->st_mode & 07777;
@@ -1050,6 +1143,12 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 				atomic_store(&w->set_mtime_ns, a.mtime_ns);
 		pthread_mutex_unlock(&fs->itab.lock);
 	}
+	ns_rd(fs);
+	err = fs_itab_path(&fs->itab, ino, path);
+	if (err) {
+		ns_unlock(fs);
+		goto out;
+	}
 	if (mask) {
 		err = store_txn_begin(fs->store, 1, &t);
 		if (!err)
@@ -1058,6 +1157,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			err = stat_path(fs, t, path, &st);
 		if (err) {
 			store_txn_abort(&t);
+			ns_unlock(fs);
 			goto out;
 		}
 		err = store_txn_commit(&t);
@@ -1073,6 +1173,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	} else {
 		err = stat_path(fs, NULL, path, &st);
 	}
+	ns_unlock(fs);
 	if (err)
 		goto out;
 	fill_attr(ino, &st, &out);
@@ -1099,6 +1200,7 @@ static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct store_txn *t = NULL;
 	int err;
 
+	ns_rd(fs);
 	err = child_path(fs, parent, name, path);
 	if (err)
 		goto out;
@@ -1121,8 +1223,10 @@ static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (err)
 		goto out;
 	reply_entry(fs, req, path, &st);
+	ns_unlock(fs);
 	return;
 out:
+	ns_unlock(fs);
 	reply_err(fs, req, err);
 }
 
@@ -1171,12 +1275,11 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	int err;
 
 	fs_count(fs, FS_OP_READLINK);
+	ns_rd(fs);
 	err = fs_itab_path(&fs->itab, ino, path);
-	if (err) {
-		reply_err(fs, req, err);
-		return;
-	}
-	n = store_read(fs->store, NULL, path, 0, target, FS_PATH_MAX);
+	n = err ? err : store_read(fs->store, NULL, path, 0, target,
+				   FS_PATH_MAX);
+	ns_unlock(fs);
 	if (n < 0) {
 		reply_err(fs, req, (int)n);
 		return;
@@ -1185,22 +1288,68 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, target);
 }
 
+/* Before `path` is deleted in transaction t: if keep (its node has
+ * open files) and it is a file, copy the record to *st, *valp, *lenp
+ * for those files (see the top comment). */
+static int del_keep(struct fs *fs, struct store_txn *t, const char *path,
+		    int keep, struct store_stat *st, void **valp,
+		    size_t *lenp)
+{
+	int err;
+
+	*valp = NULL;
+	*lenp = 0;
+	if (!keep)
+		return 0;
+	err = store_stat(fs->store, t, path, st);
+	if (!err && st->type != STORE_FILE)
+		return 0;
+	if (!err)
+		err = store_get(fs->store, t, path, NULL, valp, lenp);
+	return err == -ENOENT ? 0 : err;
+}
+
 static void remove_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 			unsigned flags)
 {
 	struct fs *fs = fs_of(req);
 	char path[FS_PATH_MAX];
+	struct store_txn *t = NULL;
+	struct store_stat st;
+	void *val = NULL;
+	size_t len = 0, plen;
 	int err;
 
+	ns_rd(fs);
 	err = child_path(fs, parent, name, path);
+	if (err)
+		goto out;
+	plen = strlen(path);
+	err = store_txn_begin(fs->store, 1, &t);
 	if (!err)
-		err = store_del(fs->store, NULL, path, flags);
+		err = del_keep(fs, t, path, (flags & STORE_DEL_FILE) &&
+				fs_itab_has_files(&fs->itab, path, plen),
+			       &st, &val, &len);
+	if (!err)
+		err = store_del(fs->store, t, path, flags);
+	if (err)
+		store_txn_abort(&t);
+	else
+		err = store_txn_commit(&t);
 	if (err) {
-		reply_err(fs, req, err);
-		return;
+		free(val);
+		goto out;
 	}
-	fs_itab_kill(&fs->itab, path, strlen(path));
-	fuse_reply_err(req, 0);
+	if (val)
+		fs_itab_kill_keep(&fs->itab, path, plen, &st, val, len);
+	else
+		fs_itab_kill(&fs->itab, path, plen);
+out:
+	ns_unlock(fs);
+	if (err)
+		reply_err(fs, req, err);
+	else
+		fuse_reply_err(req, 0);
 }
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1221,7 +1370,11 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fs *fs = fs_of(req);
 	char from[FS_PATH_MAX], to[FS_PATH_MAX];
+	struct store_txn *t = NULL;
+	struct store_stat st, tst;
 	unsigned sflags = 0;
+	void *val = NULL;
+	size_t len = 0;
 	int err;
 
 	fs_count(fs, FS_OP_RENAME);
@@ -1231,17 +1384,39 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (flags & RENAME_NOREPLACE)
 		sflags |= STORE_RENAME_NOREPLACE;
+	/* Exclusive from the paths to the table update: see the top
+	 * comment ("Locks"). */
+	ns_wr(fs);
 	err = child_path(fs, parent, name, from);
 	if (!err)
 		err = child_path(fs, newparent, newname, to);
 	if (!err)
-		err = store_rename(fs->store, NULL, from, to, sflags);
+		err = store_txn_begin(fs->store, 1, &t);
+	if (!err)
+		err = store_stat(fs->store, t, from, &st);
+	if (!err && st.type != STORE_DIR && strcmp(from, to) != 0)
+		err = del_keep(fs, t, to, fs_itab_has_files(&fs->itab, to,
+							    strlen(to)),
+			       &tst, &val, &len);
+	if (!err)
+		err = store_rename(fs->store, t, from, to, sflags);
+	if (err)
+		store_txn_abort(&t);
+	else
+		err = store_txn_commit(&t);
 	if (err) {
-		reply_err(fs, req, err);
-		return;
+		free(val);
+	} else {
+		if (val)
+			fs_itab_kill_keep(&fs->itab, to, strlen(to), &tst, val,
+					  len);
+		fs_itab_rename(&fs->itab, from, to, st.type == STORE_DIR);
 	}
-	fs_itab_rename(&fs->itab, from, to);
-	fuse_reply_err(req, 0);
+	ns_unlock(fs);
+	if (err)
+		reply_err(fs, req, err);
+	else
+		fuse_reply_err(req, 0);
 }
 
 /* ---- directories ---- */
@@ -1303,6 +1478,8 @@ struct rd_ctx {
 	int root;
 	const char *dir;           /* directory path */
 	size_t dir_len;
+	uint64_t *refs;            /* inos referenced by this reply (plus) */
+	size_t nrefs, cap_refs;
 };
 
 static int rd_add(void *arg, const char *name, size_t name_len,
@@ -1342,11 +1519,23 @@ static int rd_add(void *arg, const char *name, size_t name_len,
 		path[sz++] = '/';
 	memcpy(path + sz, nm, name_len + 1);
 	if (c->plus) {
+		if (c->nrefs == c->cap_refs) {
+			size_t nc = c->cap_refs ? c->cap_refs * 2 : 64;
+			uint64_t *r = realloc(c->refs, nc * sizeof(*r));
+
+			if (!r) {
+				c->full = 1;
+				return 1;
+			}
+			c->refs = r;
+			c->cap_refs = nc;
+		}
 		e.ino = fs_itab_ref(&c->fs->itab, path, 1);
 		if (!e.ino) {
 			c->full = 1;
 			return 1;
 		}
+		c->refs[c->nrefs++] = e.ino;
 		e.generation = c->fs->itab.generation;
 		e.attr.st_ino = e.ino;
 		e.entry_timeout = cache_timeout(st);
@@ -1418,8 +1607,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, c.buf, c.pos);
 		return;
 	}
+	ns_rd(fs); /* the entries' paths stay true until they are referenced */
 	err = fs_itab_path(&fs->itab, ino, path);
 	if (err) {
+		ns_unlock(fs);
 		reply_err(fs, req, err);
 		return;
 	}
@@ -1450,10 +1641,17 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		err = 0;
 done:
 	pthread_mutex_unlock(&d->lock);
-	if (err && c.pos == 0)
+	ns_unlock(fs);
+	if (err && c.pos == 0) {
 		reply_err(fs, req, err);
-	else
-		fuse_reply_buf(req, c.buf, c.pos);
+	} else if (fuse_reply_buf(req, c.buf, c.pos) != 0) {
+		/* the kernel never saw these entries: drop their refs */
+		size_t i;
+
+		for (i = 0; i < c.nrefs; i++)
+			fs_itab_forget(&fs->itab, c.refs[i], 1);
+	}
+	free(c.refs);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1570,10 +1768,11 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		err = -ENOTSUP;
 		goto out;
 	}
+	ns_rd(fs);
 	err = fs_itab_path(&fs->itab, ino, path);
-	if (err)
-		goto out;
-	if (strcmp(name, XATTR_TTL) == 0) {
+	if (err) {
+		/* nothing */
+	} else if (strcmp(name, XATTR_TTL) == 0) {
 		struct store_attr a;
 
 		memset(&a, 0, sizeof(a));
@@ -1587,6 +1786,7 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		err = store_xattr_set(fs->store, NULL, path, name, value, size,
 				      flags);
 	}
+	ns_unlock(fs);
 out:
 	if (err)
 		reply_err(fs, req, err);
@@ -1606,7 +1806,7 @@ static void reply_xattr(struct fs *fs, fuse_req_t req, const char *val,
 		fuse_reply_buf(req, val, len);
 }
 
-static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+static void do_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
 	struct fs *fs = fs_of(req);
@@ -1616,7 +1816,6 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	ssize_t n;
 	int err;
 
-	fs_count(fs, FS_OP_GETXATTR);
 	if (!ns_allowed(name)) {
 		/* security.* / system.*: quietly absent, so ls and cp -a
 		 * do not complain; anything else is unsupported */
@@ -1702,14 +1901,29 @@ out:
 		reply_err(fs, req, err);
 }
 
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct fs *fs = fs_of(req);
+
+	fs_count(fs, FS_OP_GETXATTR);
+	ns_rd(fs);
+	do_getxattr(req, ino, name, size);
+	ns_unlock(fs);
+}
+
+/* listxattr: the store's names, then user.statefs.ttl if the record
+ * has a TTL. Measured and copied in ONE read transaction, so the list
+ * cannot grow between the two. */
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs *fs = fs_of(req);
 	char path[FS_PATH_MAX];
+	struct store_txn *t = NULL;
 	struct store_stat st;
-	ssize_t n;
-	size_t total;
-	char *buf;
+	ssize_t n = 0;
+	size_t total = 0;
+	char *buf = NULL;
 	int err;
 
 	fs_count(fs, FS_OP_LISTXATTR);
@@ -1720,43 +1934,47 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			fuse_reply_buf(req, NULL, 0);
 		return;
 	}
+	ns_rd(fs);
 	err = fs_itab_path(&fs->itab, ino, path);
 	if (!err)
-		err = store_stat(fs->store, NULL, path, &st);
-	if (err)
-		goto out;
-	n = store_xattr_list(fs->store, NULL, path, NULL, 0);
-	if (n < 0) {
-		err = (int)n;
-		goto out;
+		err = store_txn_begin(fs->store, 0, &t);
+	if (!err)
+		err = store_stat(fs->store, t, path, &st);
+	if (!err) {
+		n = store_xattr_list(fs->store, t, path, NULL, 0);
+		if (n < 0)
+			err = (int)n;
 	}
-	total = n + (st.ttl_ms ? sizeof(XATTR_TTL) : 0);
-	if (size == 0) {
+	if (!err) {
+		total = n + (st.ttl_ms ? sizeof(XATTR_TTL) : 0);
+		if (size && size < total)
+			err = -ERANGE;
+	}
+	if (!err && size) {
+		buf = rbuf_get(total + 1);
+		if (!buf)
+			err = -ENOMEM;
+	}
+	if (!err && size && n) {
+		n = store_xattr_list(fs->store, t, path, buf, total);
+		if (n < 0)
+			err = (int)n;
+	}
+	if (t)
+		store_txn_abort(&t);
+	ns_unlock(fs);
+	if (err) {
+		reply_err(fs, req, err);
+	} else if (size == 0) {
 		fuse_reply_xattr(req, total);
-		return;
+	} else {
+		if (st.ttl_ms) {
+			/* n + sizeof(XATTR_TTL) <= total: same transaction */
+			memcpy(buf + n, XATTR_TTL, sizeof(XATTR_TTL));
+			n += sizeof(XATTR_TTL);
+		}
+		fuse_reply_buf(req, buf, n);
 	}
-	if (size < total) {
-		err = -ERANGE;
-		goto out;
-	}
-	buf = rbuf_get(total + 1);
-	if (!buf) {
-		err = -ENOMEM;
-		goto out;
-	}
-	n = n ? store_xattr_list(fs->store, NULL, path, buf, total) : 0;
-	if (n < 0) {
-		err = (int)n;
-		goto out;
-	}
-	if (st.ttl_ms) {
-		memcpy(buf + n, XATTR_TTL, sizeof(XATTR_TTL));
-		n += sizeof(XATTR_TTL);
-	}
-	fuse_reply_buf(req, buf, n);
-	return;
-out:
-	reply_err(fs, req, err);
 }
 
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -1774,10 +1992,11 @@ static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		err = -ENOTSUP;
 		goto out;
 	}
+	ns_rd(fs);
 	err = fs_itab_path(&fs->itab, ino, path);
-	if (err)
-		goto out;
-	if (strcmp(name, XATTR_TTL) == 0) {
+	if (err) {
+		/* nothing */
+	} else if (strcmp(name, XATTR_TTL) == 0) {
 		struct store_attr a;
 
 		memset(&a, 0, sizeof(a));
@@ -1787,6 +2006,7 @@ static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	} else {
 		err = store_xattr_remove(fs->store, NULL, path, name);
 	}
+	ns_unlock(fs);
 out:
 	if (err)
 		reply_err(fs, req, err);

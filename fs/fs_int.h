@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "fs/fs.h"
 
@@ -79,12 +80,25 @@ struct fs_node {
 	unsigned writers;          /* open files open for writing */
 	int64_t write_open_ns;     /* last open for writing (store_now_ns) */
 	struct store_version cache_ver;
+	/* The latest deadline until which the kernel may trust an entry or
+	 * attributes of this node we replied (CLOCK_REALTIME ns; INT64_MAX
+	 * once a reply without a TTL deadline was given). */
+	int64_t kcache_until_ns;
+	/* Snapshot of the record taken by the delete that killed this node
+	 * while files of it were open (gone: valid): they keep reading it. */
+	int gone;
+	struct store_stat gone_st;
+	void *gone_val;
+	size_t gone_len;
 	struct fs_file *files;     /* open regular files (poll, publish) */
 	struct fs_node *next_ino, *next_path;
 };
 
 struct fs_itab {
 	pthread_mutex_t lock;
+	/* Shared by everything that turns an ino into a path and acts on
+	 * it; exclusive for a rename (inode.c). */
+	pthread_rwlock_t ns;
 	struct fs_node **by_ino, **by_path;
 	size_t nbuckets;           /* power of two, both tables */
 	size_t count;
@@ -112,18 +126,45 @@ int fs_itab_lock_path(struct fs_itab *t, uint64_t ino, char *buf,
 /* Node of `ino` (for open files: valid until forget, which the kernel
  * sends only once no file is open). NULL if unknown. */
 struct fs_node *fs_itab_node(struct fs_itab *t, uint64_t ino);
-/* Does an open file opened with O_TRUNC exist for `ino`? */
-int fs_itab_truncating(struct fs_itab *t, uint64_t ino);
+/* A reply lets the kernel cache an entry or attributes of `ino` until
+ * until_ns: note it. Returns whether an open file opened with O_TRUNC
+ * exists for `ino`. */
+int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns);
+/* An own change of `path` with deadline expires_ns (0: none) committed:
+ * 1 if the kernel may cache it past that deadline (invalidate), else 0.
+ * *inop: the cached ino if it has open files (poll wake-ups), else 0. */
+int fs_itab_own_change(struct fs_itab *t, const char *path, size_t len,
+		       int64_t expires_ns, uint64_t *inop);
 /* The same with t->lock held by the caller (the node stays valid only
  * while the lock is held). */
 struct fs_node *fs_itab_node_locked(struct fs_itab *t, uint64_t ino);
 /* The cached ino of `path`, 0 if none. */
 uint64_t fs_itab_find(struct fs_itab *t, const char *path, size_t len);
-/* A rename succeeded in the store: move `from` and every cached
- * descendant under `to`; a node cached at `to` dies. */
-void fs_itab_rename(struct fs_itab *t, const char *from, const char *to);
-/* `path` was deleted: its node (if cached) dies. Returns its ino or 0. */
+/* A rename succeeded in the store (caller holds t->ns exclusively):
+ * move `from` (and, if is_dir, every cached descendant) under `to`;
+ * nodes cached at `to` (and below it, if is_dir) die. */
+void fs_itab_rename(struct fs_itab *t, const char *from, const char *to,
+		    int is_dir);
+/* `path` was deleted: its node (if cached) dies. Returns its ino or 0.
+ * _locked: with t->lock held. */
 uint64_t fs_itab_kill(struct fs_itab *t, const char *path, size_t len);
+uint64_t fs_itab_kill_locked(struct fs_itab *t, const char *path,
+			     size_t len);
+/* Does the node cached at `path` have open files? */
+int fs_itab_has_files(struct fs_itab *t, const char *path, size_t len);
+/* The same as fs_itab_kill, keeping the deleted record (st, and val of
+ * vlen bytes, malloc'd: taken over, freed if no node is cached) for
+ * the node's open files. */
+uint64_t fs_itab_kill_keep(struct fs_itab *t, const char *path, size_t len,
+			   const struct store_stat *st, void *val,
+			   size_t vlen);
+/* For a dead node with a snapshot: its stat, a read of its value
+ * (bytes copied), a malloc'd copy of its value. -ENOENT otherwise. */
+int fs_itab_gone_stat(struct fs_itab *t, uint64_t ino, struct store_stat *st);
+ssize_t fs_itab_gone_read(struct fs_itab *t, uint64_t ino, uint64_t off,
+			  void *buf, size_t size);
+int fs_itab_gone_copy(struct fs_itab *t, uint64_t ino, void **valp,
+		      size_t *lenp);
 /* Link / unlink an open file to its node (poll wake-ups); detaching the
  * last file of a forgotten node frees it. */
 void fs_itab_file_attach(struct fs_itab *t, struct fs_node *n,
@@ -140,6 +181,7 @@ size_t fs_itab_all(struct fs_itab *t, uint64_t **out);
 struct fs_file {
 	pthread_mutex_t lock;      /* protects everything below but ph/changed */
 	struct fs_node *node;      /* NULL for virtual files */
+	struct store_stat open_st; /* the record at open (fixed) */
 	char *buf;                 /* private value: snapshot or being written */
 	size_t len, cap;
 	unsigned loaded : 1;       /* buf holds the whole value */

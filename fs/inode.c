@@ -8,7 +8,10 @@
  *
  * Invariants (all under t->lock):
  *  (1) a live node (dead == 0) is in both hash tables; a dead node only
- *      in by_ino. At most one live node per path.
+ *      in by_ino. At most one live node per path: a node leaves by_path
+ *      exactly when it dies (path_unlink unlinks that node, not the
+ *      first one with an equal path), and a rename first kills every
+ *      live node at or below its target.
  *  (2) inode numbers are never reused within a mount (a 64-bit counter),
  *      and the generation is the mount's start time, so an NFS-style
  *      handle from an older mount does not match a new node.
@@ -16,10 +19,27 @@
  *      last forget only when no file of the inode is open, so open files
  *      may hold a node pointer without a reference of their own.
  *  (4) the root ("/", FUSE_ROOT_ID) is never freed.
- * A node dies when its path is unlinked or replaced by a rename; a later
- * create at that path gets a fresh inode, as on a local file system.
- * Renames rewrite the paths of the renamed node and of every cached
- * descendant: O(table) but renames of directories are rare.
+ * A node dies when its path is unlinked or replaced by a rename through
+ * this mount; a later create at that path gets a fresh inode, as on a
+ * local file system. A delete the table never hears of (a TTL expiry, a
+ * tombstone the invalidation thread has not handled yet) leaves a live
+ * node at a path that no longer exists: a later lookup of a re-created
+ * record there reuses it (same ino, new attributes), which (1) keeps
+ * safe.
+ *
+ * A node that dies while files of it are open may keep a snapshot of
+ * the record taken in the transaction that deleted it (gone_*): its
+ * open files go on reading it and fstat sees it, as on tmpfs.
+ *
+ * Renames of a file or symlink move one node (a hash lookup). Renames
+ * of a directory rewrite the paths of every cached descendant:
+ * O(table), but renames of directories are rare.
+ *
+ * t->ns (a rwlock) makes "compute a path, act on the store, update the
+ * table" atomic against renames: fs.c holds it shared from the moment
+ * it turns an ino into a path until the table (or the store) has taken
+ * the result, and a rename holds it exclusively across store_rename and
+ * fs_itab_rename. Lock order: fs_file.lock, then t->ns, then t->lock.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -72,11 +92,16 @@ static struct fs_node **path_slot(struct fs_itab *t, const char *path,
 	return pp;
 }
 
+/* Take exactly n out of its by_path chain (never another node with an
+ * equal path: see invariant (1)). */
 static void path_unlink(struct fs_itab *t, struct fs_node *n)
 {
-	struct fs_node **pp = path_slot(t, n->path, n->path_len);
+	struct fs_node **pp =
+		&t->by_path[hash_path(n->path, n->path_len) & (t->nbuckets - 1)];
 
-	if (*pp == n)
+	while (*pp && *pp != n)
+		pp = &(*pp)->next_path;
+	if (*pp)
 		*pp = n->next_path;
 	n->next_path = NULL;
 }
@@ -125,6 +150,14 @@ static int grow(struct fs_itab *t)
 	return 0;
 }
 
+static void node_free(struct fs_node *n)
+{
+	free(n->path);
+	free(n->lock_path);
+	free(n->gone_val);
+	free(n);
+}
+
 static struct fs_node *node_new(struct fs_itab *t, const char *path,
 				size_t len, uint64_t ino)
 {
@@ -153,6 +186,9 @@ int fs_itab_init(struct fs_itab *t)
 {
 	memset(t, 0, sizeof(*t));
 	pthread_mutex_init(&t->lock, NULL);
+	/* glibc's default (readers first): a reader may take it again while
+	 * a rename waits, so no path can deadlock on it. */
+	pthread_rwlock_init(&t->ns, NULL);
 	t->nbuckets = 1024;
 	t->by_ino = calloc(t->nbuckets, sizeof(*t->by_ino));
 	t->by_path = calloc(t->nbuckets, sizeof(*t->by_path));
@@ -168,6 +204,8 @@ int fs_itab_init(struct fs_itab *t)
 nomem:
 	free(t->by_ino);
 	free(t->by_path);
+	pthread_rwlock_destroy(&t->ns);
+	pthread_mutex_destroy(&t->lock);
 	return -ENOMEM;
 }
 
@@ -180,13 +218,12 @@ void fs_itab_fini(struct fs_itab *t)
 
 		for (; n; n = next) {
 			next = n->next_ino;
-			free(n->path);
-			free(n->lock_path);
-			free(n);
+			node_free(n);
 		}
 	}
 	free(t->by_ino);
 	free(t->by_path);
+	pthread_rwlock_destroy(&t->ns);
 	pthread_mutex_destroy(&t->lock);
 }
 
@@ -224,9 +261,7 @@ static void maybe_free(struct fs_itab *t, struct fs_node **pp)
 	if (!n->dead)
 		path_unlink(t, n);
 	t->count--;
-	free(n->path);
-	free(n->lock_path);
-	free(n);
+	node_free(n);
 }
 
 void fs_itab_forget(struct fs_itab *t, uint64_t ino, uint64_t nref)
@@ -347,16 +382,35 @@ struct fs_node *fs_itab_node_locked(struct fs_itab *t, uint64_t ino)
 	return *ino_slot(t, ino);
 }
 
-int fs_itab_truncating(struct fs_itab *t, uint64_t ino)
+int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns)
 {
 	struct fs_node *n;
-	int r;
+	int r = 0;
 
 	pthread_mutex_lock(&t->lock);
 	n = *ino_slot(t, ino);
-	r = n && n->truncating;
+	if (n) {
+		r = n->truncating != 0;
+		if (until_ns > n->kcache_until_ns)
+			n->kcache_until_ns = until_ns;
+	}
 	pthread_mutex_unlock(&t->lock);
 	return r;
+}
+
+int fs_itab_own_change(struct fs_itab *t, const char *path, size_t len,
+		       int64_t expires_ns, uint64_t *inop)
+{
+	struct fs_node *n;
+	int inval = 0;
+
+	pthread_mutex_lock(&t->lock);
+	n = *path_slot(t, path, len);
+	*inop = n && n->files ? n->ino : 0;
+	if (n && expires_ns && expires_ns < n->kcache_until_ns)
+		inval = 1;
+	pthread_mutex_unlock(&t->lock);
+	return inval;
 }
 
 uint64_t fs_itab_find(struct fs_itab *t, const char *path, size_t len)
@@ -381,7 +435,41 @@ static void kill_node(struct fs_itab *t, struct fs_node *n)
 	n->cache_valid = 0;
 }
 
+uint64_t fs_itab_kill_locked(struct fs_itab *t, const char *path, size_t len)
+{
+	struct fs_node *n = *path_slot(t, path, len);
+
+	if (!n || n == t->root)
+		return 0;
+	kill_node(t, n);
+	return n->ino;
+}
+
 uint64_t fs_itab_kill(struct fs_itab *t, const char *path, size_t len)
+{
+	uint64_t ino;
+
+	pthread_mutex_lock(&t->lock);
+	ino = fs_itab_kill_locked(t, path, len);
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
+int fs_itab_has_files(struct fs_itab *t, const char *path, size_t len)
+{
+	struct fs_node *n;
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	n = *path_slot(t, path, len);
+	r = n && n->files;
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+uint64_t fs_itab_kill_keep(struct fs_itab *t, const char *path, size_t len,
+			   const struct store_stat *st, void *val,
+			   size_t vlen)
 {
 	struct fs_node *n;
 	uint64_t ino = 0;
@@ -389,11 +477,74 @@ uint64_t fs_itab_kill(struct fs_itab *t, const char *path, size_t len)
 	pthread_mutex_lock(&t->lock);
 	n = *path_slot(t, path, len);
 	if (n && n != t->root) {
-		ino = n->ino;
 		kill_node(t, n);
+		free(n->gone_val);
+		n->gone_val = val;
+		n->gone_len = vlen;
+		n->gone_st = *st;
+		n->gone = 1;
+		val = NULL;
+		ino = n->ino;
 	}
 	pthread_mutex_unlock(&t->lock);
+	free(val);
 	return ino;
+}
+
+int fs_itab_gone_stat(struct fs_itab *t, uint64_t ino, struct store_stat *st)
+{
+	struct fs_node *n;
+	int err = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	n = *ino_slot(t, ino);
+	if (n && n->dead && n->gone) {
+		*st = n->gone_st;
+		err = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return err;
+}
+
+ssize_t fs_itab_gone_read(struct fs_itab *t, uint64_t ino, uint64_t off,
+			  void *buf, size_t size)
+{
+	struct fs_node *n;
+	ssize_t r = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	n = *ino_slot(t, ino);
+	if (n && n->dead && n->gone) {
+		r = 0;
+		if (off < n->gone_len) {
+			r = n->gone_len - off < size ? n->gone_len - off : size;
+			memcpy(buf, (char *)n->gone_val + off, r);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+int fs_itab_gone_copy(struct fs_itab *t, uint64_t ino, void **valp,
+		      size_t *lenp)
+{
+	struct fs_node *n;
+	int err = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	n = *ino_slot(t, ino);
+	if (n && n->dead && n->gone) {
+		*valp = malloc(n->gone_len ? n->gone_len : 1);
+		if (*valp) {
+			memcpy(*valp, n->gone_val, n->gone_len);
+			*lenp = n->gone_len;
+			err = 0;
+		} else {
+			err = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return err;
 }
 
 static int set_path(struct fs_node *n, const char *prefix, size_t plen,
@@ -412,55 +563,80 @@ static int set_path(struct fs_node *n, const char *prefix, size_t plen,
 	return 0;
 }
 
-void fs_itab_rename(struct fs_itab *t, const char *from, const char *to)
+/* Is p (len) `dir` itself (self) or below it? */
+static int at_or_below(const char *p, size_t len, const char *dir,
+		       size_t dlen, int *self)
+{
+	if (len < dlen || memcmp(p, dir, dlen) != 0)
+		return 0;
+	*self = len == dlen;
+	return *self || p[dlen] == '/' || dlen == 1;
+}
+
+/* Under t->lock: give n the path to + (its path past flen), or kill it
+ * when memory runs out (it is unreachable then: ENOENT on use). n is
+ * not in by_path. */
+static void move_node(struct fs_itab *t, struct fs_node *n, size_t flen,
+		      const char *to, size_t tlen)
+{
+	if (set_path(n, to, tlen, n->path + flen, n->path_len - flen) < 0) {
+		n->dead = 1;
+		n->cache_valid = 0;
+		log_msg(LOG_WARNING, "inode table: out of memory in rename");
+		return;
+	}
+	path_link(t, n);
+}
+
+void fs_itab_rename(struct fs_itab *t, const char *from, const char *to,
+		    int is_dir)
 {
 	size_t flen = strlen(from), tlen = strlen(to), i;
-	struct fs_node *n, *victim;
-	struct fs_node **moved = NULL;
-	size_t nmoved = 0, cap = 0;
+	struct fs_node *n, *moved = NULL;
+	int self;
 
+	if (flen == tlen && memcmp(from, to, flen) == 0)
+		return; /* rename onto itself: nothing moved */
 	pthread_mutex_lock(&t->lock);
-	victim = *path_slot(t, to, tlen);
-	if (victim)
-		kill_node(t, victim);
-	/* Descendants of a replaced (empty) directory are gone as well. */
+	if (!is_dir) {
+		/* A file or symlink: it has no descendants, and what it
+		 * replaces is a file too. */
+		n = *path_slot(t, to, tlen);
+		if (n)
+			kill_node(t, n);
+		n = *path_slot(t, from, flen);
+		if (n && n != t->root) {
+			path_unlink(t, n);
+			move_node(t, n, flen, to, tlen);
+		}
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	/* A directory: the replaced (empty) directory dies with every node
+	 * still cached below it (left by deletes we never heard of), then
+	 * the subtree moves. Moved nodes are chained through next_path,
+	 * free once they are out of by_path. */
 	for (i = 0; i < t->nbuckets; i++) {
 		for (n = t->by_ino[i]; n; n = n->next_ino) {
-			int self = n->path_len == flen &&
-				   memcmp(n->path, from, flen) == 0;
-			int below = n->path_len > flen &&
-				    memcmp(n->path, from, flen) == 0 &&
-				    (n->path[flen] == '/' || flen == 1);
-
-			if (n->dead || (!self && !below))
+			if (n->dead || n == t->root)
 				continue;
-			if (nmoved == cap) {
-				size_t nc = cap ? cap * 2 : 16;
-				struct fs_node **m =
-					realloc(moved, nc * sizeof(*m));
-
-				if (!m)
-					break;
-				moved = m;
-				cap = nc;
+			if (at_or_below(n->path, n->path_len, to, tlen, &self)) {
+				kill_node(t, n);
+			} else if (at_or_below(n->path, n->path_len, from, flen,
+					       &self)) {
+				path_unlink(t, n);
+				n->next_path = moved;
+				moved = n;
 			}
-			moved[nmoved++] = n;
 		}
 	}
-	/* Unhash all first: a moved path may equal another's old path. */
-	for (i = 0; i < nmoved; i++)
-		path_unlink(t, moved[i]);
-	for (i = 0; i < nmoved; i++) {
-		n = moved[i];
-		if (set_path(n, to, tlen, n->path + flen,
-			     n->path_len - flen) < 0) {
-			n->dead = 1; /* unreachable now: ENOENT on use */
-			continue;
-		}
-		path_link(t, n);
+	while (moved) {
+		n = moved;
+		moved = n->next_path;
+		n->next_path = NULL;
+		move_node(t, n, flen, to, tlen);
 	}
 	pthread_mutex_unlock(&t->lock);
-	free(moved);
 }
 
 size_t fs_itab_all(struct fs_itab *t, uint64_t **out)

@@ -11,7 +11,8 @@
  *         store_binlog_read(last, 256)   copy the batch out of LMDB
  *         for each change:
  *           wake poll handles of the record's open files (any writer)
- *           foreign (writer != ours), or ours with a TTL deadline:
+ *           foreign (writer != ours), or ours with a deadline sooner
+ *           than the kernel may cache the node (kcache_until_ns):
  *             inval_inode(ino)                drop attrs + page cache
  *             tombstone: notify_delete(parent, ino, name)  (inotify
  *                        sees IN_DELETE), and the node dies
@@ -20,10 +21,16 @@
  *   -ERANGE (the binlog was trimmed past us): invalidate every cached
  *   inode and entry, and go on from the last sequence.
  *
- * Our own changes that carry a deadline are invalidated too: a
- * setfattr user.statefs.ttl on a file the kernel already caches for a
- * day must shorten that cache to the deadline (the next lookup gives a
- * bounded timeout, see cache_timeout() in fs.c).
+ * Our own changes are copied out only when they need work: a change
+ * whose deadline comes before what the kernel may still cache of the
+ * node (a setfattr user.statefs.ttl on a file the kernel caches for a
+ * day must shorten that cache; the next lookup gives a bounded
+ * timeout, see cache_timeout() and attr_timeout() in fs.c) is
+ * invalidated; any other own change only wakes the polls of the node's
+ * open files (no copy, no malloc), and a write that renews a deadline
+ * (later than anything the kernel cached) invalidates nothing.
+ * A foreign tombstone kills the cached node only if the record is still
+ * gone when the thread gets to it (we may have created it again).
  *
  * Rules: (1) notifications are sent only from this thread, never from a
  * request handler (the kernel may hold locks a handler's request waits
@@ -44,10 +51,10 @@
 #define SWEEP_MAX 10000
 
 struct change_copy {
-	char *path;
+	char *path;      /* NULL: an own change, only poll wake-ups (ino) */
 	size_t len;
+	uint64_t ino;
 	int tombstone;
-	int inval;       /* foreign, or ours with a deadline */
 };
 
 struct batch {
@@ -71,6 +78,24 @@ static int collect(void *arg, const struct store_change *c)
 	if (store_rec_decode(c->rec, c->rec_len, &st, NULL, NULL, NULL) < 0)
 		st.type = STORE_NONE;
 	cc = &b->v[b->n];
+	if (own) {
+		/* The kernel saw this change as it made it: invalidate only
+		 * when its deadline comes before what the kernel may cache
+		 * (a TTL set or shortened), else just wake the polls of the
+		 * node's open files; no copy either way. */
+		uint64_t ino;
+
+		if (st.type == STORE_TOMBSTONE ||
+		    !fs_itab_own_change(&b->fs->itab, c->path, c->path_len,
+					st.expires_ns, &ino)) {
+			if (ino) {
+				cc->path = NULL;
+				cc->ino = ino;
+				b->n++;
+			}
+			return 0;
+		}
+	}
 	cc->path = malloc(c->path_len + 1);
 	if (!cc->path)
 		return 0; /* skip this one; the kernel cache may go stale */
@@ -78,7 +103,6 @@ static int collect(void *arg, const struct store_change *c)
 	cc->path[c->path_len] = '\0';
 	cc->len = c->path_len;
 	cc->tombstone = st.type == STORE_TOMBSTONE;
-	cc->inval = !own || st.expires_ns != 0;
 	b->n++;
 	return 0;
 }
@@ -89,8 +113,12 @@ static void node_uncache(struct fs *fs, uint64_t ino)
 
 	pthread_mutex_lock(&fs->itab.lock);
 	n = fs_itab_node_locked(&fs->itab, ino);
-	if (n)
+	if (n) {
 		n->cache_valid = 0;
+		/* the kernel drops what it cached; replies from now on
+		 * note their own timeouts */
+		n->kcache_until_ns = 0;
+	}
 	pthread_mutex_unlock(&fs->itab.lock);
 }
 
@@ -115,11 +143,28 @@ static void inval_path(struct fs *fs, const char *path, size_t len,
 	}
 	if (!parent || len == 1)
 		return;
-	if (tombstone) {
+	if (tombstone && ino) {
+		struct store_stat st;
+		int back;
+
+		/* Kill the node only if the record is still gone: we may
+		 * have created it again since (then it is our live node).
+		 * Under itab.lock, so no lookup can reference it between
+		 * the check and the kill. */
+		pthread_mutex_lock(&fs->itab.lock);
+		back = store_stat(fs->store, NULL, path, &st) == 0;
+		if (!back)
+			fs_itab_kill_locked(&fs->itab, path, len);
+		pthread_mutex_unlock(&fs->itab.lock);
+		if (back)
+			fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
+							 len - (name - path));
+		else
+			fuse_lowlevel_notify_delete(fs->se, parent, ino, name,
+						    len - (name - path));
+	} else if (tombstone) {
 		fuse_lowlevel_notify_delete(fs->se, parent, ino, name,
 					    len - (name - path));
-		if (ino)
-			fs_itab_kill(&fs->itab, path, len);
 	} else if (ino) {
 		fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
 						 len - (name - path));
@@ -146,22 +191,42 @@ static void inval_all(struct fs *fs)
 
 void fs_poll_wake(struct fs *fs, uint64_t ino)
 {
+	struct fuse_pollhandle *local[16], **phs = local;
+	size_t nph = 0, cap = 16, i;
 	struct fs_node *n;
 	struct fs_file *f;
 
+	/* Collect the armed handles under the lock, notify after it (rule
+	 * 2). A handle taken out of f->ph is ours alone. */
 	pthread_mutex_lock(&fs->itab.lock);
 	n = fs_itab_node_locked(&fs->itab, ino);
 	for (f = n ? n->files : NULL; f; f = f->next) {
 		struct fuse_pollhandle *ph;
 
 		atomic_store(&f->changed, 1);
-		ph = atomic_exchange(&f->ph, NULL);
-		if (ph) {
-			fuse_lowlevel_notify_poll(ph);
-			fuse_pollhandle_destroy(ph);
+		if (nph == cap) {
+			struct fuse_pollhandle **m =
+				malloc(cap * 2 * sizeof(*m));
+
+			if (!m)
+				continue; /* stays armed: its next poll sees it */
+			memcpy(m, phs, nph * sizeof(*m));
+			if (phs != local)
+				free(phs);
+			phs = m;
+			cap *= 2;
 		}
+		ph = atomic_exchange(&f->ph, NULL);
+		if (ph)
+			phs[nph++] = ph;
 	}
 	pthread_mutex_unlock(&fs->itab.lock);
+	for (i = 0; i < nph; i++) {
+		fuse_lowlevel_notify_poll(phs[i]);
+		fuse_pollhandle_destroy(phs[i]);
+	}
+	if (phs != local)
+		free(phs);
 }
 
 static void *notify_main(void *arg)
@@ -207,12 +272,14 @@ static void *notify_main(void *arg)
 			continue;
 		}
 		for (i = 0; i < b->n; i++) {
-			uint64_t ino = fs_itab_find(&fs->itab, b->v[i].path,
-						    b->v[i].len);
+			uint64_t ino = b->v[i].ino;
 
-			if (b->v[i].inval)
+			if (b->v[i].path) {
+				ino = fs_itab_find(&fs->itab, b->v[i].path,
+						   b->v[i].len);
 				inval_path(fs, b->v[i].path, b->v[i].len,
 					   b->v[i].tombstone);
+			}
 			if (ino)
 				fs_poll_wake(fs, ino);
 			free(b->v[i].path);

@@ -646,6 +646,14 @@ static void file_free(struct fs *fs, struct fs_file *f)
 {
 	struct fuse_pollhandle *ph;
 
+	/* Wait for a handler still inside f->lock: fs_read replies from
+	 * f->buf under the lock, and the reader may close (RELEASE, here,
+	 * on another thread) as soon as the kernel has the reply, before
+	 * that handler's unlock. Freeing f under it corrupted the heap
+	 * (the unlock wrote into the freed block). After its unlock no
+	 * handler touches f again. */
+	pthread_mutex_lock(&f->lock);
+	pthread_mutex_unlock(&f->lock);
 	if (f->node)
 		fs_itab_file_detach(&fs->itab, f->node, f);
 	ph = atomic_exchange(&f->ph, NULL);
@@ -877,6 +885,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	atomic_fetch_add_explicit(&fs->stats.bytes_read, n,
 				  memory_order_relaxed);
+	/* under f->lock: the reply copies from f->buf (see file_free) */
 	fuse_reply_buf(req, n ? f->buf + off : NULL, n);
 	pthread_mutex_unlock(&f->lock);
 	return;

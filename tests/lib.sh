@@ -20,7 +20,11 @@ _PIDS=()
 _FAILS=0
 
 _cleanup() {
-	local p m i
+	local rc=$? p m i
+	if [ $rc -ne 0 ] && [ -s "$T/statefs.log" ]; then
+		echo "--- statefs log (last 30 lines)" >&2
+		tail -n 30 "$T/statefs.log" >&2
+	fi
 	# Unmount first so the drivers exit by themselves, then make sure.
 	for m in "${_MOUNTS[@]}"; do
 		fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null

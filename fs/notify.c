@@ -83,11 +83,12 @@ static int collect(void *arg, const struct store_change *c)
 		 * when its deadline comes before what the kernel may cache
 		 * (a TTL set or shortened), else just wake the polls of the
 		 * node's open files; no copy either way. */
-		uint64_t ino;
+		uint64_t ino = 0;
+		int inval = fs_itab_own_change(&b->fs->itab, c->path,
+					       c->path_len, st.expires_ns,
+					       &ino);
 
-		if (st.type == STORE_TOMBSTONE ||
-		    !fs_itab_own_change(&b->fs->itab, c->path, c->path_len,
-					st.expires_ns, &ino)) {
+		if (st.type == STORE_TOMBSTONE || !inval) {
 			if (ino) {
 				cc->path = NULL;
 				cc->ino = ino;

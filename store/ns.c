@@ -174,6 +174,22 @@ out:
 
 /* ---- writes ---- */
 
+/* The start of a change to an existing record: enter a write transaction
+ * (the caller's or our own) and find the visible record. End with
+ * store_txn_leave(t, own, err) whatever this returned. */
+static int write_enter(struct store *s, struct store_txn **tp,
+		       struct store_txn **own, struct store_txn *mem,
+		       const char *path, struct rec *r)
+{
+	int err = store_txn_enter(s, tp, 1, own, mem);
+
+	if (err) {
+		*own = NULL;
+		return err;
+	}
+	return store_rec_live(*tp, path, r);
+}
+
 static int check_name(struct store *s, const char *path)
 {
 	int err = store_path_ok(s, path);
@@ -322,10 +338,7 @@ int store_setattr(struct store *s, struct store_txn *t, const char *path,
 		return -EPERM;
 	if (mask & STORE_ATTR_SIZE && a->size > s->opts.max_value)
 		return -EFBIG;
-	err = store_txn_enter(s, &t, 1, &own, &own_mem);
-	if (err)
-		return err;
-	err = store_rec_live(t, path, &r);
+	err = write_enter(s, &t, &own, &own_mem, path, &r);
 	if (err)
 		goto out;
 	st = r.st;
@@ -522,10 +535,7 @@ int store_del(struct store *s, struct store_txn *t, const char *path,
 		return -EBUSY;
 	if (store_reserved(path))
 		return -EPERM;
-	err = store_txn_enter(s, &t, 1, &own, &own_mem);
-	if (err)
-		return err;
-	err = store_rec_live(t, path, &r);
+	err = write_enter(s, &t, &own, &own_mem, path, &r);
 	if (err)
 		goto out;
 	if (flags & STORE_DEL_DIR && r.st.type != STORE_DIR) {
@@ -750,10 +760,7 @@ static int xattr_change(struct store *s, struct store_txn *t,
 		return -E2BIG;
 	if (store_reserved(path))
 		return -EPERM;
-	err = store_txn_enter(s, &t, 1, &own, &own_mem);
-	if (err)
-		return err;
-	err = store_rec_live(t, path, &r);
+	err = write_enter(s, &t, &own, &own_mem, path, &r);
 	if (err)
 		goto out;
 	off = xattr_find(r.xattrs, r.st.xattr_len, name, nlen, &elen, &vlen);

@@ -45,7 +45,7 @@ expect_eq "$rc2" 0 "watch exit status after SIGTERM"
 [ -s "$T/all.err" ] && fail "watch wrote to stderr: $(cat "$T/all.err")"
 
 # --from replays the binlog after a sequence, then follows
-timeout 10 "$STATEFSCTL" watch --from "$seq0" >"$T/from" &
+timeout -k 2 10 "$STATEFSCTL" watch --from "$seq0" >"$T/from" &
 W3=$!; track_pid $W3
 wait_for 5 grep -q " put /app/sp%20ace " "$T/from" || fail "watch --from: $(cat "$T/from")"
 expect_eq "$(head -1 "$T/from" | awk '{print $1, $2, $3}')" "$((seq0 + 1)) mkdir /app" "first line of --from"

@@ -15,7 +15,7 @@
  * files (create, open, read, write, truncate, unlink, flush, release,
  * utimens, getattr). What it does not: rename, links, symlinks, xattrs,
  * locks (flock falls back to the kernel's local emulation because the
- * flock operation is not implemented), chmod/chown. Those calls fail with
+ * flock operation is absent), chmod/chown. Those calls fail with
  * ENOSYS. Everything lives in memory and is lost at unmount.
  *
  * Design: every node (file or directory) is in one hash table keyed by its

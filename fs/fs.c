@@ -1726,8 +1726,9 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes ---- */
 
-/* Parse a TTL: "30", "30s", "5m", "1h", "2d", "1.5" (seconds). */
-static int parse_ttl_ms(const char *s, size_t len, uint64_t *ms)
+/* Parse a TTL: "30", "30s", "5m", "1h", "2d", "1.5" (seconds). Used for
+ * user.statefs.ttl and the ttl= mount option alike. */
+int fs_parse_ttl_ms(const char *s, size_t len, uint64_t *ms)
 {
 	char tmp[32], *end;
 	double v, mul = 1000;
@@ -1785,7 +1786,7 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		struct store_attr a;
 
 		memset(&a, 0, sizeof(a));
-		err = parse_ttl_ms(value, size, &a.ttl_ms);
+		err = fs_parse_ttl_ms(value, size, &a.ttl_ms);
 		if (!err)
 			err = store_setattr(fs->store, NULL, path, &a,
 					    STORE_ATTR_TTL);

@@ -91,30 +91,6 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int parse_ttl(const char *s, uint64_t *ms)
-{
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1000;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	if (*end == 's')
-		end++;
-	else if (*end == 'm')
-		mul = 60000, end++;
-	else if (*end == 'h')
-		mul = 3600000, end++;
-	else if (*end == 'd')
-		mul = 86400000, end++;
-	if (*end)
-		return -1;
-	*ms = v * mul;
-	return 0;
-}
-
 static int add_fuse_opt(struct cfg *c, const char *o)
 {
 	size_t len = strlen(c->fuse_opts);
@@ -151,7 +127,7 @@ static int parse_one(struct cfg *c, char *o)
 	if (val && strcmp(o, "maxvalue") == 0)
 		return parse_size(val, &c->so.max_value);
 	if (val && strcmp(o, "ttl") == 0)
-		return parse_ttl(val, &c->so.default_ttl_ms);
+		return fs_parse_ttl_ms(val, strlen(val), &c->so.default_ttl_ms) ? -1 : 0;
 	if (val && strcmp(o, "sync") == 0) {
 		if (strcmp(val, "none") == 0)
 			c->so.sync = STORE_SYNC_NONE;

@@ -4,13 +4,22 @@
  * caller's) built on the core in store.c.
  *
  * Every change goes through store_rec_write_local, which versions it and
- * appends its binlog entry in the same transaction. Deletes are
- * tombstones. rmdir checks for live children; a recursive delete
- * tombstones deepest first and a rename moves parents first, so the
- * binlog never shows a live record under a dead directory.
+ * appends its binlog entry in the same transaction. A change sets the
+ * fields it changes to one new version (store_tick) and keeps the
+ * others' versions, so that replicas merge it field by field (replica.c):
+ *   write (put, truncate)   content, times (mtime), life (deadline renewed)
+ *   chmod, chown            owner
+ *   utimens                 times (and life when mtime is set: a touch)
+ *   TTL set, touch          life
+ *   xattr set or remove     that xattr's entry
+ *   create, mkdir, rename's destination   every field; old xattrs removed
+ *   delete                  content (a tombstone; the other fields stay)
+ * Visibility is derived from the records (store.c: store_rec_live), so
+ * a directory with something live under it is there whatever its own
+ * record says; rmdir refuses such a directory (ENOTEMPTY).
  *
- * Xattrs (user.*) live in the record as a run of { u8 name_len,
- * u32 value_len, name, value } (record.c): a change rewrites the record.
+ * Xattrs (user.*) live in the record as a sorted run of versioned
+ * entries (record.c); a removed one stays as an entry without a value.
  */
 #include <errno.h>
 #include <limits.h>
@@ -22,7 +31,6 @@
 #include "common/log.h"
 #include "store/store_int.h"
 
-#define XATTR_VALUE_MAX (64 * 1024)
 
 
 /*
@@ -107,7 +115,7 @@ int store_list(struct store *s, struct store_txn *t, const char *dir,
 	struct store_txn *own, own_mem;
 	char prefix[PATH_MAX + STORE_NAME_MAX + 2];
 	size_t plen, dlen = strlen(dir);
-	int64_t now = store_now_ns();
+	int64_t now;
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
 	struct rec r;
@@ -118,6 +126,7 @@ int store_list(struct store *s, struct store_txn *t, const char *dir,
 	err = store_txn_enter(s, &t, 0, &own, &own_mem);
 	if (err)
 		return err;
+	now = t->now;
 	err = store_rec_live(t, dir, &r);
 	if (err)
 		goto out;
@@ -159,8 +168,22 @@ int store_list(struct store *s, struct store_txn *t, const char *dir,
 			err = -EIO;
 			break;
 		}
-		if (!store_visible(&r.st, now))
-			continue;
+		if (!store_live(&r, now) ||
+		    (r.st.type != STORE_DIR && r.flags & REC_KIDS)) {
+			char child[PATH_MAX + 1];
+			struct store_stat st;
+			int below;
+
+			store_key_path(&k, child);
+			below = store_live_below(t, child);
+			if (below < 0) {
+				err = below;
+				break;
+			}
+			if (store_rec_view(&r, below, now, &st))
+				continue;
+			r.st = st;
+		}
 		err = cb(arg, (char *)k.mv_data + plen, k.mv_size - plen, &r.st);
 		if (err)
 			break;
@@ -175,11 +198,12 @@ out:
 /* ---- writes ---- */
 
 /* The start of a change to an existing record: enter a write transaction
- * (the caller's or our own) and find the visible record. End with
- * store_txn_leave(t, own, err) whatever this returned. */
+ * (the caller's or our own), check that something is visible at path,
+ * and give its stored record in r and what it shows as in *view. End
+ * with store_txn_leave(t, own, err) whatever this returned. */
 static int write_enter(struct store *s, struct store_txn **tp,
 		       struct store_txn **own, struct store_txn *mem,
-		       const char *path, struct rec *r)
+		       const char *path, struct rec *r, struct store_stat *view)
 {
 	int err = store_txn_enter(s, tp, 1, own, mem);
 
@@ -187,7 +211,11 @@ static int write_enter(struct store *s, struct store_txn **tp,
 		*own = NULL;
 		return err;
 	}
-	return store_rec_live(*tp, path, r);
+	err = store_rec_live(*tp, path, r);
+	if (err)
+		return err;
+	*view = r->st;
+	return r->derived ? store_rec_get(*tp, path, r) : 0;
 }
 
 static int check_name(struct store *s, const char *path)
@@ -204,17 +232,17 @@ static int check_name(struct store *s, const char *path)
 }
 
 /* Create at `path`; `found` is what rec_live found there just before
- * (an invisible record, or type STORE_NONE). */
+ * (the stored record, invisible, or type STORE_NONE). */
 static int do_create(struct store_txn *t, const char *path,
 		     enum store_type type, const void *val, size_t len,
 		     const struct store_attr *a, unsigned mask, unsigned flags,
 		     const struct rec *found)
 {
 	struct store_attr none = { 0 };
-	struct store_stat st;
+	struct store_version v;
+	struct rec old = *found, nr;
 	uint64_t dir_ttl;
-	struct rec old = *found;
-	int have_old, err;
+	int err;
 
 	if (!a)
 		a = &none;
@@ -227,18 +255,20 @@ static int do_create(struct store_txn *t, const char *path,
 		if (err && err != -ENOENT)
 			return err;
 	}
-	have_old = old.st.type != STORE_NONE;
-	store_stat_new(t->s, &st, type, a, mask);
-	st.size = len;
+	v = store_tick(t);
+	memset(&nr, 0, sizeof(nr));
+	store_stat_new(t->s, &nr.st, type, a, mask, t->now);
+	nr.st.size = len;
+	nr.value = val;
 	if (type == STORE_FILE) {
-		st.ttl_ms = mask & STORE_ATTR_TTL ? a->ttl_ms :
-			    dir_ttl ? dir_ttl : t->s->opts.default_ttl_ms;
-		store_ttl_renew(&st, st.ctime_ns);
+		nr.st.ttl_ms = mask & STORE_ATTR_TTL ? a->ttl_ms :
+			       dir_ttl ? dir_ttl : t->s->opts.default_ttl_ms;
+		store_ttl_renew(&nr.st, t->now);
 	} else if (type == STORE_DIR && (mask & STORE_ATTR_TTL)) {
-		st.ttl_ms = a->ttl_ms;
+		nr.st.ttl_ms = a->ttl_ms;
 	}
-	return store_rec_write_local(t, path, &st, have_old ? &old : NULL, NULL,
-			       val);
+	return store_rec_create(t, path, &nr,
+				old.st.type != STORE_NONE ? &old : NULL, v);
 }
 
 int store_put(struct store *s, struct store_txn *t, const char *path,
@@ -253,6 +283,8 @@ int store_put(struct store *s, struct store_txn *t, const char *path,
 		return err == -EEXIST ? -EISDIR : err;
 	if (len > s->opts.max_value)
 		return -EFBIG;
+	if (a && mask & STORE_ATTR_TTL && a->ttl_ms > STORE_TTL_MAX_MS)
+		return -EINVAL;
 	err = store_txn_enter(s, &t, 1, &own, &own_mem);
 	if (err)
 		return err;
@@ -269,16 +301,23 @@ int store_put(struct store *s, struct store_txn *t, const char *path,
 		} else if (r.st.type != STORE_FILE) {
 			err = -EINVAL;
 		} else {
-			struct store_stat st = r.st;
+			struct store_version v = store_tick(t);
+			struct rec nr = r;
 
-			st.size = len;
-			st.mtime_ns = st.ctime_ns = store_now_ns();
-			if (a && mask & STORE_ATTR_MODE)
-				st.mode = S_IFREG | (a->mode & 07777);
+			nr.st.size = len;
+			nr.value = val;
+			nr.st.mtime_ns = nr.st.ctime_ns = t->now;
+			nr.st.fver[STORE_F_CONTENT] = v;
+			nr.st.fver[STORE_F_TIMES] = v;
+			nr.st.fver[STORE_F_LIFE] = v;
+			if (a && mask & STORE_ATTR_MODE) {
+				nr.st.mode = S_IFREG | (a->mode & 07777);
+				nr.st.fver[STORE_F_OWNER] = v;
+			}
 			if (a && mask & STORE_ATTR_TTL)
-				st.ttl_ms = a->ttl_ms;
-			store_ttl_renew(&st, st.ctime_ns);
-			err = store_rec_write_local(t, path, &st, &r, r.xattrs, val);
+				nr.st.ttl_ms = a->ttl_ms;
+			store_ttl_renew(&nr.st, t->now);
+			err = store_rec_write_local(t, path, &nr, &r, v);
 		}
 	}
 	return store_txn_leave(t, own, err);
@@ -326,10 +365,10 @@ int store_setattr(struct store *s, struct store_txn *t, const char *path,
 		  const struct store_attr *a, unsigned mask)
 {
 	struct store_txn *own, own_mem;
-	struct store_stat st;
-	struct rec r;
+	struct store_version v;
+	struct store_stat view;
+	struct rec r, nr;
 	void *val = NULL;
-	int64_t now = store_now_ns();
 	int err = store_path_ok(s, path);
 
 	if (err)
@@ -338,95 +377,88 @@ int store_setattr(struct store *s, struct store_txn *t, const char *path,
 		return -EPERM;
 	if (mask & STORE_ATTR_SIZE && a->size > s->opts.max_value)
 		return -EFBIG;
-	err = write_enter(s, &t, &own, &own_mem, path, &r);
+	if (mask & STORE_ATTR_TTL && a->ttl_ms > STORE_TTL_MAX_MS)
+		return -EINVAL;
+	err = write_enter(s, &t, &own, &own_mem, path, &r, &view);
 	if (err)
 		goto out;
-	st = r.st;
-	if (mask & STORE_ATTR_MODE)
-		st.mode = (st.mode & S_IFMT) | (a->mode & 07777);
-	if (mask & STORE_ATTR_UID)
-		st.uid = a->uid;
-	if (mask & STORE_ATTR_GID)
-		st.gid = a->gid;
-	if (mask & STORE_ATTR_MTIME)
-		st.mtime_ns = a->mtime_ns;
-	st.ctime_ns = mask & STORE_ATTR_CTIME ? a->ctime_ns : now;
-	if (mask & STORE_ATTR_TTL)
-		st.ttl_ms = a->ttl_ms;
+	if (mask & STORE_ATTR_SIZE && view.type != STORE_FILE) {
+		err = view.type == STORE_DIR ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	v = store_tick(t);
+	nr = r;
+	if (mask & (STORE_ATTR_MODE | STORE_ATTR_UID | STORE_ATTR_GID)) {
+		/* a derived directory keeps its shown mode unless changed */
+		if (r.derived || !r.st.fver[STORE_F_OWNER].node)
+			nr.st.mode = view.mode;
+		if (mask & STORE_ATTR_MODE)
+			nr.st.mode = (nr.st.mode & S_IFMT) | (a->mode & 07777);
+		if (mask & STORE_ATTR_UID)
+			nr.st.uid = a->uid;
+		if (mask & STORE_ATTR_GID)
+			nr.st.gid = a->gid;
+		nr.st.fver[STORE_F_OWNER] = v;
+	}
+	if (mask & (STORE_ATTR_MTIME | STORE_ATTR_ATIME)) {
+		if (mask & STORE_ATTR_MTIME)
+			nr.st.mtime_ns = a->mtime_ns;
+		if (mask & STORE_ATTR_ATIME)
+			nr.st.atime_ns = a->atime_ns;
+		nr.st.fver[STORE_F_TIMES] = v;
+	}
+	nr.st.ctime_ns = mask & STORE_ATTR_CTIME ? a->ctime_ns : t->now;
+	if (mask & STORE_ATTR_TTL) {
+		nr.st.ttl_ms = a->ttl_ms;
+		nr.st.fver[STORE_F_LIFE] = v;
+	}
 	if (mask & STORE_ATTR_SIZE) {
-		if (st.type == STORE_DIR) {
-			err = -EISDIR;
-			goto out;
-		}
-		if (st.type != STORE_FILE) {
-			err = -EINVAL;
-			goto out;
-		}
 		val = calloc(1, a->size ? a->size : 1);
 		if (!val) {
 			err = -ENOMEM;
 			goto out;
 		}
 		memcpy(val, r.value, a->size < r.st.size ? a->size : r.st.size);
-		st.size = a->size;
-		if (!(mask & STORE_ATTR_MTIME))
-			st.mtime_ns = now;
+		nr.st.size = a->size;
+		nr.value = val;
+		nr.st.fver[STORE_F_CONTENT] = v;
+		if (!(mask & STORE_ATTR_MTIME)) {
+			nr.st.mtime_ns = t->now;
+			nr.st.fver[STORE_F_TIMES] = v;
+		}
 	}
-	if (st.type == STORE_FILE &&
+	if (view.type == STORE_FILE &&
 	    mask & (STORE_ATTR_MTIME | STORE_ATTR_SIZE | STORE_ATTR_TTL |
-		    STORE_ATTR_TOUCH))
-		store_ttl_renew(&st, now);
-	err = store_rec_write_local(t, path, &st, &r, r.xattrs, val ? val : r.value);
+		    STORE_ATTR_TOUCH)) {
+		store_ttl_renew(&nr.st, t->now);
+		nr.st.fver[STORE_F_LIFE] = v;
+	}
+	err = store_rec_write_local(t, path, &nr, &r, v);
 out:
 	free(val);
 	return store_txn_leave(t, own, err);
 }
 
-/* Write a tombstone over the record `r` at `path`. */
+/* Write a tombstone over the stored record `r` at `path`: the content
+ * only; owner, times, life and xattrs keep their versions (a directory
+ * that something live keeps visible still shows them). */
 static int tombstone_local(struct store_txn *t, const char *path,
 			   const struct rec *r)
 {
-	struct store_stat st;
+	struct store_version v = store_tick(t);
+	struct rec nr = *r;
 
-	memset(&st, 0, sizeof(st));
-	st.type = STORE_TOMBSTONE;
-	st.mode = r->st.mode; /* kept: a concurrent child may revive it */
-	st.uid = r->st.uid;
-	st.gid = r->st.gid;
-	st.mtime_ns = st.ctime_ns = store_now_ns();
-	return store_rec_write_local(t, path, &st, r, NULL, NULL);
+	nr.st.type = STORE_TOMBSTONE;
+	nr.st.size = 0;
+	nr.value = NULL;
+	nr.flags = 0;
+	nr.st.ctime_ns = t->now;
+	nr.st.fver[STORE_F_CONTENT] = v;
+	return store_rec_write_local(t, path, &nr, r, v);
 }
 
-/* Does directory `dir` have a visible child? */
-int store_has_children(struct store_txn *t, const char *dir)
-{
-	char prefix[PATH_MAX + 1];
-	size_t plen = store_child_prefix(dir, strlen(dir), prefix);
-	int64_t now = store_now_ns();
-	MDB_cursor *c;
-	MDB_val k = { plen, prefix }, v;
-	struct rec r;
-	int rc, found = 0;
-
-	rc = mdb_cursor_open(t->txn, t->s->dbi_rec, &c);
-	if (rc)
-		return store_err(rc);
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen))
-			break;
-		if (rec_decode(v.mv_data, v.mv_size, &r) == 0 &&
-		    store_visible(&r.st, now)) {
-			found = 1;
-			break;
-		}
-	}
-	mdb_cursor_close(c);
-	return found;
-}
-
-/* Collect the paths of `dir`'s live descendants (children and deeper),
- * parents before children. Returns a malloc'd array of malloc'd paths. */
+/* Collect the paths of `dir`'s visible descendants (children and
+ * deeper), parents before children, as malloc'd paths. */
 struct pathvec {
 	char **v;
 	size_t n, cap;
@@ -476,7 +508,6 @@ static int descendants(struct store_txn *t, const char *dir,
 {
 	size_t dlen = strlen(dir);
 	char prefix[PATH_MAX + 1], path[PATH_MAX + 1];
-	int64_t now = store_now_ns();
 	MDB_cursor *c;
 	MDB_val k, v;
 	struct rec r;
@@ -506,17 +537,21 @@ static int descendants(struct store_txn *t, const char *dir,
 				break;
 			if (k.mv_size == 1 && ((char *)k.mv_data)[0] == '/')
 				continue;
-			if (rec_decode(v.mv_data, v.mv_size, &r) ||
-			    !store_visible(&r.st, now))
+			if (rec_decode(v.mv_data, v.mv_size, &r))
 				continue;
 			store_key_path(&k, path);
+			if (!store_live(&r, t->now)) {
+				err = store_live_below(t, path);
+				if (err <= 0)
+					continue; /* not visible (or an error) */
+			}
 			err = pathvec_add(pv, path, k.mv_size);
 			if (err)
 				break;
 		}
 	}
 	mdb_cursor_close(c);
-	if (!err)
+	if (!err && pv->n > 1)
 		qsort(pv->v, pv->n, sizeof(*pv->v), cmp_depth);
 	return err;
 }
@@ -526,6 +561,7 @@ int store_del(struct store *s, struct store_txn *t, const char *path,
 {
 	struct store_txn *own, own_mem;
 	struct pathvec pv = { 0 };
+	struct store_stat view;
 	struct rec r;
 	int err = store_path_ok(s, path);
 
@@ -535,22 +571,24 @@ int store_del(struct store *s, struct store_txn *t, const char *path,
 		return -EBUSY;
 	if (store_reserved(path))
 		return -EPERM;
-	err = write_enter(s, &t, &own, &own_mem, path, &r);
+	err = write_enter(s, &t, &own, &own_mem, path, &r, &view);
 	if (err)
 		goto out;
-	if (flags & STORE_DEL_DIR && r.st.type != STORE_DIR) {
+	if (flags & STORE_DEL_DIR && view.type != STORE_DIR) {
 		err = -ENOTDIR;
 		goto out;
 	}
-	if (flags & STORE_DEL_FILE && r.st.type == STORE_DIR) {
+	if (flags & STORE_DEL_FILE && view.type == STORE_DIR) {
 		err = -EISDIR;
 		goto out;
 	}
-	if (r.st.type == STORE_DIR) {
+	if (view.type == STORE_DIR) {
 		if (flags & STORE_DEL_RECURSIVE) {
 			err = descendants(t, path, &pv);
-			/* Deepest first, so no live child is left under a
-			 * tombstone at any moment of the binlog. */
+			/* Deepest first: the binlog never shows a live child
+			 * under a deleted directory (not needed for
+			 * convergence, which derives directories, but it
+			 * keeps every prefix of the binlog a sane tree). */
 			for (size_t i = pv.n; !err && i-- > 0;) {
 				struct rec cr;
 
@@ -564,7 +602,7 @@ int store_del(struct store *s, struct store_txn *t, const char *path,
 			if (err)
 				goto out;
 		} else {
-			err = store_has_children(t, path);
+			err = store_live_below(t, path);
 			if (err > 0)
 				err = -ENOTEMPTY;
 			if (err)
@@ -577,33 +615,90 @@ out:
 	return store_txn_leave(t, own, err);
 }
 
-/* Move the record at `from` to `to` (a new local change) and leave a
- * tombstone at `from`. */
+/* The xattr run of a record moved onto `old`: the source's present
+ * entries at version v, and old's entries that the source lacks removed
+ * at v (both runs are sorted: one merge pass). *outp is malloc'd. */
+static int xattrs_moved(const struct rec *src, const struct rec *old,
+			struct store_version v, unsigned char **outp,
+			size_t *lenp)
+{
+	size_t olen = old ? old->st.xattr_len : 0, n = 0, i = 0, j = 0;
+	unsigned char *out = malloc(src->st.xattr_len + olen + 1);
+
+	if (!out)
+		return -ENOMEM;
+	while (i < src->st.xattr_len || j < olen) {
+		struct xattr_ent a, b;
+		size_t al = 0, bl = 0;
+		int c;
+
+		if (i < src->st.xattr_len)
+			al = xattr_at(src->xattrs, i, &a);
+		if (j < olen)
+			bl = xattr_at(old->xattrs, j, &b);
+		c = !al ? 1 : !bl ? -1 :
+			xattr_name_cmp(a.name, a.name_len, b.name, b.name_len);
+		if (c <= 0) {
+			n += xattr_put(out + n, a.name, a.name_len, a.value,
+				       a.value_len, a.removed, v);
+			i += al;
+			if (c == 0)
+				j += bl;
+		} else {
+			n += xattr_put(out + n, b.name, b.name_len, NULL, 0, 1, v);
+			j += bl;
+		}
+	}
+	*outp = out;
+	*lenp = n;
+	return 0;
+}
+
+/* Move what shows at `from` to `to` as a new local change (every field
+ * at a new version; its type is what `from` shows as, so a derived
+ * directory arrives as a directory) and leave a tombstone at `from`. */
 static int move_one(struct store_txn *t, const char *from, const char *to)
 {
-	struct rec r, old;
-	struct store_stat st;
+	struct store_version v;
+	struct rec r, old, nr;
+	unsigned char *x = NULL, *copy = NULL;
+	size_t xlen = 0;
 	int err, have_old;
 
-	err = store_rec_get(t, from, &r);
+	err = store_rec_live(t, from, &r);
 	if (err)
 		return err;
 	have_old = store_rec_get(t, to, &old) == 0;
-	st = r.st;
-	st.ctime_ns = store_now_ns();
-	/* rec_write_local may move LMDB pages: copy what we still need. */
-	{
-		size_t n = r.st.xattr_len + r.st.size;
-		unsigned char *copy = malloc(n ? n : 1);
-
+	v = store_tick(t);
+	nr = r;
+	nr.derived = 0;
+	nr.flags = 0;
+	for (int i = 0; i < STORE_FIELDS; i++)
+		nr.st.fver[i] = v;
+	nr.st.ctime_ns = t->now;
+	/* store_rec_write_local may move LMDB pages: copy what we need. */
+	err = xattrs_moved(&r, have_old ? &old : NULL, v, &x, &xlen);
+	if (!err) {
+		copy = malloc(r.st.size ? r.st.size : 1);
 		if (!copy)
-			return -ENOMEM;
-		memcpy(copy, r.xattrs, r.st.xattr_len);
-		memcpy(copy + r.st.xattr_len, r.value, r.st.size);
-		err = store_rec_write_local(t, to, &st, have_old ? &old : NULL, copy,
-				      copy + r.st.xattr_len);
-		free(copy);
+			err = -ENOMEM;
 	}
+	if (!err) {
+		memcpy(copy, r.value, r.st.size);
+		nr.value = copy;
+		nr.xattrs = x;
+		nr.st.xattr_len = xlen;
+		if (have_old && nr.st.type != STORE_DIR) {
+			err = store_keys_below(t, to);
+			if (err > 0)
+				nr.flags |= REC_KIDS;
+			err = err < 0 ? err : 0;
+		}
+	}
+	if (!err)
+		err = store_rec_write_local(t, to, &nr, have_old ? &old : NULL, v);
+	free(x);
+	free(copy);
 	if (err)
 		return err;
 	err = store_rec_get(t, from, &r);
@@ -652,7 +747,7 @@ int store_rename(struct store *s, struct store_txn *t, const char *from,
 		} else if (rt.st.type != STORE_DIR && rf.st.type == STORE_DIR) {
 			err = -ENOTDIR;
 		} else if (rt.st.type == STORE_DIR) {
-			err = store_has_children(t, to);
+			err = store_live_below(t, to);
 			if (err > 0)
 				err = -ENOTEMPTY;
 		}
@@ -687,24 +782,26 @@ out:
 
 /* ---- xattrs ---- */
 
-/* Find `name` in an xattr run: offset of its entry, or -1. */
-static long xattr_find(const unsigned char *x, size_t len, const char *name,
-		       size_t nlen, size_t *entry_len, uint32_t *vlen)
+/* Find `name` in an xattr run (removed entries included): 1 and *e, or
+ * 0 and *at = where it would go, keeping the run sorted. */
+static int xattr_find(const unsigned char *x, size_t len, const char *name,
+		      size_t nlen, struct xattr_ent *e, size_t *at)
 {
 	for (size_t off = 0; off < len;) {
-		uint32_t vl;
-		unsigned nl = x[off];
+		size_t el = xattr_at(x, off, e);
+		int c = xattr_name_cmp(e->name, e->name_len,
+				       (const unsigned char *)name, nlen);
 
-		memcpy(&vl, x + off + 1, 4);
-		vl = le32toh(vl);
-		if (nl == nlen && memcmp(x + off + 5, name, nlen) == 0) {
-			*entry_len = 5 + nl + vl;
-			*vlen = vl;
-			return (long)off;
-		}
-		off += 5 + nl + vl;
+		*at = off;
+		if (c == 0)
+			return 1;
+		if (c > 0)
+			return 0;
+		off += el;
+		*at = off;
 	}
-	return -1;
+	*at = len;
+	return 0;
 }
 
 ssize_t store_xattr_get(struct store *s, struct store_txn *t,
@@ -712,96 +809,89 @@ ssize_t store_xattr_get(struct store *s, struct store_txn *t,
 			size_t size)
 {
 	struct store_txn *own, own_mem;
+	struct xattr_ent e;
 	struct rec r;
-	size_t elen;
-	uint32_t vlen;
-	long off;
+	size_t at;
 	ssize_t n = 0;
 	int err = read_enter(s, &t, &own, &own_mem, path, &r);
 
 	if (err)
 		goto out;
-	off = xattr_find(r.xattrs, r.st.xattr_len, name, strlen(name), &elen,
-			 &vlen);
-	if (off < 0) {
+	if (!xattr_find(r.xattrs, r.st.xattr_len, name, strlen(name), &e, &at) ||
+	    e.removed) {
 		err = -ENODATA;
 	} else if (size == 0) {
-		n = vlen;
-	} else if (size < vlen) {
+		n = e.value_len;
+	} else if (size < e.value_len) {
 		err = -ERANGE;
 	} else {
-		memcpy(buf, r.xattrs + off + 5 + strlen(name), vlen);
-		n = vlen;
+		memcpy(buf, e.value, e.value_len);
+		n = e.value_len;
 	}
 out:
 	err = store_txn_done(t, own, err);
 	return err ? err : n;
 }
 
-/* Rewrite the record with the xattr `name` set to val (NULL: removed). */
+/* Rewrite the record with the xattr `name` set to val (NULL: removed,
+ * which keeps a versioned entry without a value). */
 static int xattr_change(struct store *s, struct store_txn *t,
 			const char *path, const char *name, const void *val,
 			size_t len, int flags)
 {
 	struct store_txn *own, own_mem;
-	size_t nlen = strlen(name), elen = 0;
+	size_t nlen = strlen(name), at, elen = 0, xl;
+	struct store_version v;
+	struct store_stat view;
+	struct xattr_ent e;
 	unsigned char *x = NULL;
-	struct store_stat st;
-	uint32_t vlen;
-	struct rec r;
-	long off;
-	int err = store_path_ok(s, path);
+	struct rec r, nr;
+	int found, err = store_path_ok(s, path);
 
 	if (err)
 		return err;
 	if (nlen == 0 || nlen > 255)
 		return -ERANGE;
-	if (len > XATTR_VALUE_MAX)
+	if (len > STORE_XATTR_VALUE_MAX)
 		return -E2BIG;
 	if (store_reserved(path))
 		return -EPERM;
-	err = write_enter(s, &t, &own, &own_mem, path, &r);
+	err = write_enter(s, &t, &own, &own_mem, path, &r, &view);
 	if (err)
 		goto out;
-	off = xattr_find(r.xattrs, r.st.xattr_len, name, nlen, &elen, &vlen);
-	if (off < 0 && (!val || flags & XATTR_REPLACE)) {
+	found = xattr_find(r.xattrs, r.st.xattr_len, name, nlen, &e, &at);
+	if (found)
+		elen = XATTR_HDR_LEN + e.name_len + e.value_len;
+	if (found && e.removed)
+		found = 0;
+	if (!found && (!val || flags & XATTR_REPLACE)) {
 		err = -ENODATA;
 		goto out;
 	}
-	if (off >= 0 && val && flags & XATTR_CREATE) {
+	if (found && val && flags & XATTR_CREATE) {
 		err = -EEXIST;
 		goto out;
 	}
-	st = r.st;
-	x = malloc(r.st.xattr_len + 5 + nlen + len + r.st.size + 1);
+	/* The run before the entry, the new entry, the run after it; and a
+	 * copy of the value (the record's bytes move when it is rewritten). */
+	x = malloc(r.st.xattr_len + XATTR_HDR_LEN + nlen + len + r.st.size + 1);
 	if (!x) {
 		err = -ENOMEM;
 		goto out;
 	}
-	/* The run without the old entry, then the new one, then a copy of
-	 * the value (the record's bytes move when it is rewritten). */
-	st.xattr_len = 0;
-	if (off >= 0) {
-		memcpy(x, r.xattrs, (size_t)off);
-		memcpy(x + off, r.xattrs + off + elen,
-		       r.st.xattr_len - off - elen);
-		st.xattr_len = r.st.xattr_len - elen;
-	} else {
-		memcpy(x, r.xattrs, r.st.xattr_len);
-		st.xattr_len = r.st.xattr_len;
-	}
-	if (val) {
-		uint32_t le = htole32((uint32_t)len);
-
-		x[st.xattr_len] = (unsigned char)nlen;
-		memcpy(x + st.xattr_len + 1, &le, 4);
-		memcpy(x + st.xattr_len + 5, name, nlen);
-		memcpy(x + st.xattr_len + 5 + nlen, val, len);
-		st.xattr_len += 5 + nlen + len;
-	}
-	memcpy(x + st.xattr_len, r.value, r.st.size);
-	st.ctime_ns = store_now_ns();
-	err = store_rec_write_local(t, path, &st, &r, x, x + st.xattr_len);
+	v = store_tick(t);
+	memcpy(x, r.xattrs, at);
+	xl = at + xattr_put(x + at, (const unsigned char *)name, nlen, val,
+			    val ? len : 0, !val, v);
+	memcpy(x + xl, r.xattrs + at + elen, r.st.xattr_len - at - elen);
+	xl += r.st.xattr_len - at - elen;
+	memcpy(x + xl, r.value, r.st.size);
+	nr = r;
+	nr.xattrs = x;
+	nr.st.xattr_len = xl;
+	nr.value = x + xl;
+	nr.st.ctime_ns = t->now;
+	err = store_rec_write_local(t, path, &nr, &r, v);
 out:
 	free(x);
 	return store_txn_leave(t, own, err);
@@ -828,21 +918,20 @@ ssize_t store_xattr_list(struct store *s, struct store_txn *t,
 	int err = read_enter(s, &t, &own, &own_mem, path, &r);
 
 	for (size_t off = 0; !err && off < r.st.xattr_len;) {
-		uint32_t vl;
-		unsigned nl = r.xattrs[off];
+		struct xattr_ent e;
 
-		memcpy(&vl, r.xattrs + off + 1, 4);
-		vl = le32toh(vl);
+		off += xattr_at(r.xattrs, off, &e);
+		if (e.removed)
+			continue;
 		if (size) {
-			if (need + nl + 1 > size) {
+			if (need + e.name_len + 1 > size) {
 				err = -ERANGE;
 				break;
 			}
-			memcpy(buf + need, r.xattrs + off + 5, nl);
-			buf[need + nl] = '\0';
+			memcpy(buf + need, e.name, e.name_len);
+			buf[need + e.name_len] = '\0';
 		}
-		need += nl + 1;
-		off += 5 + nl + vl;
+		need += e.name_len + 1;
 	}
 	err = store_txn_done(t, own, err);
 	return err ? err : (ssize_t)need;

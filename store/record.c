@@ -5,25 +5,39 @@
  * a change travels from commit to peer without re-encoding. Everything is
  * little-endian and read with memcpy (LMDB gives no alignment promise).
  *
- * Record (REC_HDR_LEN = 88 bytes of header):
+ * Record, format 2 (REC_HDR_LEN = 144 bytes of header):
  *
- *   0 u8  format (1)     1 u8 type        2 u16 nvv       4 u32 mode
- *   8 u32 uid           12 u32 gid       16 i64 mtime_ns 24 i64 ctime_ns
- *  32 i64 expires_ns    40 u64 ttl_ms    48 u64 hlc      56 u64 node
- *  64 u64 origin_seq    72 u32 xattr_len 76 u32 0        80 u64 size
- *  88 nvv * { u64 node, u64 seq }   then xattr_len bytes of xattrs
- *  then size bytes of value; the total must match exactly.
+ *   0 u8  format (2)     1 u8  type       2 u16 nvv        4 u32 mode (07777)
+ *   8 u32 uid           12 u32 gid       16 i64 mtime_ns  24 i64 ctime_ns
+ *  32 i64 atime_ns      40 i64 expires_ns 48 u64 ttl_ms    56 u64 size
+ *  64 u32 xattr_len     68 u32 flags (local)  72 i64 dead_ns (local)
+ *  80 four field versions { u64 hlc, u64 node }: content (type, value),
+ *     owner (mode, uid, gid), times (mtime, atime), life (ttl, expires)
+ * 144 nvv * { u64 node, u64 seq }, nodes strictly increasing
+ *     then xattr_len bytes of xattrs, then size bytes of value;
+ *     the total must match exactly.
  *
- * Xattrs: a run of { u8 name_len, u32 value_len, name, value }.
+ * Xattrs: a run of { u8 name_len, u8 removed, u32 value_len, u64 hlc,
+ * u64 node, name, value }, names strictly increasing (shorter first on a
+ * common prefix), so that two runs merge in one linear pass. A removed
+ * xattr is an entry with no value that keeps its version (a tombstone of
+ * its own, so that a remove and a concurrent set merge the same way
+ * everywhere).
+ *
+ * The mode holds permission bits only: the file type follows from the
+ * record type, so a directory can never carry a file mode. The `flags`
+ * and `dead_ns` words are local bookkeeping of the node that stored the
+ * record (see store_int.h); a peer ignores them.
  *
  * Change (CHANGE_HDR_LEN = 32 bytes of header):
  *
- *   0 u8 format (1)  1 u8 flags  2 u16 path_len  4 u32 writer
+ *   0 u8 format (2)  1 u8 flags  2 u16 path_len  4 u32 writer
  *   8 u64 origin_node  16 u64 origin_seq  24 u32 rec_len  28 u32 0
  *  32 path (path_len bytes), then the record (rec_len bytes).
  *
- * Decoders check every length before using it and return -EPROTO for
- * anything that does not add up: they are fed by peers.
+ * Decoders check every length, order and range before using it and
+ * return -EPROTO for anything that does not add up: they are fed by
+ * peers.
  */
 #include <endian.h>
 #include <errno.h>
@@ -75,90 +89,226 @@ static uint64_t get64(const unsigned char *p)
 	return le64toh(v);
 }
 
-size_t rec_encoded_len(const struct store_stat *st)
+uint32_t store_type_ifmt(enum store_type type)
 {
-	return REC_HDR_LEN + (size_t)st->nvv * REC_VV_LEN + st->xattr_len +
-	       st->size;
+	switch (type) {
+	case STORE_FILE:
+		return S_IFREG;
+	case STORE_DIR:
+		return S_IFDIR;
+	case STORE_SYMLINK:
+		return S_IFLNK;
+	default:
+		return 0;
+	}
 }
 
-void rec_encode(void *out, const struct store_stat *st, const void *vv,
-		const void *xattrs, const void *value)
+int vcmp(const struct store_version *a, const struct store_version *b)
 {
+	if (a->hlc != b->hlc)
+		return a->hlc < b->hlc ? -1 : 1;
+	if (a->node != b->node)
+		return a->node < b->node ? -1 : 1;
+	return 0;
+}
+
+/* The newest of the record's field versions (its xattrs included). */
+static struct store_version newest(const struct rec *r)
+{
+	struct store_version v = r->st.fver[0];
+
+	for (int i = 1; i < STORE_FIELDS; i++)
+		if (vcmp(&r->st.fver[i], &v) > 0)
+			v = r->st.fver[i];
+	for (size_t off = 0; off < r->st.xattr_len;) {
+		struct xattr_ent e;
+
+		off += xattr_at(r->xattrs, off, &e);
+		if (vcmp(&e.ver, &v) > 0)
+			v = e.ver;
+	}
+	return v;
+}
+
+size_t rec_encoded_len(const struct rec *r)
+{
+	return REC_HDR_LEN + (size_t)r->st.nvv * REC_VV_LEN + r->st.xattr_len +
+	       r->st.size;
+}
+
+void rec_encode(void *out, const struct rec *r)
+{
+	const struct store_stat *st = &r->st;
 	unsigned char *p = out;
 
-	p[0] = 1;
+	p[0] = STORE_FORMAT;
 	p[1] = (unsigned char)st->type;
 	put16(p + 2, (uint16_t)st->nvv);
-	put32(p + 4, st->mode);
+	put32(p + 4, st->mode & 07777);
 	put32(p + 8, st->uid);
 	put32(p + 12, st->gid);
 	put64(p + 16, (uint64_t)st->mtime_ns);
 	put64(p + 24, (uint64_t)st->ctime_ns);
-	put64(p + 32, (uint64_t)st->expires_ns);
-	put64(p + 40, st->ttl_ms);
-	put64(p + 48, st->version.hlc);
-	put64(p + 56, st->version.node);
-	put64(p + 64, st->origin_seq);
-	put32(p + 72, (uint32_t)st->xattr_len);
-	put32(p + 76, 0);
-	put64(p + 80, st->size);
+	put64(p + 32, (uint64_t)st->atime_ns);
+	put64(p + 40, (uint64_t)st->expires_ns);
+	put64(p + 48, st->ttl_ms);
+	put64(p + 56, st->size);
+	put32(p + 64, (uint32_t)st->xattr_len);
+	put32(p + 68, r->flags);
+	put64(p + 72, (uint64_t)r->dead_ns);
+	for (int i = 0; i < STORE_FIELDS; i++) {
+		put64(p + 80 + 16 * i, st->fver[i].hlc);
+		put64(p + 88 + 16 * i, st->fver[i].node);
+	}
 	p += REC_HDR_LEN;
 	if (st->nvv) {
-		memcpy(p, vv, (size_t)st->nvv * REC_VV_LEN);
+		memcpy(p, r->vv, (size_t)st->nvv * REC_VV_LEN);
 		p += (size_t)st->nvv * REC_VV_LEN;
 	}
 	if (st->xattr_len) {
-		memcpy(p, xattrs, st->xattr_len);
+		memcpy(p, r->xattrs, st->xattr_len);
 		p += st->xattr_len;
 	}
 	if (st->size)
-		memcpy(p, value, st->size);
+		memcpy(p, r->value, st->size);
+}
+
+/* Name order of xattrs: bytes, then length. */
+int xattr_name_cmp(const unsigned char *a, size_t al, const unsigned char *b,
+		   size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}
+
+size_t xattr_at(const unsigned char *x, size_t off, struct xattr_ent *e)
+{
+	const unsigned char *p = x + off;
+
+	e->name_len = p[0];
+	e->removed = p[1];
+	e->value_len = get32(p + 2);
+	e->ver.hlc = get64(p + 6);
+	e->ver.node = get64(p + 14);
+	e->name = p + XATTR_HDR_LEN;
+	e->value = e->name + e->name_len;
+	return XATTR_HDR_LEN + e->name_len + e->value_len;
+}
+
+size_t xattr_put(unsigned char *out, const unsigned char *name,
+		 size_t name_len, const void *value, size_t value_len,
+		 int removed, struct store_version ver)
+{
+	out[0] = (unsigned char)name_len;
+	out[1] = removed ? 1 : 0;
+	put32(out + 2, (uint32_t)value_len);
+	put64(out + 6, ver.hlc);
+	put64(out + 14, ver.node);
+	memcpy(out + XATTR_HDR_LEN, name, name_len);
+	if (value_len)
+		memcpy(out + XATTR_HDR_LEN + name_len, value, value_len);
+	return XATTR_HDR_LEN + name_len + value_len;
+}
+
+static int version_ok(struct store_version v)
+{
+	return (v.node == 0) == (v.hlc == 0);
 }
 
 int rec_decode(const void *buf, size_t len, struct rec *r)
 {
 	const unsigned char *p = buf;
 	struct store_stat *st = &r->st;
-	uint64_t need;
+	uint64_t need, prev = 0;
+	const unsigned char *pname = NULL;
+	size_t plen = 0;
 
-	if (len < REC_HDR_LEN || p[0] != 1 || get32(p + 76) != 0)
+	if (len < REC_HDR_LEN || p[0] != STORE_FORMAT)
 		return -EPROTO;
 	memset(r, 0, sizeof(*r));
 	st->type = p[1];
-	if (st->type < STORE_FILE || st->type > STORE_TOMBSTONE)
+	if (st->type < STORE_FILE || st->type > STORE_PLACEHOLDER)
 		return -EPROTO;
 	st->nvv = get16(p + 2);
 	st->mode = get32(p + 4);
+	if (st->mode & ~07777u || st->nvv > STORE_VV_MAX)
+		return -EPROTO;
+	st->mode |= store_type_ifmt(st->type);
 	st->uid = get32(p + 8);
 	st->gid = get32(p + 12);
 	st->mtime_ns = (int64_t)get64(p + 16);
 	st->ctime_ns = (int64_t)get64(p + 24);
-	st->expires_ns = (int64_t)get64(p + 32);
-	st->ttl_ms = get64(p + 40);
-	st->version.hlc = get64(p + 48);
-	st->version.node = get64(p + 56);
-	st->origin_seq = get64(p + 64);
-	st->xattr_len = get32(p + 72);
-	st->size = get64(p + 80);
+	st->atime_ns = (int64_t)get64(p + 32);
+	st->expires_ns = (int64_t)get64(p + 40);
+	st->ttl_ms = get64(p + 48);
+	st->size = get64(p + 56);
+	st->xattr_len = get32(p + 64);
+	r->flags = get32(p + 68);
+	r->dead_ns = (int64_t)get64(p + 72);
+	for (int i = 0; i < STORE_FIELDS; i++) {
+		st->fver[i].hlc = get64(p + 80 + 16 * i);
+		st->fver[i].node = get64(p + 88 + 16 * i);
+		if (!version_ok(st->fver[i]))
+			return -EPROTO;
+	}
+	if (st->ttl_ms > STORE_TTL_MAX_MS || st->expires_ns < 0)
+		return -EPROTO;
 	need = (uint64_t)REC_HDR_LEN + (uint64_t)st->nvv * REC_VV_LEN +
 	       st->xattr_len;
 	if (st->size > len || need + st->size != len)
 		return -EPROTO;
+	/* What each type may carry. */
+	switch (st->type) {
+	case STORE_DIR:
+	case STORE_TOMBSTONE:
+	case STORE_PLACEHOLDER:
+		if (st->size)
+			return -EPROTO;
+		break;
+	case STORE_SYMLINK:
+		if (!st->size || st->size >= 4096)
+			return -EPROTO;
+		break;
+	default:
+		break;
+	}
 	r->vv = p + REC_HDR_LEN;
 	r->xattrs = r->vv + (size_t)st->nvv * REC_VV_LEN;
 	r->value = r->xattrs + st->xattr_len;
-	/* The xattr run must parse exactly. */
-	for (size_t off = 0; off < st->xattr_len;) {
-		uint32_t vl;
+	for (unsigned i = 0; i < st->nvv; i++) {
+		uint64_t node = get64(r->vv + i * REC_VV_LEN);
 
-		if (st->xattr_len - off < 5)
+		if (node <= prev || get64(r->vv + i * REC_VV_LEN + 8) == 0)
 			return -EPROTO;
-		vl = get32(r->xattrs + off + 1);
-		if (r->xattrs[off] == 0 ||
-		    st->xattr_len - off - 5 < (uint64_t)r->xattrs[off] + vl)
-			return -EPROTO;
-		off += 5 + r->xattrs[off] + vl;
+		prev = node;
 	}
+	/* The xattr run must parse exactly, in name order. */
+	for (size_t off = 0; off < st->xattr_len;) {
+		struct xattr_ent e;
+
+		if (st->xattr_len - off < XATTR_HDR_LEN)
+			return -EPROTO;
+		e.name_len = r->xattrs[off];
+		e.value_len = get32(r->xattrs + off + 2);
+		if (e.name_len == 0 || r->xattrs[off + 1] > 1 ||
+		    e.value_len > STORE_XATTR_VALUE_MAX ||
+		    st->xattr_len - off - XATTR_HDR_LEN <
+			    (uint64_t)e.name_len + e.value_len)
+			return -EPROTO;
+		off += xattr_at(r->xattrs, off, &e);
+		if ((e.removed && e.value_len) || !version_ok(e.ver) ||
+		    memchr(e.name, '\0', e.name_len) ||
+		    (pname && xattr_name_cmp(pname, plen, e.name,
+					     e.name_len) >= 0))
+			return -EPROTO;
+		pname = e.name;
+		plen = e.name_len;
+	}
+	st->version = newest(r);
+	st->origin_seq = st->version.hlc;
 	return 0;
 }
 
@@ -178,6 +328,43 @@ struct store_vv_entry store_vv_at(const void *vv, unsigned i)
 	struct store_vv_entry e = { get64(p), get64(p + 8) };
 
 	return e;
+}
+
+void vv_put(unsigned char *out, unsigned i, uint64_t node, uint64_t seq)
+{
+	put64(out + i * REC_VV_LEN, node);
+	put64(out + i * REC_VV_LEN + 8, seq);
+}
+
+/* Entry-wise maximum of two sorted vectors, in one pass. */
+int vv_merge(const unsigned char *a, unsigned na, const unsigned char *b,
+	     unsigned nb, unsigned char *out, unsigned *nout)
+{
+	unsigned i = 0, j = 0, n = 0;
+
+	while (i < na || j < nb) {
+		struct store_vv_entry x = { UINT64_MAX, 0 }, y = { UINT64_MAX, 0 };
+
+		if (i < na)
+			x = store_vv_at(a, i);
+		if (j < nb)
+			y = store_vv_at(b, j);
+		if (n == STORE_VV_MAX)
+			return -E2BIG;
+		if (x.node == y.node) {
+			vv_put(out, n++, x.node, x.seq > y.seq ? x.seq : y.seq);
+			i++;
+			j++;
+		} else if (x.node < y.node) {
+			vv_put(out, n++, x.node, x.seq);
+			i++;
+		} else {
+			vv_put(out, n++, y.node, y.seq);
+			j++;
+		}
+	}
+	*nout = n;
+	return 0;
 }
 
 int store_rec_decode(const void *rec, size_t len, struct store_stat *st,
@@ -203,7 +390,7 @@ void change_hdr_encode(void *out, const struct store_change *c)
 {
 	unsigned char *p = out;
 
-	p[0] = 1;
+	p[0] = STORE_FORMAT;
 	p[1] = (unsigned char)c->flags;
 	put16(p + 2, (uint16_t)c->path_len);
 	put32(p + 4, c->writer);
@@ -220,7 +407,7 @@ int store_change_encode(const struct store_change *c, void **bufp,
 	size_t len;
 
 	if (c->path_len == 0 || c->path_len > CHANGE_PATH_MAX ||
-	    c->rec_len > UINT32_MAX)
+	    c->rec_len > UINT32_MAX || c->flags & ~STORE_CHANGE_MORE)
 		return -EINVAL;
 	len = CHANGE_HDR_LEN + c->path_len + c->rec_len;
 	p = malloc(len);
@@ -240,8 +427,8 @@ int store_change_decode(const void *buf, size_t len, struct store_change *c)
 	struct rec r;
 	size_t plen, rlen;
 
-	if (len < CHANGE_HDR_LEN || p[0] != 1 || (p[1] & ~STORE_CHANGE_MORE) ||
-	    get32(p + 28) != 0)
+	if (len < CHANGE_HDR_LEN || p[0] != STORE_FORMAT ||
+	    (p[1] & ~STORE_CHANGE_MORE) || get32(p + 28) != 0)
 		return -EPROTO;
 	plen = get16(p + 2);
 	rlen = get32(p + 24);

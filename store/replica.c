@@ -1,21 +1,66 @@
 /*
  * replica.c — what the replicator and other binlog consumers use:
- * store_apply_remote, reading and waiting on the binlog, watermarks.
+ * store_apply_remote, acknowledgements, reading and waiting on the
+ * binlog, watermarks.
  *
- * apply_remote's rules (SPEC §5):
- *  (1) a change at or below the store's watermark for its origin is a
- *      duplicate (each origin's changes arrive in origin order);
- *  (2) otherwise the higher version (hlc, then node) wins, the same way
- *      on every node whatever the arrival order; a tombstone is a
- *      version like any other, so an older write never undoes a delete;
- *  (3) version vectors only classify the outcome: "they saw ours"
- *      (applied), "we saw theirs" (superseded), or neither (conflict);
- *  (4) an applied change keeps its origin in the local binlog, so it is
- *      forwarded; a live record under a missing parent revives the
- *      parent as a directory (local bookkeeping, version 0), and a
- *      directory delete that meets live children keeps the directory.
+ * The rules every node follows, so that the visible tree is a function
+ * of the set of changes a node has applied (SPEC §5):
+ *
+ *  (1) A record is a set of fields, each with its own version (hlc,
+ *      node): content (type and value), owner (mode, uid, gid), times
+ *      (mtime, atime), life (TTL, deadline) and one per xattr name. A
+ *      local change gives the fields it changes one new version, higher
+ *      than any the store has seen (ns.c lists which op sets which).
+ *  (2) Applying a peer's record merges it field by field: each field
+ *      keeps the higher version; ctime keeps the later time; version
+ *      vectors take the entry-wise maximum. This merge is commutative,
+ *      associative and idempotent, so any order, any repetition and any
+ *      path through the mesh give the same record.
+ *  (3) Deletes are content versions too (tombstones): an older write
+ *      never undoes a delete, a newer one wins over it. Removed xattrs
+ *      likewise stay as versioned entries.
+ *  (4) Nothing is refused or repaired by local judgement: a directory
+ *      delete that meets live children is applied like any other, and
+ *      no record is ever written with version 0 except placeholders.
+ *  (5) Visibility is derived from the records at read time, with the
+ *      same clock on every node: a record whose content is live shows
+ *      as itself; a record whose content is dead (deleted, expired, a
+ *      placeholder) shows as a directory while anything under it is
+ *      live, else not at all; a live non-directory with something live
+ *      under it shows as a directory (the directory wins, so that no
+ *      live record is ever hidden). A derived directory has the owner
+ *      field's permission bits (0755 if none), its xattrs and its TTL.
+ *  (6) A change arriving under a path with no record gets placeholder
+ *      parents (type PLACEHOLDER, every version 0, no binlog entry):
+ *      every record's parent has a record (store_check verifies it), and
+ *      a placeholder carries nothing that could differ between nodes.
+ *      The sweep removes placeholders with nothing under them.
+ *  (7) An applied change is appended to the binlog exactly as its
+ *      origin made it (origin, sequence, record), so that forwarding
+ *      repeats the origin's change and never our merged state; changes
+ *      that change nothing here are not forwarded.
+ *  (8) Clocks: a change stamped more than max_offset_ms ahead of our
+ *      clock is held back (STORE_HELD), never applied early and never
+ *      skipped; so a peer can push our clock at most max_offset ahead
+ *      of the wall clock, and the clock never wraps.
+ *  (9) Sequences: a node's origin sequence is its hybrid clock value of
+ *      the change, so it only grows and a store restored from an older
+ *      copy does not reuse numbers (its clock has moved on). A peer that
+ *      reports holding a sequence of ours beyond the start of our
+ *      current run but before our first change of that run proves that
+ *      changes were lost here: the store takes them back (own changes
+ *      in (rec_lo, rec_hi] are applied, not dropped as duplicates) and
+ *      reports rec_lo as its own watermark until they are in.
+ * (10) Purges: a dead record goes only once the grace has passed since
+ *      this node received the delete (or since the deadline) and every
+ *      known peer acknowledged everything the record has seen. A change
+ *      older than grace - max_offset is refused (STORE_TOO_OLD): it could
+ *      otherwise bring back what a purged tombstone had deleted.
+ * (11) Watermarks never move past a change that was not applied: a
+ *      refused change leaves its origin's stream where it was.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,16 +69,11 @@
 #include "common/log.h"
 #include "store/store_int.h"
 
-
 static int vv_get(struct store_txn *t, uint64_t node, uint64_t *seq)
 {
 	MDB_val k = { sizeof(node), &node }, v;
 	int rc;
 
-	if (node == t->s->node_id) {
-		*seq = t->meta.local_seq;
-		return 0;
-	}
 	rc = mdb_get(t->txn, t->s->dbi_vv, &k, &v);
 	if (rc == MDB_NOTFOUND) {
 		*seq = 0;
@@ -54,92 +94,122 @@ static int vv_set(struct store_txn *t, uint64_t node, uint64_t seq)
 	return store_err(mdb_put(t->txn, t->s->dbi_vv, &k, &v, 0));
 }
 
-static int vcmp(const struct store_version *a, const struct store_version *b)
+/* Set REC_KIDS on the stored record at `path` if its content is a file
+ * or symlink without it: something now has a key under it (rule 5). */
+static int mark_kids(struct store_txn *t, const char *path)
 {
-	if (a->hlc != b->hlc)
-		return a->hlc < b->hlc ? -1 : 1;
-	if (a->node != b->node)
-		return a->node < b->node ? -1 : 1;
-	return 0;
+	struct rec r;
+	int err = store_rec_get(t, path, &r);
+
+	if (err == -ENOENT || strcmp(path, "/") == 0)
+		return 0;
+	if (err)
+		return err;
+	if ((r.st.type != STORE_FILE && r.st.type != STORE_SYMLINK) ||
+	    r.flags & REC_KIDS)
+		return 0;
+	r.flags |= REC_KIDS;
+	return store_rec_put(t, path, &r, &r, NULL);
 }
 
-/* Merge two vectors (entry-wise max) into out (malloc'd). */
-static int vv_merge(const unsigned char *a, unsigned na,
-		    const unsigned char *b, unsigned nb, unsigned char **out,
-		    unsigned *nout)
+/* Rule 6: give every missing ancestor of path a placeholder, top down,
+ * without recursion (a peer chooses the depth). */
+static int ensure_parents(struct store_txn *t, const char *path)
 {
-	unsigned char *m = malloc((size_t)(na + nb + 1) * REC_VV_LEN);
-	unsigned n = 0;
-
-	if (!m)
-		return -ENOMEM;
-	memcpy(m, a, (size_t)na * REC_VV_LEN);
-	n = na;
-	for (unsigned i = 0; i < nb; i++) {
-		struct store_vv_entry e = store_vv_at(b, i);
-		unsigned j;
-
-		for (j = 0; j < n; j++) {
-			struct store_vv_entry f = store_vv_at(m, j);
-
-			if (f.node == e.node) {
-				if (e.seq > f.seq)
-					memcpy(m + j * REC_VV_LEN,
-					       b + i * REC_VV_LEN, REC_VV_LEN);
-				break;
-			}
-		}
-		if (j == n)
-			memcpy(m + REC_VV_LEN * n++, b + i * REC_VV_LEN,
-			       REC_VV_LEN);
-	}
-	*out = m;
-	*nout = n;
-	return 0;
-}
-
-/* A peer's live record arrived under a missing or dead parent: revive the
- * parents as directories (local bookkeeping, version 0 so that any real
- * change to them wins; same result on every node). */
-static int revive_parents(struct store_txn *t, const char *path,
-			  const struct store_stat *child)
-{
-	char buf[PATH_MAX];
-	const char *dir = store_parent_of(path, buf);
-	struct store_stat st;
+	char buf[PATH_MAX + 1];
+	size_t top, len = strlen(path);
 	struct rec r;
 	int err;
 
-	if (strcmp(dir, "/") == 0)
-		return 0;
-	err = store_rec_get(t, dir, &r);
-	if (err == 0 && store_visible(&r.st, store_now_ns()))
-		return 0;
-	if (err && err != -ENOENT)
-		return err;
-	err = revive_parents(t, dir, child);
-	if (err)
-		return err;
-	memset(&st, 0, sizeof(st));
-	st.type = STORE_DIR;
-	st.mode = S_IFDIR | (err == 0 && r.st.mode ? r.st.mode & 07777 : 0755);
-	st.uid = child->uid;
-	st.gid = child->gid;
-	st.mtime_ns = st.ctime_ns = child->mtime_ns;
-	return store_rec_write(t, dir, &st, NULL, NULL, NULL, 0, 0);
+	memcpy(buf, path, len + 1);
+	/* find the deepest ancestor that has a record */
+	for (top = len; top > 0;) {
+		while (top > 0 && buf[top] != '/')
+			top--;
+		if (top == 0)
+			break;
+		buf[top] = '\0';
+		err = store_rec_get(t, buf, &r);
+		buf[top] = '/';
+		if (err == 0)
+			break;
+		if (err != -ENOENT)
+			return err;
+		top--;
+	}
+	/* buf[0..top) exists ("/" when top is 0); create the rest */
+	for (size_t at = top + 1; at < len; at++) {
+		struct rec ph;
+
+		if (buf[at] != '/')
+			continue;
+		buf[at] = '\0';
+		memset(&ph, 0, sizeof(ph));
+		ph.st.type = STORE_PLACEHOLDER;
+		err = store_rec_put(t, buf, &ph, NULL, NULL);
+		if (!err) {
+			char pb[PATH_MAX];
+
+			err = mark_kids(t, store_parent_of(buf, pb));
+		}
+		buf[at] = '/';
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
-int store_apply_remote(struct store *s, struct store_txn *t,
-		       const struct store_change *c)
+/* Rule 2 for xattrs: merge two sorted runs by name, keeping the higher
+ * version of each. *changed is set when `in` contributed anything. */
+static size_t xattr_merge(const struct rec *cur, const struct rec *in,
+			  unsigned char *out, int *changed)
 {
-	struct store_txn *own, own_mem;
-	char path[PATH_MAX + 1];
-	struct rec in, cur;
-	unsigned char *vv = NULL;
-	unsigned nvv;
-	uint64_t wm = 0;
-	int err, have, result = STORE_DUPLICATE, cmp;
+	size_t i = 0, j = 0, n = 0;
 
+	while (i < cur->st.xattr_len || j < in->st.xattr_len) {
+		struct xattr_ent a, b;
+		size_t al = 0, bl = 0;
+		int c;
+
+		if (i < cur->st.xattr_len)
+			al = xattr_at(cur->xattrs, i, &a);
+		if (j < in->st.xattr_len)
+			bl = xattr_at(in->xattrs, j, &b);
+		c = !al ? 1 : !bl ? -1 :
+			xattr_name_cmp(a.name, a.name_len, b.name, b.name_len);
+		if (c == 0 && vcmp(&b.ver, &a.ver) > 0)
+			c = 1; /* theirs is newer: take b, skip a */
+		else if (c == 0)
+			c = -2; /* ours stands: take a, skip b */
+		if (c < 0) {
+			memcpy(out + n, cur->xattrs + i, al);
+			n += al;
+			i += al;
+			if (c == -2)
+				j += bl;
+		} else {
+			memcpy(out + n, in->xattrs + j, bl);
+			n += bl;
+			j += bl;
+			*changed = 1;
+			if (al && xattr_name_cmp(a.name, a.name_len, b.name,
+						 b.name_len) == 0)
+				i += al;
+		}
+	}
+	return n;
+}
+
+/* Did the record `r` see version v (its vector covers it)? */
+static int saw(const struct rec *r, const struct store_version *v)
+{
+	return v->node == 0 || vv_lookup(r->vv, r->st.nvv, v->node) >= v->hlc;
+}
+
+/* Check what a peer sent before touching the store. */
+static int change_check(struct store *s, const struct store_change *c,
+			char *path, struct rec *in)
+{
 	if (c->path_len == 0 || c->path_len > s->maxkey ||
 	    memchr(c->path, '\0', c->path_len))
 		return -EPROTO;
@@ -148,93 +218,396 @@ int store_apply_remote(struct store *s, struct store_txn *t,
 	if (store_path_check(s, path) || store_reserved(path) ||
 	    strcmp(path, "/") == 0)
 		return -EPROTO;
-	if (rec_decode(c->rec, c->rec_len, &in))
+	if (rec_decode(c->rec, c->rec_len, in))
 		return -EPROTO;
-	if (in.st.version.node != c->origin_node ||
-	    in.st.size > s->opts.max_value)
+	/* the change is its origin's: its newest field is (origin, seq),
+	 * and its vector holds exactly that entry for the origin */
+	if (c->origin_node == 0 || in->st.type == STORE_PLACEHOLDER ||
+	    in->st.version.node != c->origin_node ||
+	    in->st.version.hlc != c->origin_seq ||
+	    vv_lookup(in->vv, in->st.nvv, c->origin_node) != c->origin_seq)
 		return -EPROTO;
+	if (in->st.size > s->opts.max_value)
+		return -EFBIG;
+	return 0;
+}
+
+int store_apply_remote(struct store *s, struct store_txn *t,
+		       const struct store_change *c)
+{
+	struct store_txn *own, own_mem;
+	char path[PATH_MAX + 1];
+	struct rec in, cur, nr;
+	unsigned char *buf = NULL;
+	uint64_t wm = 0, now_ms, seq_ms = c->origin_seq >> 16;
+	int err, have, changed = 0, wrote = 0, result;
+	int self = c->origin_node == s->node_id;
+
+	err = change_check(s, c, path, &in);
+	if (err)
+		return err;
 	err = store_txn_enter(s, &t, 1, &own, &own_mem);
 	if (err)
 		return err;
-	err = vv_get(t, c->origin_node, &wm);
-	if (err)
-		goto out;
-	if (c->origin_seq <= wm) {
-		result = STORE_DUPLICATE;
-		goto out;
-	}
-	if (c->origin_node != s->node_id) {
-		err = vv_set(t, c->origin_node, c->origin_seq);
+	now_ms = t->now > 0 ? (uint64_t)t->now / 1000000 : 0;
+	/* rule 1 of store.h's apply: duplicates; rule 9 for our own */
+	if (self) {
+		if (!(t->meta.rec_hi > t->meta.rec_lo &&
+		      c->origin_seq > t->meta.rec_lo &&
+		      c->origin_seq <= t->meta.rec_hi)) {
+			result = STORE_DUPLICATE;
+			goto out;
+		}
+	} else {
+		err = vv_get(t, c->origin_node, &wm);
 		if (err)
 			goto out;
+		if (c->origin_seq <= wm) {
+			result = STORE_DUPLICATE;
+			goto out;
+		}
 	}
-	if (in.st.version.hlc > t->meta.hlc) {
-		t->meta.hlc = in.st.version.hlc;
-		t->meta_dirty = 1;
+	/* rule 8 */
+	if (seq_ms > now_ms + s->opts.max_offset_ms) {
+		pthread_mutex_lock(&s->pool_lock);
+		s->held++;
+		if (seq_ms - now_ms > s->held_ahead_ms)
+			s->held_ahead_ms = seq_ms - now_ms;
+		pthread_mutex_unlock(&s->pool_lock);
+		if (s->held == 1 || !(s->held & 1023))
+			log_msg(LOG_WARNING, "%s: holding back a change of node %016" PRIx64
+				" stamped %" PRIu64 " ms ahead of our clock (max %" PRIu64
+				" ms)", s->path, c->origin_node, seq_ms - now_ms,
+				s->opts.max_offset_ms);
+		result = STORE_HELD;
+		goto out;
+	}
+	/* rule 10 */
+	if (seq_ms + s->opts.tombstone_grace_ms < now_ms + s->opts.max_offset_ms) {
+		pthread_mutex_lock(&s->pool_lock);
+		s->too_old++;
+		pthread_mutex_unlock(&s->pool_lock);
+		result = STORE_TOO_OLD;
+		goto out;
 	}
 	err = store_rec_get(t, path, &cur);
 	if (err && err != -ENOENT)
 		goto out;
 	have = err == 0;
 	err = 0;
+	buf = malloc(REC_VV_LEN * STORE_VV_MAX +
+		     (have ? cur.st.xattr_len : 0) + in.st.xattr_len + 1);
+	if (!buf) {
+		err = -ENOMEM;
+		goto out;
+	}
 	if (!have) {
+		nr = in;
+		nr.flags = 0;
+		nr.dead_ns = in.st.type == STORE_TOMBSTONE ? t->now : 0;
+		changed = 1;
 		result = STORE_APPLIED;
-		cmp = 1;
 	} else {
-		int they_saw = vv_lookup(in.vv, in.st.nvv, cur.st.version.node) >=
-			       cur.st.origin_seq;
-		int we_saw = vv_lookup(cur.vv, cur.st.nvv, c->origin_node) >=
-			     c->origin_seq;
+		unsigned nvv;
+		int cw;
 
-		cmp = vcmp(&in.st.version, &cur.st.version);
-		if (cmp == 0)
-			result = STORE_DUPLICATE;
-		else if (they_saw && cmp > 0)
+		/* rule 2, field by field */
+		nr = cur;
+		nr.derived = 0;
+		if (vcmp(&in.st.fver[STORE_F_CONTENT],
+			 &cur.st.fver[STORE_F_CONTENT]) > 0) {
+			nr.st.type = in.st.type;
+			nr.st.size = in.st.size;
+			nr.value = in.value;
+			nr.st.fver[STORE_F_CONTENT] = in.st.fver[STORE_F_CONTENT];
+			if (in.st.type == STORE_TOMBSTONE)
+				nr.dead_ns = t->now;
+			changed = 1;
+		}
+		if (vcmp(&in.st.fver[STORE_F_OWNER], &cur.st.fver[STORE_F_OWNER]) > 0) {
+			nr.st.mode = (nr.st.mode & S_IFMT) | (in.st.mode & 07777);
+			nr.st.uid = in.st.uid;
+			nr.st.gid = in.st.gid;
+			nr.st.fver[STORE_F_OWNER] = in.st.fver[STORE_F_OWNER];
+			changed = 1;
+		}
+		if (vcmp(&in.st.fver[STORE_F_TIMES], &cur.st.fver[STORE_F_TIMES]) > 0) {
+			nr.st.mtime_ns = in.st.mtime_ns;
+			nr.st.atime_ns = in.st.atime_ns;
+			nr.st.fver[STORE_F_TIMES] = in.st.fver[STORE_F_TIMES];
+			changed = 1;
+		}
+		if (vcmp(&in.st.fver[STORE_F_LIFE], &cur.st.fver[STORE_F_LIFE]) > 0) {
+			nr.st.ttl_ms = in.st.ttl_ms;
+			nr.st.expires_ns = in.st.expires_ns;
+			nr.st.fver[STORE_F_LIFE] = in.st.fver[STORE_F_LIFE];
+			changed = 1;
+		}
+		if (in.st.ctime_ns > nr.st.ctime_ns)
+			nr.st.ctime_ns = in.st.ctime_ns;
+		nr.xattrs = buf + REC_VV_LEN * STORE_VV_MAX;
+		nr.st.xattr_len = xattr_merge(&cur, &in,
+					      buf + REC_VV_LEN * STORE_VV_MAX,
+					      &changed);
+		err = vv_merge(cur.vv, cur.st.nvv, in.vv, in.st.nvv, buf, &nvv);
+		if (err)
+			goto out;
+		if (nvv != cur.st.nvv ||
+		    memcmp(buf, cur.vv, (size_t)nvv * REC_VV_LEN))
+			changed = 1;
+		nr.vv = buf;
+		nr.st.nvv = nvv;
+		/* the outcome, judged on the content field */
+		cw = vcmp(&in.st.fver[STORE_F_CONTENT], &cur.st.fver[STORE_F_CONTENT]);
+		if (!changed)
+			result = saw(&cur, &in.st.version) ? STORE_DUPLICATE :
+							     STORE_CONFLICT_LOST;
+		else if (cw > 0 && !saw(&in, &cur.st.fver[STORE_F_CONTENT]))
+			result = STORE_CONFLICT_WON;
+		else if (cw < 0 && in.st.fver[STORE_F_CONTENT].hlc == c->origin_seq &&
+			 in.st.fver[STORE_F_CONTENT].node == c->origin_node)
+			result = STORE_CONFLICT_LOST;
+		else
 			result = STORE_APPLIED;
-		else if (we_saw && cmp < 0)
+		if (!changed && result == STORE_DUPLICATE &&
+		    vcmp(&in.st.version, &cur.st.version) != 0)
 			result = STORE_SUPERSEDED;
-		else
-			result = cmp > 0 ? STORE_CONFLICT_WON :
-					   STORE_CONFLICT_LOST;
+		/* rule 5: a file whose path has keys under it */
+		if (changed && (nr.st.type == STORE_FILE || nr.st.type == STORE_SYMLINK) &&
+		    cur.st.type != STORE_FILE && cur.st.type != STORE_SYMLINK &&
+		    !(nr.flags & REC_KIDS)) {
+			int below = store_keys_below(t, path);
+
+			if (below < 0) {
+				err = below;
+				goto out;
+			}
+			if (below)
+				nr.flags |= REC_KIDS;
+		}
+		if (nr.st.type != STORE_TOMBSTONE)
+			nr.dead_ns = 0;
 	}
-	if (cmp <= 0)
-		goto out;
-	if (have) {
-		err = vv_merge(in.vv, in.st.nvv, cur.vv, cur.st.nvv, &vv, &nvv);
-	} else {
-		nvv = in.st.nvv;
-		vv = malloc((size_t)nvv * REC_VV_LEN + 1);
-		if (vv)
-			memcpy(vv, in.vv, (size_t)nvv * REC_VV_LEN);
-		else
-			err = -ENOMEM;
-	}
-	if (err)
-		goto out;
-	if (in.st.type == STORE_TOMBSTONE && have &&
-	    cur.st.type == STORE_DIR && store_has_children(t, path) > 0) {
-		/* A directory deleted on one side while the other created
-		 * something in it: the live child keeps it (every node ends
-		 * with the directory and the child). */
-		result = STORE_CONFLICT_LOST;
-		goto out;
-	}
-	if (in.st.type != STORE_TOMBSTONE) {
-		err = revive_parents(t, path, &in.st);
+	if (changed) {
+		struct store_change log = *c;
+
+		log.flags = 0;
+		log.writer = s->writer;
+		wrote = 1;
+		if (!have) {
+			char pb[PATH_MAX];
+
+			err = ensure_parents(t, path);
+			if (!err)
+				err = mark_kids(t, store_parent_of(path, pb));
+			if (err)
+				goto out;
+		}
+		err = store_rec_put(t, path, &nr, have ? &cur : NULL, &log);
 		if (err)
 			goto out;
 	}
-	{
-		struct store_stat st = in.st;
-
-		st.nvv = nvv;
-		err = store_rec_write(t, path, &st, vv, in.xattrs, in.value,
-				c->origin_node, c->origin_seq);
+	/* rule 11: only now, with everything written */
+	wrote = 1;
+	if (self) {
+		t->meta.rec_lo = c->origin_seq;
+		if (t->meta.rec_lo >= t->meta.rec_hi) {
+			log_msg(LOG_NOTICE, "%s: our lost changes are back", s->path);
+			t->meta.run_base = t->meta.rec_hi;
+			t->meta.rec_lo = t->meta.rec_hi = 0;
+		}
+		t->meta_dirty = 1;
+	} else {
+		err = vv_set(t, c->origin_node, c->origin_seq);
+		if (err)
+			goto out;
+	}
+	if (c->origin_seq > t->meta.hlc) {
+		t->meta.hlc = c->origin_seq;
+		t->meta_dirty = 1;
 	}
 out:
-	free(vv);
+	free(buf);
+	if (err && !wrote) {
+		/* refused before anything was written: the caller's
+		 * transaction stays usable (store.h) */
+		store_txn_abort(&own);
+		return err;
+	}
 	err = store_txn_leave(t, own, err);
 	return err ? err : result;
+}
+
+/* ---- peers ---- */
+
+static int peer_key_put(struct store_txn *t, uint64_t peer, uint64_t origin,
+			uint64_t seq)
+{
+	uint64_t kb[2] = { peer, origin };
+	MDB_val k = { sizeof(kb), kb }, v = { sizeof(seq), &seq };
+
+	return store_err(mdb_put(t->txn, t->s->dbi_peer, &k, &v, 0));
+}
+
+static int peer_known(struct store_txn *t, uint64_t peer)
+{
+	uint64_t kb[2] = { peer, 0 };
+	MDB_val k = { sizeof(kb), kb }, v;
+
+	return mdb_get(t->txn, t->s->dbi_peer, &k, &v) == 0;
+}
+
+static int peer_register(struct store_txn *t, uint64_t peer)
+{
+	int err;
+
+	if (peer_known(t, peer))
+		return 0;
+	err = peer_key_put(t, peer, 0, 0);
+	if (err)
+		return err;
+	t->meta.npeers++;
+	t->meta_dirty = 1;
+	return 0;
+}
+
+int store_peer_add(struct store *s, struct store_txn *t, uint64_t peer)
+{
+	struct store_txn *own, own_mem;
+	int err;
+
+	if (peer == 0 || peer == s->node_id)
+		return -EINVAL;
+	err = store_txn_enter(s, &t, 1, &own, &own_mem);
+	if (!err)
+		err = peer_register(t, peer);
+	return store_txn_leave(t, own, err);
+}
+
+int store_peer_remove(struct store *s, struct store_txn *t, uint64_t peer)
+{
+	struct store_txn *own, own_mem;
+	uint64_t kb[2] = { peer, 0 };
+	MDB_cursor *c;
+	MDB_val k, v;
+	int err, rc;
+
+	err = store_txn_enter(s, &t, 1, &own, &own_mem);
+	if (err)
+		return err;
+	if (!peer_known(t, peer)) {
+		err = -ENOENT;
+		goto out;
+	}
+	rc = mdb_cursor_open(t->txn, s->dbi_peer, &c);
+	if (rc) {
+		err = store_err(rc);
+		goto out;
+	}
+	k.mv_size = sizeof(kb);
+	k.mv_data = kb;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT)) {
+		uint64_t p;
+
+		memcpy(&p, k.mv_data, sizeof(p));
+		if (p != peer)
+			break;
+		rc = mdb_cursor_del(c, 0);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND)
+		err = store_err(rc);
+	if (!err) {
+		t->meta.npeers -= t->meta.npeers ? 1 : 0;
+		t->meta_dirty = 1;
+	}
+out:
+	return store_txn_leave(t, own, err);
+}
+
+int store_peer_ack(struct store *s, struct store_txn *t, uint64_t peer,
+		   uint64_t origin, uint64_t seq)
+{
+	struct store_txn *own, own_mem;
+	uint64_t kb[2] = { peer, origin }, old = 0;
+	MDB_val k = { sizeof(kb), kb }, v;
+	int err;
+
+	if (peer == 0 || peer == s->node_id || origin == 0)
+		return -EINVAL;
+	err = store_txn_enter(s, &t, 1, &own, &own_mem);
+	if (err)
+		return err;
+	err = peer_register(t, peer);
+	if (err)
+		goto out;
+	if (mdb_get(t->txn, s->dbi_peer, &k, &v) == 0 && v.mv_size == 8)
+		memcpy(&old, v.mv_data, 8);
+	if (seq > old) {
+		err = peer_key_put(t, peer, origin, seq);
+		if (err)
+			goto out;
+	}
+	if (origin == s->node_id && seq > t->meta.run_base &&
+	    (!t->meta.run_first || seq < t->meta.run_first)) {
+		uint64_t now_ms = (uint64_t)(t->now > 0 ? t->now : 0) / 1000000;
+
+		if ((seq >> 16) > now_ms + s->opts.max_offset_ms) {
+			log_msg(LOG_WARNING, "%s: peer %016" PRIx64 " claims to hold our "
+				"change %" PRIu64 ", stamped in the future: ignored",
+				s->path, peer, seq);
+			goto out;
+		}
+		/* rule 9: changes of ours that this store lost */
+		if (t->meta.rec_hi <= t->meta.rec_lo)
+			t->meta.rec_lo = t->meta.run_base;
+		if (seq > t->meta.rec_hi) {
+			log_msg(LOG_WARNING, "%s: peer %016" PRIx64 " holds changes of "
+				"ours up to %" PRIu64 " that this store lost (restored "
+				"from an older copy?): taking them back", s->path, peer,
+				seq);
+			t->meta.rec_hi = seq;
+		}
+		if (seq > t->meta.local_seq)
+			t->meta.local_seq = seq;
+		if (seq > t->meta.hlc)
+			t->meta.hlc = seq;
+		t->meta_dirty = 1;
+	}
+out:
+	return store_txn_leave(t, own, err);
+}
+
+int store_peers(struct store *s, store_peer_cb cb, void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, err = 0;
+
+	rc = store_rtxn_get(s, &txn);
+	if (rc)
+		return store_err(rc);
+	rc = mdb_cursor_open(txn, s->dbi_peer, &c);
+	if (rc) {
+		store_rtxn_put(s, txn);
+		return store_err(rc);
+	}
+	while (!err && (rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		uint64_t kb[2], seq;
+
+		if (k.mv_size != sizeof(kb) || v.mv_size != sizeof(seq))
+			continue;
+		memcpy(kb, k.mv_data, sizeof(kb));
+		memcpy(&seq, v.mv_data, sizeof(seq));
+		err = cb(arg, kb[0], kb[1], seq);
+	}
+	mdb_cursor_close(c);
+	store_rtxn_put(s, txn);
+	return err;
 }
 
 /* ---- binlog ---- */
@@ -356,7 +729,8 @@ int store_watermarks(struct store *s, store_vv_cb cb, void *arg)
 		store_rtxn_put(s, txn);
 		return store_err(rc);
 	}
-	err = cb(arg, s->node_id, m.local_seq);
+	err = cb(arg, s->node_id,
+		 m.rec_hi > m.rec_lo ? m.rec_lo : m.local_seq);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !err && rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		uint64_t node, seq;

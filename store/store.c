@@ -51,6 +51,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <sys/file.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -123,21 +125,23 @@ int64_t store_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int store_visible(const struct store_stat *st, int64_t now)
+int64_t store_clock(const struct store *s)
 {
-	return st->type != STORE_TOMBSTONE &&
-	       (st->expires_ns == 0 || st->expires_ns > now);
+	return s->opts.clock ? s->opts.clock(s->opts.clock_arg) : store_now_ns();
 }
 
-static uint32_t type_ifmt(enum store_type type)
+/* Is the record's content live: a file, symlink or directory, and for a
+ * file or symlink not past its deadline? (Directories never expire.) */
+int store_live(const struct rec *r, int64_t now)
 {
-	switch (type) {
+	switch (r->st.type) {
 	case STORE_DIR:
-		return S_IFDIR;
+		return 1;
+	case STORE_FILE:
 	case STORE_SYMLINK:
-		return S_IFLNK;
+		return r->st.expires_ns == 0 || r->st.expires_ns > now;
 	default:
-		return S_IFREG;
+		return 0;
 	}
 }
 
@@ -306,6 +310,7 @@ static int txn_begin(struct store *s, int write, struct store_txn **tp,
 		memset(t, 0, sizeof(*t));
 		t->on_stack = mem != NULL;
 		t->s = s;
+		t->now = store_clock(s);
 		rc = store_rtxn_get(s, &t->txn);
 		if (rc) {
 			if (!mem)
@@ -339,6 +344,8 @@ static int txn_begin(struct store *s, int write, struct store_txn **tp,
 	t->write = 1;
 	t->err = t->meta_dirty = t->logged = 0;
 	t->pend_len = 0;
+	t->first_seq = 0;
+	t->now = store_clock(s);
 	rc = store_meta_load(txn, s->dbi_meta, &t->meta);
 	if (rc) {
 		s->wcache = t;
@@ -410,16 +417,22 @@ static int pend_flush(struct store_txn *t, int more)
 	return rc;
 }
 
-/* Keep at most binlog_max entries and a quarter of the map in bytes:
- * drop the oldest. The byte cap is what lets a delete free space in a
- * full store, and what keeps a dead peer from filling it. Trimming waits
- * for a little slack past a cap and then removes a run at once, so the
- * oldest leaf pages are copied once per run, not once per commit. */
+/* Keep about binlog_max entries and a quarter of the map in bytes: drop
+ * the oldest. The byte cap is what lets a delete free space in a full
+ * store, and what keeps a dead peer from filling it. Both caps are soft:
+ * a commit group (entries flagged STORE_CHANGE_MORE up to the first
+ * without) is trimmed whole or not at all, and the entries of the
+ * committing transaction are never trimmed, so one large commit may
+ * exceed a cap until the next. Trimming waits for a little slack past a
+ * cap and then removes a run at once, so the oldest leaf pages are
+ * copied once per run, not once per commit. */
 static int log_trim(struct store_txn *t)
 {
 	struct meta *m = &t->meta;
 	uint64_t max = t->s->opts.binlog_max;
 	uint64_t max_bytes = t->s->opts.map_size / 4;
+	uint64_t stop = t->first_seq ? t->first_seq : m->log_last + 1;
+	int in_group = 0;
 	MDB_cursor *c;
 	MDB_val k, v;
 	int rc;
@@ -431,17 +444,24 @@ static int log_trim(struct store_txn *t)
 	rc = mdb_cursor_open(t->txn, t->s->dbi_log, &c);
 	if (rc)
 		return rc;
-	while (m->log_first <= m->log_last &&
-	       (m->log_last - m->log_first + 1 > max ||
+	while (m->log_first < stop &&
+	       (in_group || m->log_last - m->log_first + 1 > max ||
 		m->log_bytes > max_bytes - max_bytes / 16)) {
+		uint64_t seq;
+
 		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
 		if (rc)
 			break;
+		memcpy(&seq, k.mv_data, sizeof(seq));
+		if (seq >= stop)
+			break;
+		in_group = v.mv_size > 1 &&
+			   (((unsigned char *)v.mv_data)[1] & STORE_CHANGE_MORE);
 		m->log_bytes -= v.mv_size < m->log_bytes ? v.mv_size : m->log_bytes;
 		rc = mdb_cursor_del(c, 0);
 		if (rc)
 			break;
-		m->log_first++;
+		m->log_first = seq + 1;
 	}
 	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -550,6 +570,7 @@ int store_rec_get(struct store_txn *t, const char *path, struct rec *r)
 	k.mv_data = key;
 	rc = mdb_get(t->txn, t->s->dbi_rec, &k, &v);
 	if (rc) {
+		memset(r, 0, sizeof(*r));
 		r->st.type = STORE_NONE;
 		return store_err(rc);
 	}
@@ -561,109 +582,274 @@ int store_rec_get(struct store_txn *t, const char *path, struct rec *r)
 	return 0;
 }
 
-/* A visible record, or -ENOENT (then r holds the invisible record, or
- * r->st.type is STORE_NONE when there is none). */
+/* Scan the keys under `path` (children: path + '\0', deeper: path +
+ * '/'; for the root every key but "/"). With `live`, stop at the first
+ * live record (1); without, at the first key (1). 0: none. */
+static int scan_below(struct store_txn *t, const char *path, int live)
+{
+	size_t len = strlen(path);
+	char prefix[PATH_MAX + 1];
+	MDB_cursor *c;
+	MDB_val k, v;
+	struct rec r;
+	int rc, found = 0;
+
+	rc = mdb_cursor_open(t->txn, t->s->dbi_rec, &c);
+	if (rc)
+		return store_err(rc);
+	for (int pass = 0; pass < 2 && !found; pass++) {
+		size_t plen = 0;
+
+		if (len > 1) {
+			memcpy(prefix, path, len);
+			prefix[len] = pass == 0 ? '\0' : '/';
+			plen = len + 1;
+		} else if (pass == 1) {
+			break;
+		}
+		k.mv_size = plen;
+		k.mv_data = prefix;
+		rc = plen ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) :
+			    mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))
+				break;
+			if (k.mv_size == 1 && ((char *)k.mv_data)[0] == '/')
+				continue;
+			if (!live) {
+				found = 1;
+				break;
+			}
+			if (rec_decode(v.mv_data, v.mv_size, &r) == 0 &&
+			    store_live(&r, t->now)) {
+				found = 1;
+				break;
+			}
+		}
+	}
+	mdb_cursor_close(c);
+	return found;
+}
+
+int store_live_below(struct store_txn *t, const char *path)
+{
+	return scan_below(t, path, 1);
+}
+
+int store_keys_below(struct store_txn *t, const char *path)
+{
+	return scan_below(t, path, 0);
+}
+
+/* The visible stat of a stored record (replica.c, rules 5 and 6): live
+ * content shows as itself, except a non-directory with anything live
+ * under it, which shows as a directory, as does dead content (a
+ * tombstone, a placeholder, an expired file) with anything live under
+ * it. A directory shown that way has its owner field's permission bits
+ * (0755 if it never had any) and no value. */
+int store_rec_view(const struct rec *r, int live_below, int64_t now,
+		   struct store_stat *st)
+{
+	int live = store_live(r, now);
+
+	*st = r->st;
+	if (live && (r->st.type == STORE_DIR || !live_below))
+		return 0;
+	if (!live_below)
+		return -ENOENT;
+	st->type = STORE_DIR;
+	st->mode = S_IFDIR | (r->st.fver[STORE_F_OWNER].node ?
+				      r->st.mode & 07777 : 0755);
+	st->size = 0;
+	st->expires_ns = 0;
+	return 0;
+}
+
+/* The visible record at path, or -ENOENT (then r holds the stored
+ * record, or r->st.type is STORE_NONE when there is none). On success
+ * r->st is the visible stat (a derived directory has no value). */
 int store_rec_live(struct store_txn *t, const char *path, struct rec *r)
 {
-	int err = store_rec_get(t, path, r);
+	int err = store_rec_get(t, path, r), below = 0;
+	struct store_stat st;
 
-	if (err == 0 && !store_visible(&r->st, store_now_ns()))
-		return -ENOENT;
+	if (err)
+		return err;
+	if (store_live(r, t->now) &&
+	    (r->st.type == STORE_DIR || !(r->flags & REC_KIDS)))
+		return 0;
+	below = store_live_below(t, path);
+	if (below < 0)
+		return below;
+	err = store_rec_view(r, below, t->now, &st);
+	if (err == 0 && st.type != r->st.type) {
+		r->st = st;
+		r->value = NULL;
+		r->derived = 1;
+	}
 	return err;
 }
 
 static void clock_tick(struct store_txn *t)
 {
-	uint64_t now = (uint64_t)(store_now_ns() / 1000000) << 16;
+	int64_t ms = store_clock(t->s) / 1000000;
+	uint64_t now = ms > 0 ? (uint64_t)ms << 16 : 0;
 
-	t->meta.hlc = now > t->meta.hlc ? now : t->meta.hlc + 1;
+	/* Never wraps: a peer's clock can only push ours max_offset_ms
+	 * ahead of the wall clock (replica.c, rule 8). */
+	if (now > t->meta.hlc)
+		t->meta.hlc = now;
+	else if (t->meta.hlc < UINT64_MAX)
+		t->meta.hlc++;
 	t->meta_dirty = 1;
 }
 
-/*
- * Write the record (st, vv, xattrs, value) at `path`. With `origin_node`
- * non-zero it is a change: it gets a binlog entry (held back in pend
- * until the next one or the commit). With 0 it is local bookkeeping
- * (revived parents, the root) and is not logged.
- */
-int store_rec_write(struct store_txn *t, const char *path,
-		     const struct store_stat *st, const void *vv,
-		     const void *xattrs, const void *value,
-		     uint64_t origin_node, uint64_t origin_seq)
+struct store_version store_tick(struct store_txn *t)
+{
+	struct store_version v;
+
+	clock_tick(t);
+	/* Our sequence is our clock: strictly increasing, and never reused
+	 * by a store restored from an older copy, whose clock has moved on
+	 * since (replica.c, rule 9). */
+	if (t->meta.hlc <= t->meta.local_seq)
+		t->meta.hlc = t->meta.local_seq + 1;
+	t->meta.local_seq = t->meta.hlc;
+	if (!t->meta.run_first)
+		t->meta.run_first = t->meta.hlc;
+	v.hlc = t->meta.hlc;
+	v.node = t->s->node_id;
+	return v;
+}
+
+/* Keep the O(1) counts of store_info. */
+static void count(struct meta *m, const struct rec *r, int sign)
+{
+	uint64_t *n;
+
+	if (!r)
+		return;
+	n = r->st.type == STORE_TOMBSTONE || r->st.type == STORE_PLACEHOLDER ?
+		    &m->n_dead : &m->n_live;
+	if (sign > 0) {
+		(*n)++;
+		m->value_bytes += r->st.size;
+	} else {
+		*n -= *n ? 1 : 0;
+		m->value_bytes -= r->st.size < m->value_bytes ?
+					  r->st.size : m->value_bytes;
+	}
+}
+
+/* Room in t->next for `need` bytes. */
+static int next_reserve(struct store_txn *t, size_t need)
+{
+	unsigned char *buf;
+
+	if (need <= t->next_cap)
+		return 0;
+	buf = realloc(t->next, need);
+	if (!buf)
+		return -ENOMEM;
+	t->next = buf;
+	t->next_cap = need;
+	return 0;
+}
+
+/* Make the encoded change in t->next (need bytes) the pending binlog
+ * entry, flushing the one before it. */
+static int log_take(struct store_txn *t, size_t need)
+{
+	unsigned char *swap;
+	size_t cap;
+	int rc = pend_flush(t, 1);
+
+	if (rc)
+		return store_err(rc);
+	swap = t->pend;
+	t->pend = t->next;
+	t->next = swap;
+	cap = t->pend_cap;
+	t->pend_cap = t->next_cap;
+	t->next_cap = cap;
+	t->pend_len = need;
+	t->pend_seq = ++t->meta.log_last;
+	if (!t->meta.log_first)
+		t->meta.log_first = t->pend_seq;
+	if (!t->first_seq)
+		t->first_seq = t->pend_seq;
+	t->meta_dirty = 1;
+	t->logged = 1;
+	return 0;
+}
+
+int store_rec_put(struct store_txn *t, const char *path, const struct rec *r,
+		  const struct rec *old, const struct store_change *log)
 {
 	struct store *s = t->s;
-	size_t plen = strlen(path), rlen = rec_encoded_len(st);
-	size_t need = CHANGE_HDR_LEN + plen + rlen;
-	struct store_change c = {
-		.origin_node = origin_node,
-		.origin_seq = origin_seq,
-		.writer = s->writer,
-		.path_len = plen,
-		.rec_len = rlen,
-	};
+	size_t plen = strlen(path), rlen = rec_encoded_len(r), lneed = 0;
 	char key[PATH_MAX];
-	unsigned char *buf, *swap;
+	unsigned char *buf;
 	MDB_val k, v;
-	int rc;
+	int err;
 
-	if (need > t->next_cap) {
-		buf = realloc(t->next, need);
-		if (!buf)
-			return -ENOMEM;
-		t->next = buf;
-		t->next_cap = need;
-	}
+	/* Encode everything into t->next before writing anything: r, old
+	 * and log may point into pages that a write moves. The buffer holds
+	 * [binlog entry][record], or for a local change [header][path]
+	 * [record] where the record is also the entry's. */
+	if (log && !log->rec)
+		lneed = CHANGE_HDR_LEN + plen;
+	else if (log)
+		lneed = CHANGE_HDR_LEN + log->path_len + log->rec_len;
+	err = next_reserve(t, lneed + rlen);
+	if (err)
+		return err;
 	buf = t->next;
-	change_hdr_encode(buf, &c);
-	memcpy(buf + CHANGE_HDR_LEN, path, plen);
-	rec_encode(buf + CHANGE_HDR_LEN + plen, st, vv, xattrs, value);
-	/* From here on nothing reads the caller's (LMDB) pointers. */
-	if (origin_node) {
-		rc = pend_flush(t, 1);
-		if (rc)
-			return store_err(rc);
-		swap = t->pend;
-		t->pend = t->next;
-		t->next = swap;
-		rc = (int)t->pend_cap;
-		t->pend_cap = t->next_cap;
-		t->next_cap = (size_t)rc;
-		t->pend_len = need;
-		t->pend_seq = ++t->meta.log_last;
-		if (!t->meta.log_first)
-			t->meta.log_first = t->pend_seq;
-		t->meta_dirty = 1;
-		t->logged = 1;
-		buf = t->pend;
+	if (log && !log->rec) {
+		struct store_change c = *log;
+
+		c.path_len = plen;
+		c.rec_len = rlen;
+		change_hdr_encode(buf, &c);
+		memcpy(buf + CHANGE_HDR_LEN, path, plen);
+	} else if (log) {
+		change_hdr_encode(buf, log);
+		memcpy(buf + CHANGE_HDR_LEN, log->path, log->path_len);
+		memcpy(buf + CHANGE_HDR_LEN + log->path_len, log->rec,
+		       log->rec_len);
+	}
+	rec_encode(buf + lneed, r);
+	count(&t->meta, old, -1);
+	count(&t->meta, r, 1);
+	t->meta_dirty = 1;
+	if (log) {
+		err = log_take(t, lneed + (log->rec ? 0 : rlen));
+		if (err)
+			return err;
+		buf = t->pend; /* the swap moved our bytes there */
 	}
 	k.mv_size = store_key_of(path, plen, key);
 	k.mv_data = key;
 	v.mv_size = rlen;
-	v.mv_data = buf + CHANGE_HDR_LEN + plen;
-	rc = mdb_put(t->txn, s->dbi_rec, &k, &v, 0);
-	return store_err(rc);
+	v.mv_data = buf + lneed;
+	return store_err(mdb_put(t->txn, s->dbi_rec, &k, &v, 0));
 }
 
-/* Free pages in LMDB's freelist, as seen by a read transaction (LMDB
- * allows no cursor on the freelist in a write transaction). */
-static size_t free_pages(struct store *s, MDB_txn *rtxn)
+/* Free pages in LMDB's freelist, as seen by the read transaction rtxn
+ * (LMDB allows no cursor on the freelist in a write transaction). */
+static size_t free_pages(MDB_txn *rtxn)
 {
-	MDB_txn *txn = rtxn;
 	MDB_cursor *c;
 	MDB_val k, v;
 	size_t n, total = 0;
 
-	if (!txn && store_rtxn_get(s, &txn))
-		return 0;
-	if (mdb_cursor_open(txn, 0, &c) == 0) {
+	if (mdb_cursor_open(rtxn, 0, &c) == 0) {
 		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0) {
 			memcpy(&n, v.mv_data, sizeof(n));
 			total += n;
 		}
 		mdb_cursor_close(c);
 	}
-	if (!rtxn)
-		store_rtxn_put(s, txn);
 	return total;
 }
 
@@ -673,7 +859,8 @@ static int space_check(struct store_txn *t, size_t bytes)
 {
 	struct store *s = t->s;
 	MDB_envinfo info;
-	size_t pages, reserve, need;
+	MDB_txn *rtxn;
+	size_t pages, reserve, need, freed = 0;
 
 	mdb_env_info(s->env, &info);
 	pages = info.me_mapsize / s->psize;
@@ -682,70 +869,68 @@ static int space_check(struct store_txn *t, size_t bytes)
 	need = (bytes * 2) / s->psize + 4;
 	if (info.me_last_pgno + need + reserve < pages)
 		return 0;
-	if (info.me_last_pgno - free_pages(s, NULL) + need + reserve < pages)
+	if (store_rtxn_get(s, &rtxn) == 0) {
+		freed = free_pages(rtxn);
+		store_rtxn_put(s, rtxn);
+	}
+	if (info.me_last_pgno - freed + need + reserve < pages)
 		return 0;
 	return -ENOSPC;
 }
 
-/*
- * Write a record at `path` as a local change: new version, the old
- * record's vector carried forward with our entry bumped, and a binlog
- * entry. `old` is the record being replaced (any type) or NULL.
- */
 int store_rec_write_local(struct store_txn *t, const char *path,
-			   struct store_stat *st, const struct rec *old,
-			   const void *xattrs, const void *value)
+			  struct rec *r, const struct rec *old,
+			  struct store_version v)
 {
-	struct store *s = t->s;
-	unsigned char vvbuf[REC_VV_LEN * 64], *vv = vvbuf;
-	uint64_t le[2];
+	unsigned char vv[REC_VV_LEN * (STORE_VV_MAX + 1)];
+	struct store_change log = { .origin_node = v.node,
+				    .origin_seq = v.hlc,
+				    .writer = t->s->writer };
 	unsigned n = 0, i;
-	int err;
+	int err, put = 0;
 
-	if (st->type != STORE_TOMBSTONE) {
-		err = space_check(t, st->size + st->xattr_len);
+	if (r->st.type != STORE_TOMBSTONE) {
+		err = space_check(t, r->st.size + r->st.xattr_len);
 		if (err)
 			return err;
 	}
-	clock_tick(t);
-	st->version.hlc = t->meta.hlc;
-	st->version.node = s->node_id;
-	st->origin_seq = ++t->meta.local_seq;
-	if (old && old->st.nvv >= 64) {
-		vv = malloc((size_t)(old->st.nvv + 1) * REC_VV_LEN);
-		if (!vv)
-			return -ENOMEM;
+	/* old's vector with our entry at v, kept in node order */
+	for (i = 0; old && i < old->st.nvv; i++) {
+		struct store_vv_entry e = store_vv_at(old->vv, i);
+
+		if (!put && e.node >= v.node) {
+			vv_put(vv, n++, v.node, v.hlc);
+			put = 1;
+		}
+		if (e.node != v.node)
+			vv_put(vv, n++, e.node, e.seq);
 	}
-	for (i = 0; old && i < old->st.nvv; i++)
-		if (store_vv_at(old->vv, i).node != s->node_id)
-			memcpy(vv + REC_VV_LEN * n++, old->vv + REC_VV_LEN * i,
-			       REC_VV_LEN);
-	le[0] = htole64(s->node_id);
-	le[1] = htole64(st->origin_seq);
-	memcpy(vv + REC_VV_LEN * n++, le, REC_VV_LEN);
-	st->nvv = n;
-	err = store_rec_write(t, path, st, vv, xattrs, value, s->node_id,
-			st->origin_seq);
-	if (vv != vvbuf)
-		free(vv);
-	return err;
+	if (!put)
+		vv_put(vv, n++, v.node, v.hlc);
+	if (n > STORE_VV_MAX)
+		return -E2BIG;
+	r->st.nvv = n;
+	r->vv = vv;
+	r->dead_ns = r->st.type == STORE_TOMBSTONE ? t->now : 0;
+	r->st.version = v;
+	r->st.origin_seq = v.hlc;
+	return store_rec_put(t, path, r, old, &log);
 }
 
-/* A fresh stat for something new at `path`. */
+/* A fresh stat for something new. */
 void store_stat_new(const struct store *s, struct store_stat *st,
-		     enum store_type type,
-		     const struct store_attr *a, unsigned mask)
+		    enum store_type type, const struct store_attr *a,
+		    unsigned mask, int64_t now)
 {
-	int64_t now = store_now_ns();
-
 	memset(st, 0, sizeof(*st));
 	st->type = type;
-	st->mode = type_ifmt(type) |
+	st->mode = store_type_ifmt(type) |
 		   (mask & STORE_ATTR_MODE ? a->mode & 07777 :
 		    type == STORE_DIR ? 0755 : type == STORE_SYMLINK ? 0777 : 0644);
 	st->uid = mask & STORE_ATTR_UID ? a->uid : s->uid;
 	st->gid = mask & STORE_ATTR_GID ? a->gid : s->gid;
 	st->mtime_ns = mask & STORE_ATTR_MTIME ? a->mtime_ns : now;
+	st->atime_ns = mask & STORE_ATTR_ATIME ? a->atime_ns : st->mtime_ns;
 	st->ctime_ns = now;
 }
 
@@ -754,43 +939,102 @@ void store_ttl_renew(struct store_stat *st, int64_t now)
 	st->expires_ns = st->ttl_ms ? now + (int64_t)st->ttl_ms * 1000000 : 0;
 }
 
-/* Check the parent of `path` for a create; with `parents`, create the
- * missing directories (mkdir -p). */
-int store_parent_ready(struct store_txn *t, const char *path, int parents,
-			const struct store_attr *a, unsigned mask,
-			uint64_t *dir_ttl)
+int store_rec_create(struct store_txn *t, const char *path, struct rec *nr,
+		     const struct rec *old, struct store_version v)
 {
-	char buf[PATH_MAX];
-	const char *dir = store_parent_of(path, buf);
-	struct rec r;
+	unsigned char *x = NULL;
+	size_t xlen = 0;
 	int err;
+
+	for (int i = 0; i < STORE_FIELDS; i++)
+		nr->st.fver[i] = v;
+	/* Whatever xattrs the old record had are removed as of v, so that
+	 * none comes back with the new file (and a concurrent older set of
+	 * one still loses, everywhere). */
+	if (old && old->st.xattr_len) {
+		x = malloc(old->st.xattr_len);
+		if (!x)
+			return -ENOMEM;
+		for (size_t off = 0; off < old->st.xattr_len;) {
+			struct xattr_ent e;
+
+			off += xattr_at(old->xattrs, off, &e);
+			xlen += xattr_put(x + xlen, e.name, e.name_len, NULL, 0,
+					  1, v);
+		}
+	}
+	nr->xattrs = x;
+	nr->st.xattr_len = xlen;
+	nr->flags = 0;
+	if (old && nr->st.type != STORE_DIR) {
+		err = store_keys_below(t, path);
+		if (err < 0) {
+			free(x);
+			return err;
+		}
+		if (err)
+			nr->flags |= REC_KIDS;
+	}
+	err = store_rec_write_local(t, path, nr, old, v);
+	free(x);
+	return err;
+}
+
+/* Check the parent of `path` for a create; with `parents`, create the
+ * missing directories (mkdir -p), top down, without recursion. Returns
+ * 1 if it created any, 0, or a negative errno. */
+int store_parent_ready(struct store_txn *t, const char *path, int parents,
+		       const struct store_attr *a, unsigned mask,
+		       uint64_t *dir_ttl)
+{
+	char pbuf[PATH_MAX], buf[PATH_MAX];
+	const char *dir = store_parent_of(path, pbuf);
+	size_t len = strlen(dir), at;
+	struct rec r;
+	int err, made = 0;
 
 	*dir_ttl = 0;
 	err = store_rec_live(t, dir, &r);
-	if (err == -ENOENT && parents && strcmp(dir, "/") != 0) {
-		struct store_stat st;
-		struct store_attr da = a ? *a : (struct store_attr){ 0 };
-		uint64_t ignored;
-		struct rec old;
-		int have_old;
-
-		err = store_parent_ready(t, dir, 1, a, mask, &ignored);
-		if (err < 0)
-			return err;
-		have_old = store_rec_get(t, dir, &old) == 0;
-		da.mode = 0755;
-		store_stat_new(t->s, &st, STORE_DIR, &da,
-			 STORE_ATTR_MODE | (mask & (STORE_ATTR_UID | STORE_ATTR_GID)));
-		err = store_rec_write_local(t, dir, &st, have_old ? &old : NULL,
-				      NULL, NULL);
-		return err ? err : 1;
+	if (err == 0) {
+		if (r.st.type != STORE_DIR)
+			return -ENOTDIR;
+		*dir_ttl = r.st.ttl_ms;
+		return 0;
 	}
-	if (err)
+	if (err != -ENOENT || !parents)
 		return err;
-	if (r.st.type != STORE_DIR)
-		return -ENOTDIR;
-	*dir_ttl = r.st.ttl_ms;
-	return 0;
+	memcpy(buf, dir, len + 1);
+	/* Walk down from the root: every component that is not visible
+	 * becomes a directory; a visible non-directory is ENOTDIR. */
+	for (at = 1; at <= len; at++) {
+		if (at < len && dir[at] != '/')
+			continue;
+		buf[at] = '\0';
+		err = store_rec_live(t, buf, &r);
+		if (err == 0 && r.st.type != STORE_DIR)
+			return -ENOTDIR;
+		if (err == -ENOENT) {
+			struct store_attr da = a ? *a : (struct store_attr){ 0 };
+			struct store_version v = store_tick(t);
+			struct rec nr;
+			int have = r.st.type != STORE_NONE;
+
+			da.mode = 0755;
+			memset(&nr, 0, sizeof(nr));
+			store_stat_new(t->s, &nr.st, STORE_DIR, &da,
+				       STORE_ATTR_MODE |
+					       (mask & (STORE_ATTR_UID | STORE_ATTR_GID)),
+				       t->now);
+			err = store_rec_create(t, buf, &nr, have ? &r : NULL, v);
+			made = 1;
+		}
+		if (err)
+			return err;
+		if (at < len)
+			buf[at] = '/';
+	}
+	*dir_ttl = 0;
+	return made;
 }
 
 int store_reserved(const char *path)
@@ -801,26 +1045,212 @@ int store_reserved(const char *path)
 
 int store_path_ok(struct store *s, const char *path)
 {
-	int err = store_path_check(s, path);
-
-	if (err)
-		return err;
-	return 0;
+	return store_path_check(s, path);
 }
 
 /* ---- maintenance ---- */
 
+/* The watermarks of every known peer, loaded for a sweep. */
+struct peer_wm {
+	uint64_t peer, origin, seq;
+};
+
+static int peers_load(struct store_txn *t, struct peer_wm **out, size_t *n)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = mdb_cursor_open(t->txn, t->s->dbi_peer, &c);
+	if (rc)
+		return store_err(rc);
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		if (k.mv_size != 16 || v.mv_size != 8)
+			continue;
+		if (*n == cap) {
+			struct peer_wm *p;
+
+			cap = cap ? cap * 2 : 16;
+			p = realloc(*out, cap * sizeof(*p));
+			if (!p) {
+				mdb_cursor_close(c);
+				return -ENOMEM;
+			}
+			*out = p;
+		}
+		memcpy(&(*out)[*n].peer, k.mv_data, 8);
+		memcpy(&(*out)[*n].origin, (char *)k.mv_data + 8, 8);
+		memcpy(&(*out)[*n].seq, v.mv_data, 8);
+		(*n)++;
+	}
+	mdb_cursor_close(c);
+	return 0;
+}
+
+/* Has every known peer seen everything record r has seen? */
+static int acked(const struct rec *r, const struct peer_wm *pw, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && pw[i].peer == pw[i - 1].peer)
+			continue;
+		/* peer pw[i].peer: each vector entry needs a watermark */
+		for (unsigned e = 0; e < r->st.nvv; e++) {
+			struct store_vv_entry ve = store_vv_at(r->vv, e);
+			uint64_t have = 0;
+
+			for (size_t j = i; j < n && pw[j].peer == pw[i].peer; j++)
+				if (pw[j].origin == ve.node)
+					have = pw[j].seq;
+			if (have < ve.seq)
+				return 0;
+		}
+	}
+	return 1;
+}
+
+/* Can record r go? (see store_sweep in store.h) */
+static int purgeable(const struct store_txn *t, const struct rec *r,
+		     const struct peer_wm *pw, size_t npw)
+{
+	int64_t grace = (int64_t)t->s->opts.tombstone_grace_ms * 1000000;
+	int64_t since;
+
+	switch (r->st.type) {
+	case STORE_PLACEHOLDER:
+		return 1;
+	case STORE_TOMBSTONE:
+		since = r->dead_ns ? r->dead_ns : r->st.ctime_ns;
+		break;
+	case STORE_FILE:
+	case STORE_SYMLINK:
+		if (store_live(r, t->now))
+			return 0;
+		since = r->st.expires_ns;
+		break;
+	default:
+		return 0;
+	}
+	if (!t->meta.npeers)
+		return 1;
+	return since + grace <= t->now && acked(r, pw, npw);
+}
+
+/*
+ * Collect the keys to purge in one scan, then delete them in reverse key
+ * order (children sort after their parent), each only if nothing is
+ * left under it. Nothing is written while the cursor walks: a write
+ * can move the page that a cursor's key points into.
+ */
 int store_sweep(struct store *s, size_t max)
 {
 	struct store_txn *t;
+	struct peer_wm *pw = NULL;
+	size_t npw = 0, nk = 0, cap = 0;
+	char **keys = NULL;
+	size_t *klen = NULL;
 	MDB_cursor *c;
 	MDB_val k, v;
 	struct rec r;
-	int64_t now = store_now_ns();
-	int64_t grace = (int64_t)s->opts.tombstone_grace_ms * 1000000;
-	int rc, err, count = 0;
+	int rc = 0, err, purged = 0;
 
 	err = store_txn_begin(s, 1, &t);
+	if (err)
+		return err;
+	err = peers_load(t, &pw, &npw);
+	if (err)
+		goto out;
+	rc = mdb_cursor_open(t->txn, s->dbi_rec, &c);
+	if (rc)
+		goto out;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (rec_decode(v.mv_data, v.mv_size, &r) ||
+		    !purgeable(t, &r, pw, npw))
+			continue;
+		if (nk == cap) {
+			cap = cap ? cap * 2 : 64;
+			keys = realloc(keys, cap * sizeof(*keys));
+			klen = realloc(klen, cap * sizeof(*klen));
+			if (!keys || !klen) {
+				err = -ENOMEM;
+				break;
+			}
+		}
+		keys[nk] = malloc(k.mv_size);
+		if (!keys[nk]) {
+			err = -ENOMEM;
+			break;
+		}
+		memcpy(keys[nk], k.mv_data, k.mv_size);
+		klen[nk++] = k.mv_size;
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	for (size_t i = nk; !err && !rc && i-- > 0 && (!max || (size_t)purged < max);) {
+		char path[PATH_MAX + 1];
+		MDB_val dk = { klen[i], keys[i] };
+
+		store_key_path(&dk, path);
+		err = store_keys_below(t, path);
+		if (err) {
+			err = err < 0 ? err : 0;
+			continue;
+		}
+		err = store_rec_get(t, path, &r);
+		if (err)
+			break;
+		count(&t->meta, &r, -1);
+		t->meta_dirty = 1;
+		rc = mdb_del(t->txn, s->dbi_rec, &dk, NULL);
+		purged++;
+	}
+out:
+	for (size_t i = 0; i < nk; i++)
+		free(keys[i]);
+	free(keys);
+	free(klen);
+	free(pw);
+	if (rc)
+		err = store_err(rc);
+	if (err) {
+		store_txn_abort(&t);
+		return err;
+	}
+	err = store_txn_commit(&t);
+	return err ? err : purged;
+}
+
+/* What record r (key k) shows as; 0 visible, -ENOENT not. */
+static int view_of(struct store_txn *t, const MDB_val *k, const struct rec *r,
+		   struct store_stat *st)
+{
+	char path[PATH_MAX + 1];
+	int below = 0;
+
+	if (!store_live(r, t->now) ||
+	    (r->st.type != STORE_DIR && r->flags & REC_KIDS)) {
+		store_key_path(k, path);
+		below = store_live_below(t, path);
+		if (below < 0)
+			return below;
+	}
+	return store_rec_view(r, below, t->now, st);
+}
+
+int store_digest(struct store *s, unsigned char out[STORE_DIGEST_LEN])
+{
+	crypto_generichash_state h;
+	struct store_txn *t, mem;
+	MDB_cursor *c;
+	MDB_val k, v;
+	struct rec r;
+	int rc, err;
+
+	err = txn_begin(s, 0, &t, &mem);
 	if (err)
 		return err;
 	rc = mdb_cursor_open(t->txn, s->dbi_rec, &c);
@@ -828,94 +1258,42 @@ int store_sweep(struct store *s, size_t max)
 		store_txn_abort(&t);
 		return store_err(rc);
 	}
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	     rc == 0 && (!max || (size_t)count < max);
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (rec_decode(v.mv_data, v.mv_size, &r))
-			continue;
-		if (r.st.type == STORE_TOMBSTONE) {
-			if (r.st.mtime_ns + grace < now) {
-				rc = mdb_cursor_del(c, 0);
-				if (rc)
-					break;
-				count++;
-			}
-		} else if (r.st.type == STORE_FILE && r.st.expires_ns &&
-			   r.st.expires_ns <= now) {
-			/* Same version: an older write arriving late still
-			 * loses to it, a newer one wins, on every node. */
-			struct store_stat st = r.st;
-			unsigned char buf[REC_HDR_LEN + REC_VV_LEN * 64];
-			MDB_val nv;
-
-			if (r.st.nvv > 64)
-				continue;
-			st.type = STORE_TOMBSTONE;
-			st.size = 0;
-			st.xattr_len = 0;
-			st.mtime_ns = r.st.expires_ns;
-			rec_encode(buf, &st, r.vv, NULL, NULL);
-			nv.mv_size = rec_encoded_len(&st);
-			nv.mv_data = buf;
-			rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT);
-			if (rc)
-				break;
-			count++;
-		}
-	}
-	mdb_cursor_close(c);
-	if (rc && rc != MDB_NOTFOUND) {
-		store_txn_abort(&t);
-		return store_err(rc);
-	}
-	err = store_txn_commit(&t);
-	return err ? err : count;
-}
-
-int store_digest(struct store *s, unsigned char out[STORE_DIGEST_LEN])
-{
-	crypto_generichash_state h;
-	MDB_txn *txn;
-	MDB_cursor *c;
-	MDB_val k, v;
-	struct rec r;
-	int64_t now = store_now_ns();
-	int rc, err = 0;
-
-	rc = store_rtxn_get(s, &txn);
-	if (rc)
-		return store_err(rc);
-	rc = mdb_cursor_open(txn, s->dbi_rec, &c);
-	if (rc) {
-		store_rtxn_put(s, txn);
-		return store_err(rc);
-	}
 	crypto_generichash_init(&h, NULL, 0, STORE_DIGEST_LEN);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct store_stat st;
 		unsigned char hdr[24];
 		uint64_t x;
+		int vis;
 
 		if (rec_decode(v.mv_data, v.mv_size, &r)) {
 			err = -EIO;
 			break;
 		}
-		if (!store_visible(&r.st, now))
+		if (k.mv_size == 1 && ((char *)k.mv_data)[0] == '/')
 			continue;
+		vis = view_of(t, &k, &r, &st);
+		if (vis == -ENOENT)
+			continue;
+		if (vis < 0) {
+			err = vis;
+			break;
+		}
 		/* key length, key, type, mode, value length, value */
 		x = htole64(k.mv_size);
 		memcpy(hdr, &x, 8);
-		x = htole64((uint64_t)r.st.type << 32 | r.st.mode);
+		x = htole64((uint64_t)st.type << 32 | st.mode);
 		memcpy(hdr + 8, &x, 8);
-		x = htole64(r.st.size);
+		x = htole64(st.size);
 		memcpy(hdr + 16, &x, 8);
 		crypto_generichash_update(&h, hdr, 8);
 		crypto_generichash_update(&h, k.mv_data, k.mv_size);
 		crypto_generichash_update(&h, hdr + 8, 16);
-		crypto_generichash_update(&h, r.value, r.st.size);
+		if (st.size)
+			crypto_generichash_update(&h, r.value, st.size);
 	}
 	mdb_cursor_close(c);
-	store_rtxn_put(s, txn);
+	store_txn_abort(&t);
 	if (err)
 		return err;
 	crypto_generichash_final(&h, out, STORE_DIGEST_LEN);
@@ -925,13 +1303,10 @@ int store_digest(struct store *s, unsigned char out[STORE_DIGEST_LEN])
 int store_info(struct store *s, struct store_info *info)
 {
 	MDB_txn *txn;
-	MDB_cursor *c;
 	MDB_envinfo ei;
 	MDB_stat ms;
-	MDB_val k, v;
 	struct meta m;
-	struct rec r;
-	int64_t now = store_now_ns();
+	size_t freed;
 	int rc;
 
 	memset(info, 0, sizeof(*info));
@@ -939,42 +1314,183 @@ int store_info(struct store *s, struct store_info *info)
 	if (rc)
 		return store_err(rc);
 	rc = store_meta_load(txn, s->dbi_meta, &m);
-	if (rc == 0)
-		rc = mdb_cursor_open(txn, s->dbi_rec, &c);
 	if (rc) {
 		store_rtxn_put(s, txn);
 		return store_err(rc);
 	}
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (rec_decode(v.mv_data, v.mv_size, &r))
-			continue;
-		if (k.mv_size == 1 && ((char *)k.mv_data)[0] == '/')
-			continue; /* the root is not a record of its own */
-		if (store_visible(&r.st, now)) {
-			info->records++;
-			info->value_bytes += r.st.size;
-		} else {
-			info->tombstones++;
-		}
-	}
-	mdb_cursor_close(c);
-	mdb_stat(txn, s->dbi_log, &ms);
-	info->binlog_count = ms.ms_entries;
 	mdb_env_info(s->env, &ei);
 	mdb_env_stat(s->env, &ms);
+	freed = free_pages(txn);
 	store_rtxn_put(s, txn);
 	info->node_id = s->node_id;
 	snprintf(info->node_name, sizeof(info->node_name), "%s", s->node_name);
+	info->records = m.n_live;
+	info->tombstones = m.n_dead;
+	info->value_bytes = m.value_bytes;
 	info->map_size = ei.me_mapsize;
-	info->map_used = (uint64_t)(ei.me_last_pgno + 1 - free_pages(s, txn)) *
-			 ms.ms_psize;
+	info->map_used = (uint64_t)(ei.me_last_pgno + 1 - freed) * ms.ms_psize;
 	info->max_value = s->opts.max_value;
-	info->binlog_first = ms.ms_entries ? m.log_first : 0;
+	info->binlog_first = m.log_first;
 	info->binlog_last = m.log_last;
+	info->binlog_count = m.log_first ? m.log_last - m.log_first + 1 : 0;
 	info->local_seq = m.local_seq;
 	info->format = m.format;
+	info->recovering = m.rec_hi > m.rec_lo ? 1 : 0;
+	pthread_mutex_lock(&s->pool_lock);
+	info->held = s->held;
+	info->held_ahead_ms = s->held_ahead_ms;
+	info->too_old = s->too_old;
+	pthread_mutex_unlock(&s->pool_lock);
 	return 0;
+}
+
+/* ---- the consistency check ---- */
+
+static int check_fail(char *msg, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int check_fail(char *msg, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (len) {
+		va_start(ap, fmt);
+		vsnprintf(msg, len, fmt, ap);
+		va_end(ap);
+	}
+	return -EUCLEAN;
+}
+
+int store_check(struct store *s, char *msg, size_t msglen)
+{
+	struct store_txn *t, mem;
+	MDB_cursor *c;
+	MDB_val k, v;
+	struct rec r, pr;
+	uint64_t n_live = 0, n_dead = 0, bytes = 0, seq, prev = 0;
+	int rc, err;
+
+	c = NULL;
+	if (msglen)
+		msg[0] = '\0';
+	err = txn_begin(s, 0, &t, &mem);
+	if (err)
+		return err;
+	err = store_meta_load(t->txn, s->dbi_meta, &t->meta) ?
+		      check_fail(msg, msglen, "bookkeeping record unreadable") : 0;
+	rc = err ? 0 : mdb_cursor_open(t->txn, s->dbi_rec, &c);
+	if (rc) {
+		c = NULL;
+		err = store_err(rc);
+	}
+	for (rc = err ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	     rc == 0 && !err; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		char path[PATH_MAX + 1], key[PATH_MAX], pbuf[PATH_MAX];
+		struct store_stat st, pst;
+		const char *parent;
+		int vis;
+
+		if (k.mv_size == 0 || k.mv_size > s->maxkey) {
+			err = check_fail(msg, msglen, "key of %zu bytes", k.mv_size);
+			break;
+		}
+		if (rec_decode(v.mv_data, v.mv_size, &r)) {
+			err = check_fail(msg, msglen, "record %.*s does not decode",
+					 (int)k.mv_size, (char *)k.mv_data);
+			break;
+		}
+		if (k.mv_size == 1 && ((char *)k.mv_data)[0] == '/') {
+			if (r.st.type != STORE_DIR)
+				err = check_fail(msg, msglen, "the root is not a directory");
+			continue;
+		}
+		if (!memchr(k.mv_data, '\0', k.mv_size)) {
+			err = check_fail(msg, msglen, "key without a separator");
+			break;
+		}
+		store_key_path(&k, path);
+		if (store_path_check(s, path) ||
+		    store_key_of(path, strlen(path), key) != k.mv_size ||
+		    memcmp(key, k.mv_data, k.mv_size)) {
+			err = check_fail(msg, msglen, "key of %s is not canonical", path);
+			break;
+		}
+		if (r.st.type == STORE_TOMBSTONE || r.st.type == STORE_PLACEHOLDER) {
+			n_dead++;
+		} else {
+			n_live++;
+		}
+		bytes += r.st.size;
+		parent = store_parent_of(path, pbuf);
+		if (strcmp(parent, "/") && store_rec_get(t, parent, &pr)) {
+			err = check_fail(msg, msglen, "%s has no parent record", path);
+			break;
+		}
+		if ((r.st.type == STORE_FILE || r.st.type == STORE_SYMLINK) &&
+		    !(r.flags & REC_KIDS) && store_keys_below(t, path) > 0) {
+			err = check_fail(msg, msglen,
+					 "%s has keys under it but no KIDS flag", path);
+			break;
+		}
+		vis = view_of(t, &k, &r, &st);
+		if (vis < 0 && vis != -ENOENT) {
+			err = vis;
+			break;
+		}
+		if (vis == 0) {
+			int pv = store_rec_live(t, parent, &pr);
+
+			pst = pr.st;
+			if (pv || pst.type != STORE_DIR) {
+				err = check_fail(msg, msglen,
+						 "%s is visible but its parent is not a "
+						 "visible directory", path);
+				break;
+			}
+		}
+	}
+	if (rc && rc != MDB_NOTFOUND && !err)
+		err = store_err(rc);
+	if (c)
+		mdb_cursor_close(c);
+	c = NULL;
+	if (!err && (n_live != t->meta.n_live || n_dead != t->meta.n_dead ||
+		     bytes != t->meta.value_bytes))
+		err = check_fail(msg, msglen,
+				 "counts: %" PRIu64 " live, %" PRIu64 " dead, %" PRIu64
+				 " bytes; bookkeeping says %" PRIu64 ", %" PRIu64
+				 ", %" PRIu64, n_live, n_dead, bytes, t->meta.n_live,
+				 t->meta.n_dead, t->meta.value_bytes);
+	/* the binlog: contiguous from log_first to log_last, all decode */
+	if (!err) {
+		rc = mdb_cursor_open(t->txn, s->dbi_log, &c);
+		if (rc) {
+			c = NULL;
+			err = store_err(rc);
+		}
+		for (rc = err ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		     rc == 0 && !err; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			struct store_change ch;
+
+			memcpy(&seq, k.mv_data, sizeof(seq));
+			if (store_change_decode(v.mv_data, v.mv_size, &ch))
+				err = check_fail(msg, msglen,
+						 "binlog entry %" PRIu64 " does not decode", seq);
+			else if ((prev && seq != prev + 1) ||
+				 (!prev && seq != t->meta.log_first))
+				err = check_fail(msg, msglen,
+						 "binlog gap before %" PRIu64, seq);
+			prev = seq;
+		}
+		if (!err && prev != (t->meta.log_first ? t->meta.log_last : 0))
+			err = check_fail(msg, msglen, "binlog ends at %" PRIu64
+					 ", bookkeeping says %" PRIu64, prev,
+					 t->meta.log_last);
+		if (c)
+			mdb_cursor_close(c);
+	}
+	store_txn_abort(&t);
+	return err;
 }
 
 uint32_t store_writer_token(struct store *s)
@@ -992,7 +1508,22 @@ static int meta_check(MDB_txn *txn, MDB_dbi main, const char *file,
 		      struct meta *m)
 {
 	MDB_stat ms;
+	MDB_val k = { sizeof(meta_key) - 1, meta_key }, v;
+	uint32_t format;
 	int rc = store_meta_load(txn, main, m);
+
+	if (rc == MDB_CORRUPTED && mdb_get(txn, main, &k, &v) == 0 &&
+	    v.mv_size >= sizeof(format)) {
+		memcpy(&format, v.mv_data, sizeof(format));
+		if (format == 1) {
+			store_set_error("%s: store format 1 was written by statefs "
+					"0.1, which merged whole records; this statefs "
+					"(format %u) merges fields separately and cannot "
+					"read it; the file is left untouched", file,
+					STORE_FORMAT);
+			return -EPROTO;
+		}
+	}
 
 	if (rc == MDB_NOTFOUND) {
 		if (mdb_stat(txn, main, &ms) == 0 && ms.ms_entries == 0)
@@ -1020,7 +1551,7 @@ static int meta_check(MDB_txn *txn, MDB_dbi main, const char *file,
 static int store_init(struct store *s, MDB_txn *txn)
 {
 	struct meta m;
-	struct store_stat st;
+	struct rec root;
 	char key[2] = "/";
 	MDB_val k = { 1, key }, v;
 	unsigned char buf[REC_HDR_LEN];
@@ -1039,13 +1570,14 @@ static int store_init(struct store *s, MDB_txn *txn)
 	rc = meta_save(txn, s->dbi_meta, &m);
 	if (rc)
 		return rc;
-	memset(&st, 0, sizeof(st));
-	st.type = STORE_DIR;
-	st.mode = S_IFDIR | 0755;
-	st.uid = getuid();
-	st.gid = getgid();
-	st.mtime_ns = st.ctime_ns = store_now_ns();
-	rec_encode(buf, &st, NULL, NULL, NULL);
+	/* The root: local, never replicated, always a directory. */
+	memset(&root, 0, sizeof(root));
+	root.st.type = STORE_DIR;
+	root.st.mode = S_IFDIR | 0755;
+	root.st.uid = getuid();
+	root.st.gid = getgid();
+	root.st.mtime_ns = root.st.ctime_ns = root.st.atime_ns = store_clock(s);
+	rec_encode(buf, &root);
 	v.mv_size = REC_HDR_LEN;
 	v.mv_data = buf;
 	return mdb_put(txn, s->dbi_rec, &k, &v, 0);
@@ -1089,6 +1621,8 @@ static int open_dbs(struct store *s, const char *file)
 			rc = mdb_dbi_open(txn, "vv", MDB_CREATE | MDB_INTEGERKEY,
 					  &s->dbi_vv);
 		if (rc == 0)
+			rc = mdb_dbi_open(txn, "peer", MDB_CREATE, &s->dbi_peer);
+		if (rc == 0)
 			rc = store_init(s, txn);
 		if (rc == 0)
 			rc = mdb_txn_commit(txn);
@@ -1106,6 +1640,8 @@ static int open_dbs(struct store *s, const char *file)
 		rc = mdb_dbi_open(txn, "log", cr | MDB_INTEGERKEY, &s->dbi_log);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "vv", cr | MDB_INTEGERKEY, &s->dbi_vv);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "peer", cr, &s->dbi_peer);
 	if (rc) {
 		store_set_error("%s: not a statefs store (%s); left untouched", file,
 			  mdb_strerror(rc));
@@ -1171,6 +1707,36 @@ static int probe(const char *file)
 	return err;
 }
 
+/*
+ * A run is a span of time during which some process has the store open.
+ * Every opener holds a shared flock on the notify file; one that gets it
+ * exclusively is the first of a new run and records where our own
+ * sequence stood (replica.c, rule 9: what a peer holds of ours beyond
+ * that point, and before our first change of the run, was lost).
+ */
+static int run_begin(struct store *s, const char *nfile)
+{
+	struct store_txn *t;
+	int first, err;
+
+	s->run_fd = open(nfile, O_RDONLY | O_CLOEXEC);
+	if (s->run_fd < 0)
+		return -errno;
+	first = flock(s->run_fd, LOCK_EX | LOCK_NB) == 0;
+	flock(s->run_fd, LOCK_SH);
+	if (!first || s->opts.readonly)
+		return 0;
+	err = store_txn_begin(s, 1, &t);
+	if (err)
+		return err;
+	if (t->meta.run_base != t->meta.local_seq || t->meta.run_first) {
+		t->meta.run_base = t->meta.local_seq;
+		t->meta.run_first = 0;
+		t->meta_dirty = 1;
+	}
+	return store_txn_commit(&t);
+}
+
 int store_open(const char *dir, const struct store_opts *opts,
 	       struct store **sp)
 {
@@ -1202,6 +1768,9 @@ int store_open(const char *dir, const struct store_opts *opts,
 		s->opts.binlog_max = STORE_DEFAULT_BINLOG_MAX;
 	if (!s->opts.tombstone_grace_ms)
 		s->opts.tombstone_grace_ms = STORE_DEFAULT_TOMBSTONE_GRACE_MS;
+	if (!s->opts.max_offset_ms)
+		s->opts.max_offset_ms = STORE_DEFAULT_MAX_OFFSET_MS;
+	s->run_fd = -1;
 	pthread_mutex_init(&s->pool_lock, NULL);
 	s->uid = getuid();
 	s->gid = getgid();
@@ -1297,6 +1866,11 @@ int store_open(const char *dir, const struct store_opts *opts,
 		store_set_error("%s: %s", nfile, strerror(-err));
 		goto fail;
 	}
+	err = run_begin(s, nfile);
+	if (err) {
+		store_set_error("%s: %s", file, strerror(-err));
+		goto fail;
+	}
 	*sp = s;
 	return 0;
 fail:
@@ -1320,6 +1894,8 @@ void store_close(struct store **sp)
 	if (s->env)
 		mdb_env_close(s->env);
 	notify_close(&s->notify);
+	if (s->run_fd >= 0)
+		close(s->run_fd);
 	pthread_mutex_destroy(&s->pool_lock);
 	free(s->path);
 	free(s);

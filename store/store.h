@@ -51,6 +51,14 @@ struct store_txn;
 #define STORE_DEFAULT_MAX_VALUE (16ULL << 20)
 #define STORE_DEFAULT_BINLOG_MAX 100000ULL
 #define STORE_DEFAULT_TOMBSTONE_GRACE_MS (24ULL * 3600 * 1000)
+#define STORE_DEFAULT_MAX_OFFSET_MS 500ULL
+/* The longest TTL, for files and directory defaults alike (ten years):
+ * deadlines stay far from overflowing a signed 64-bit nanosecond clock. */
+#define STORE_TTL_MAX_MS (10ULL * 366 * 24 * 3600 * 1000)
+/* Nodes in one mesh: a version vector holds at most this many entries.
+ * A change whose vector would grow past it is refused (-E2BIG). */
+#define STORE_VV_MAX 64
+#define STORE_XATTR_VALUE_MAX (64 * 1024)
 
 enum store_type {
 	STORE_NONE = 0,
@@ -58,6 +66,7 @@ enum store_type {
 	STORE_DIR = 2,
 	STORE_SYMLINK = 3,
 	STORE_TOMBSTONE = 4, /* a delete: versioned, invisible to reads */
+	STORE_PLACEHOLDER = 5, /* in the store only: a parent made for a peer's child */
 };
 
 enum store_sync {
@@ -75,6 +84,14 @@ struct store_opts {
 	uint64_t tombstone_grace_ms; /* 0: STORE_DEFAULT_TOMBSTONE_GRACE_MS */
 	int readonly;            /* open read-only; never creates */
 	int no_create;           /* refuse a directory that holds no store */
+	/* Changes stamped further ahead of our clock than this are held
+	 * back (STORE_HELD); 0: STORE_DEFAULT_MAX_OFFSET_MS. */
+	uint64_t max_offset_ms;
+	/* The store's wall clock (CLOCK_REALTIME, ns); NULL: the system's.
+	 * TTL deadlines, the hybrid clock, hold-backs and purges all read
+	 * it: simulations and tests drive time with it. */
+	int64_t (*clock)(void *arg);
+	void *clock_arg;
 };
 
 /* A version: hybrid logical clock (48 bits of milliseconds, 16 bits of
@@ -91,16 +108,29 @@ struct store_vv_entry {
 	uint64_t seq;
 };
 
+/* The fields of a record that merge separately (SPEC §5): each has its
+ * own version, and concurrent changes of different fields all survive.
+ * Xattrs are fields too, one per name, versioned in the xattr run. */
+enum store_field {
+	STORE_F_CONTENT = 0, /* type and value: write, create, delete */
+	STORE_F_OWNER = 1,   /* mode, uid, gid */
+	STORE_F_TIMES = 2,   /* mtime, atime */
+	STORE_F_LIFE = 3,    /* ttl_ms, expires_ns: set, write, touch */
+	STORE_FIELDS = 4,
+};
+
 struct store_stat {
 	enum store_type type;   /* STORE_TOMBSTONE only in changes */
 	uint32_t mode;          /* S_IFREG/S_IFDIR/S_IFLNK | permission bits */
 	uint32_t uid, gid;
 	uint64_t size;          /* value length */
-	int64_t mtime_ns, ctime_ns;
+	int64_t mtime_ns, ctime_ns, atime_ns;
 	int64_t expires_ns;     /* absolute CLOCK_REALTIME deadline; 0: never */
 	uint64_t ttl_ms;        /* file: its TTL; directory: default for new files */
-	struct store_version version;
-	uint64_t origin_seq;    /* the origin's sequence of the last change */
+	struct store_version version;  /* the newest of fver[] and the xattrs' */
+	struct store_version fver[STORE_FIELDS];
+	uint64_t origin_seq;    /* the origin's sequence of the last change
+				 * (a node's sequence is its clock: = version.hlc) */
 	unsigned nvv;           /* entries in the record's version vector */
 	size_t xattr_len;       /* bytes of encoded xattrs (store_xattr_*) */
 };
@@ -164,7 +194,7 @@ int store_list(struct store *s, struct store_txn *t, const char *dir,
 struct store_attr {
 	uint32_t mode;          /* permission bits (S_IFMT ignored) */
 	uint32_t uid, gid;
-	int64_t mtime_ns, ctime_ns;
+	int64_t mtime_ns, ctime_ns, atime_ns;
 	uint64_t ttl_ms;
 	uint64_t size;          /* truncate/extend the value (zero fill) */
 };
@@ -176,6 +206,7 @@ struct store_attr {
 #define STORE_ATTR_TTL   0x20u  /* also renews the deadline: now + ttl */
 #define STORE_ATTR_SIZE  0x40u
 #define STORE_ATTR_TOUCH 0x80u  /* renew the deadline (a touch) */
+#define STORE_ATTR_ATIME 0x100u
 
 /* Flags of store_put / store_mknod. */
 #define STORE_CREATE  0x1u /* create if missing (else -ENOENT) */
@@ -298,32 +329,83 @@ int store_wait(struct store *s, uint64_t after, int timeout_ms);
 enum store_apply {
 	STORE_APPLIED = 0,    /* it saw our version: applied */
 	STORE_DUPLICATE = 1,  /* already applied: nothing changed */
-	STORE_SUPERSEDED = 2, /* we hold a newer version that saw it */
+	STORE_SUPERSEDED = 2, /* we hold newer versions that saw it */
 	STORE_CONFLICT_WON = 3,  /* concurrent, theirs was higher: applied */
 	STORE_CONFLICT_LOST = 4, /* concurrent, ours is higher: kept */
+	STORE_HELD = 5,     /* stamped more than max_offset_ms ahead of our
+			     * clock: nothing applied; offer the SAME change
+			     * again later, and nothing after it of its origin
+			     * (the stream waits, it never skips) */
+	STORE_TOO_OLD = 6,  /* older than the purge horizon: nothing applied;
+			     * the peer needs a full snapshot */
 };
 
-/* Apply a peer's change (origin_node, origin_seq, path, rec) with SPEC
- * §5's rules: a change at or below the store's watermark for its origin
- * is a duplicate; otherwise the higher version wins, the same way on
- * every node whatever the arrival order; tombstones are versions too.
- * An applied change is appended to the local binlog (with its origin
- * kept) so that it is forwarded. Returns an enum store_apply or a
- * negative errno (-EPROTO for a malformed record).
+/* Apply a peer's change with SPEC §5's rules, written out as numbered
+ * invariants at the top of replica.c. In short: every field (content,
+ * owner, times, life, each xattr) keeps the highest version it has seen,
+ * so the visible tree is a function of the set of changes applied,
+ * whatever their order, their path through the mesh or our clock.
  *
- * Order: the watermark of an origin is the highest origin_seq applied,
- * so the caller must deliver each origin's changes in origin order (a
- * peer's binlog holds them in that order, so sending a binlog in order
- * and applying it in order keeps this true across forwarding). */
+ * Each origin's changes must be offered in origin order (a binlog keeps
+ * that order, so sending a binlog in order keeps it across forwarding):
+ * the store's watermark of an origin is the highest origin_seq applied,
+ * and a change at or below it is a DUPLICATE. A change that is refused
+ * (an error, HELD, TOO_OLD) never advances the watermark: the stream of
+ * that origin must stop there. Refusals before anything is written
+ * (-EPROTO malformed, -EFBIG value over our max_value, -E2BIG version
+ * vector over STORE_VV_MAX, HELD, TOO_OLD) leave the caller's
+ * transaction usable; a failure while writing (-ENOSPC) poisons it.
+ * Limits that nodes of one mesh must agree on, else a stream stops with
+ * -EFBIG or -ENOSPC: max_value, and a map size that holds the data.
+ *
+ * An applied change is appended to the local binlog exactly as the
+ * origin made it (origin, sequence, record), so that it is forwarded. */
 int store_apply_remote(struct store *s, struct store_txn *t,
 		       const struct store_change *c);
 
+/* ---- peers: acknowledgements, purges, lost changes ---- */
+
+/* Known peers: tombstones and expired records are purged only once every
+ * known peer has acknowledged them (and the grace has passed since we
+ * received them). With no known peer, nobody needs a delete's tombstone:
+ * the sweep purges it at once. */
+int store_peer_add(struct store *s, struct store_txn *t, uint64_t peer);
+int store_peer_remove(struct store *s, struct store_txn *t, uint64_t peer);
+
+/* Peer `peer` holds every change of `origin` up to origin sequence
+ * `seq` (an acknowledgement, or the watermarks a peer reports when it
+ * connects). Registers an unknown peer. When origin is this node and
+ * `seq` is beyond what this store holds (it was restored from an older
+ * copy, or lost its last commits to a power cut with sync=none), the
+ * store never issues a sequence at or below `seq` again and takes our
+ * own lost changes back from peers: store_watermarks reports our own
+ * origin at the point from which they are missing until they are in. */
+int store_peer_ack(struct store *s, struct store_txn *t, uint64_t peer,
+		   uint64_t origin, uint64_t seq);
+
+/* The acknowledged watermarks of every known peer: cb(arg, peer, origin,
+ * seq) once per (peer, origin) pair, and cb(arg, peer, 0, 0) for a known
+ * peer that acknowledged nothing yet. */
+typedef int (*store_peer_cb)(void *arg, uint64_t peer, uint64_t origin,
+			     uint64_t seq);
+int store_peers(struct store *s, store_peer_cb cb, void *arg);
+
 /* ---- maintenance and information ---- */
 
-/* Turn expired records into tombstones (local, not in the binlog: every
- * node does the same at the same deadline) and purge tombstones older
- * than the grace. At most `max` records per call. Returns the count. */
+/* Reclaim space: purge deleted and expired records that are dead for
+ * longer than the tombstone grace (counted from when this node received
+ * the delete, or from the deadline) and acknowledged by every known
+ * peer, or at once when there is no known peer; and placeholders with
+ * nothing under them. A purge changes nothing visible. At most `max`
+ * records per call (0: all). Returns the count purged. */
 int store_sweep(struct store *s, size_t max);
+
+/* The store's own consistency check, a full scan: every record and
+ * binlog entry decodes, every key is canonical, every record's parent
+ * has a record, the bookkeeping counts match, every visible record's
+ * parent is a visible directory. 0, or -EUCLEAN with the first problem
+ * described in msg. */
+int store_check(struct store *s, char *msg, size_t msglen);
 
 /* BLAKE2b-256 over the visible state (paths, types, modes, values):
  * equal on two stores exactly when they hold the same data. */
@@ -333,15 +415,23 @@ int store_digest(struct store *s, unsigned char out[STORE_DIGEST_LEN]);
 struct store_info {
 	uint64_t node_id;
 	char node_name[64];
-	uint64_t records;      /* visible files, directories, symlinks (not /) */
-	uint64_t tombstones;
+	uint64_t records;      /* files, directories, symlinks (not /); an
+				* expired file counts until it is purged */
+	uint64_t tombstones;   /* deletes and placeholders not purged yet */
 	uint64_t value_bytes;
 	uint64_t map_size, map_used; /* bytes */
 	uint64_t max_value;
 	uint64_t binlog_first, binlog_last, binlog_count;
 	uint64_t local_seq;    /* this node's own origin sequence */
 	unsigned format;
+	/* This handle's replication counters (since store_open). */
+	uint64_t held;         /* changes held back: stamped too far ahead */
+	uint64_t held_ahead_ms; /* how far ahead the furthest held one was */
+	uint64_t too_old;      /* changes refused as older than the horizon */
+	uint64_t recovering;   /* own changes still expected back from peers */
 };
+/* O(1): counts are kept in the store's bookkeeping; map_used leaves out
+ * LMDB's free pages. */
 int store_info(struct store *s, struct store_info *info);
 
 /* The store-wide version vector: cb once per origin node. */

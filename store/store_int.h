@@ -10,33 +10,62 @@
 
 #include "store/store.h"
 
-#define STORE_FORMAT 1
+#define STORE_FORMAT 2
 
 /* ---- record.c: little-endian encodings of records and changes ---- */
 
-#define REC_HDR_LEN 88
+#define REC_HDR_LEN 144
 #define REC_VV_LEN 16
+#define XATTR_HDR_LEN 22
 #define CHANGE_HDR_LEN 32
 #define CHANGE_PATH_MAX 4096
 
+/* Local bookkeeping flags of a stored record (never meaningful on the
+ * wire). REC_KIDS: keys exist under this non-directory record (a peer's
+ * child arrived under it), so whether it shows as a directory must be
+ * looked up; without the flag a live file is a file, in O(1). */
+#define REC_KIDS 0x1u
+
 /* A record decoded in place: pointers into the encoded bytes. */
 struct rec {
-	struct store_stat st;
+	struct store_stat st;        /* st.type: the content, as stored */
+	uint32_t flags;              /* REC_* (local) */
+	int64_t dead_ns;             /* local: when it became a tombstone here */
+	int derived;                 /* in memory: st is a derived view */
 	const unsigned char *vv;     /* st.nvv entries of REC_VV_LEN bytes */
 	const unsigned char *xattrs; /* st.xattr_len bytes */
 	const unsigned char *value;  /* st.size bytes */
 };
 
-size_t rec_encoded_len(const struct store_stat *st);
-/* Encode st, vv (st->nvv entries), xattrs and value into out, which has
- * rec_encoded_len(st) bytes. */
-void rec_encode(void *out, const struct store_stat *st, const void *vv,
-		const void *xattrs, const void *value);
+struct xattr_ent {
+	unsigned name_len, removed;
+	uint32_t value_len;
+	struct store_version ver;
+	const unsigned char *name, *value;
+};
+
+size_t rec_encoded_len(const struct rec *r);
+void rec_encode(void *out, const struct rec *r);
 int rec_decode(const void *buf, size_t len, struct rec *r);
 /* The CHANGE_HDR_LEN-byte header of a change (path and record follow). */
 void change_hdr_encode(void *out, const struct store_change *c);
+uint32_t store_type_ifmt(enum store_type type);
+int vcmp(const struct store_version *a, const struct store_version *b);
 
 uint64_t vv_lookup(const void *vv, unsigned n, uint64_t node);
+void vv_put(unsigned char *out, unsigned i, uint64_t node, uint64_t seq);
+/* out has room for STORE_VV_MAX entries; -E2BIG past that. */
+int vv_merge(const unsigned char *a, unsigned na, const unsigned char *b,
+	     unsigned nb, unsigned char *out, unsigned *nout);
+
+/* Xattr entries: decode the one at `off` (returns its length), encode
+ * one (returns its length), compare names. */
+size_t xattr_at(const unsigned char *x, size_t off, struct xattr_ent *e);
+size_t xattr_put(unsigned char *out, const unsigned char *name,
+		 size_t name_len, const void *value, size_t value_len,
+		 int removed, struct store_version ver);
+int xattr_name_cmp(const unsigned char *a, size_t al, const unsigned char *b,
+		   size_t bl);
 
 /* ---- notify.c: cross-process change notification (a shared futex) ---- */
 
@@ -54,22 +83,29 @@ uint64_t notify_last_seq(struct notify *n);
 
 /* ---- store.c ---- */
 
-/* The one persistent bookkeeping record (meta DB, key "meta"): read at
- * the start of every write transaction, written back if it changed. */
+/* The one persistent bookkeeping record (main DB, key "statefs"): read
+ * at the start of every write transaction, written back if it changed. */
 struct meta {
 	uint32_t format;
 	uint64_t node_id;
 	uint64_t hlc;        /* last clock value handed out or seen */
-	uint64_t local_seq;  /* this node's origin sequence */
+	uint64_t local_seq;  /* this node's last origin sequence (a clock value) */
 	uint64_t log_first;  /* oldest binlog seq kept (0: empty) */
 	uint64_t log_last;   /* newest binlog seq */
 	uint64_t log_bytes;  /* bytes of the binlog entries kept */
 	char node_name[64];
+	/* O(1) counts for store_info: records by kind, bytes of values */
+	uint64_t n_live, n_dead, value_bytes;
+	/* Own changes lost to a restore (replica.c): the run's start. */
+	uint64_t run_base;   /* local_seq when the current run began */
+	uint64_t run_first;  /* our first sequence of the run (0: none yet) */
+	uint64_t rec_lo, rec_hi; /* own changes (rec_lo, rec_hi] expected back */
+	uint64_t npeers;     /* known peers (peer DB) */
 };
 
 struct store {
 	MDB_env *env;
-	MDB_dbi dbi_meta, dbi_rec, dbi_log, dbi_vv;
+	MDB_dbi dbi_meta, dbi_rec, dbi_log, dbi_vv, dbi_peer;
 	struct store_opts opts;
 	uint64_t node_id;
 	char node_name[64];
@@ -77,12 +113,14 @@ struct store {
 	uint32_t writer;
 	unsigned maxkey;
 	unsigned psize;
+	int run_fd;           /* flock'ed shared by every opener (run start) */
 	struct notify *notify;
 	uint32_t uid, gid;    /* of this process, for new records */
 	struct store_txn *wcache; /* owned by the holder of the writer lock */
-	pthread_mutex_t pool_lock; /* protects pool, npool */
+	pthread_mutex_t pool_lock; /* protects pool, npool, the counters */
 	MDB_txn *pool[64];         /* reset read transactions for reuse */
 	unsigned npool;
+	uint64_t held, held_ahead_ms, too_old;
 };
 
 struct store_txn {
@@ -93,6 +131,7 @@ struct store_txn {
 	int err;          /* sticky: the first error poisons the txn */
 	int meta_dirty;
 	struct meta meta;
+	int64_t now;      /* the store's clock at the start of the txn */
 	/* The last binlog entry is held back so that it can be written
 	 * without STORE_CHANGE_MORE when the transaction commits. A change
 	 * is encoded into `next` before anything is written, then the two
@@ -101,13 +140,15 @@ struct store_txn {
 	unsigned char *pend, *next;
 	size_t pend_len, pend_cap, next_cap;
 	uint64_t pend_seq;
+	uint64_t first_seq; /* first binlog seq of this txn (0: none) */
 	int logged;       /* appended binlog entries */
 };
 
 int store_err(int rc);
+int64_t store_clock(const struct store *s);
 
 /* Shared between store.c, ns.c and replica.c. */
-int store_visible(const struct store_stat *st, int64_t now);
+int store_live(const struct rec *r, int64_t now);
 int store_path_ok(struct store *s, const char *path);
 int store_reserved(const char *path);        /* /.statefs and below */
 size_t store_key_of(const char *path, size_t len, char *buf);
@@ -129,24 +170,49 @@ int store_txn_enter(struct store *s, struct store_txn **tp, int write,
 int store_txn_done(struct store_txn *t, struct store_txn *own, int err);
 int store_txn_leave(struct store_txn *t, struct store_txn *own, int err);
 
-/* Records: the raw one at path (any type; -ENOENT with r->st.type
- * STORE_NONE when absent), the visible one, and writes. */
+/* Records. store_rec_get: the stored one at path (any type; -ENOENT
+ * with r->st.type STORE_NONE when there is no key). store_rec_live: the
+ * visible one (SPEC §2 and replica.c's rules: a record whose content is
+ * dead, or a file with live records under it, shows as a directory
+ * while anything under it is live); -ENOENT when nothing is visible,
+ * with r holding the stored record (or STORE_NONE). */
 int store_rec_get(struct store_txn *t, const char *path, struct rec *r);
 int store_rec_live(struct store_txn *t, const char *path, struct rec *r);
-int store_rec_write(struct store_txn *t, const char *path,
-		    const struct store_stat *st, const void *vv,
-		    const void *xattrs, const void *value,
-		    uint64_t origin_node, uint64_t origin_seq);
+/* Is anything live under `path` (its children and deeper)? 1, 0 or
+ * a negative errno. */
+int store_live_below(struct store_txn *t, const char *path);
+/* Are there keys under `path` at all (live or not)? */
+int store_keys_below(struct store_txn *t, const char *path);
+/* What a stored record shows as, given whether anything under it is
+ * live: fills *st with the visible stat; 0 visible, -ENOENT not. */
+int store_rec_view(const struct rec *r, int live_below, int64_t now,
+		   struct store_stat *st);
+
+/* Write the record r at path (r's pointers may point into the map:
+ * they are copied before anything is written). `old` is what was stored
+ * there (NULL if nothing) for the counts. With `log` non-NULL the change
+ * log->rec is appended to the binlog with its origin; log == r's own
+ * encoding when log->rec is NULL. */
+int store_rec_put(struct store_txn *t, const char *path, const struct rec *r,
+		  const struct rec *old, const struct store_change *log);
+/* A local change: the next version (ticks the clock). */
+struct store_version store_tick(struct store_txn *t);
+/* Write r as a local change with version v (the fields the caller set
+ * to v are the change): the vector is old's with our entry at v, and a
+ * binlog entry is appended. */
 int store_rec_write_local(struct store_txn *t, const char *path,
-			  struct store_stat *st, const struct rec *old,
-			  const void *xattrs, const void *value);
+			  struct rec *r, const struct rec *old,
+			  struct store_version v);
+/* Create over whatever old is (NULL: nothing): every field of nr at
+ * version v, old's xattrs removed. */
+int store_rec_create(struct store_txn *t, const char *path, struct rec *nr,
+		     const struct rec *old, struct store_version v);
 void store_stat_new(const struct store *s, struct store_stat *st,
 		    enum store_type type, const struct store_attr *a,
-		    unsigned mask);
+		    unsigned mask, int64_t now);
 void store_ttl_renew(struct store_stat *st, int64_t now);
 int store_parent_ready(struct store_txn *t, const char *path, int parents,
 		       const struct store_attr *a, unsigned mask,
 		       uint64_t *dir_ttl);
-int store_has_children(struct store_txn *t, const char *dir);
 
 #endif

@@ -5,8 +5,8 @@
 # each) and 50 keys that every writer also writes (/shared/s<i>), all at
 # the same time. Afterwards every key is present with its exact value,
 # every shared key holds a value one of the writers wrote, and the record
-# count, the binlog count, the last binlog sequence and the origin
-# sequence equal the number of changes the writers made (store_torture
+# count, the binlog count and the last binlog sequence equal the number
+# of changes the writers made, and store_check passes (store_torture
 # check).
 # san: yes
 . "$(dirname "$0")/../lib.sh"

@@ -1,0 +1,994 @@
+/*
+ * test_replica.c — unit tests of the store's replication half (issue 7):
+ * merges that converge whatever the order, derived directories, clocks
+ * held back, own changes recovered after a restore, purges that wait
+ * for acknowledgements, bounds on what a peer can send, the binlog cap,
+ * and the sweep that once corrupted keys.
+ *
+ * Each test runs two to four stores in one process, in a mkdtemp
+ * directory under /dev/shm removed afterwards. Every store reads a
+ * virtual clock (store_opts.clock) that the test moves, so TTL expiry,
+ * grace periods and clock offsets are exact and nothing sleeps.
+ *
+ * Changes travel with ship(): the sender's whole binlog, in order, into
+ * the receiver, each commit group in one transaction, as the replicator
+ * will; re-sending is harmless (duplicates are recognised).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+#define assert_rc(expr, want)                                                \
+	do {                                                                 \
+		long long rc_ = (long long)(expr);                           \
+		long long w_ = (long long)(want);                            \
+		if (rc_ != w_) {                                             \
+			print_error("%s = %lld, want %lld\n", #expr, rc_, w_); \
+			fail();                                              \
+		}                                                            \
+	} while (0)
+
+/* ---- virtual clocks ---- */
+
+static int64_t world_ns = 1800000000LL * 1000000000LL; /* 2027 */
+
+struct vclock {
+	int64_t offset_ns;
+};
+
+static int64_t vclock_read(void *arg)
+{
+	return world_ns + ((struct vclock *)arg)->offset_ns;
+}
+
+static void advance_ms(int64_t ms)
+{
+	world_ns += ms * 1000000;
+}
+
+/* ---- fixture: up to four stores ---- */
+
+#define NMAX 4
+
+struct fx {
+	char dir[64];
+	struct store *s[NMAX];
+	struct vclock clk[NMAX];
+	struct store_opts o[NMAX];
+	char name[NMAX][16];
+};
+
+static int rm_one(const char *p, const struct stat *sb, int type,
+		  struct FTW *ftw)
+{
+	(void)sb;
+	(void)type;
+	(void)ftw;
+	remove(p);
+	return 0;
+}
+
+static struct store *open_node(struct fx *f, int i)
+{
+	char p[128];
+	struct store *s = NULL;
+	int rc;
+
+	snprintf(p, sizeof(p), "%s/n%d", f->dir, i);
+	snprintf(f->name[i], sizeof(f->name[i]), "n%d", i);
+	f->o[i].node_name = f->name[i];
+	f->o[i].clock = vclock_read;
+	f->o[i].clock_arg = &f->clk[i];
+	rc = store_open(p, &f->o[i], &s);
+	if (rc) {
+		print_error("store_open(%s) = %d: %s\n", p, rc, store_last_error());
+		fail();
+	}
+	return s;
+}
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/dev/shm/test_replica.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	for (int i = 0; i < NMAX; i++)
+		f->s[i] = open_node(f, i);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+
+	for (int i = 0; i < NMAX; i++)
+		store_close(&f->s[i]);
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static uint64_t node_id(struct store *s)
+{
+	struct store_info in;
+
+	assert_rc(store_info(s, &in), 0);
+	return in.node_id;
+}
+
+/* ---- shipping changes ---- */
+
+struct ship_ctx {
+	struct store *to;
+	struct store_txn *t;
+	int counts[8];
+	int err;
+};
+
+static int ship_one(void *arg, const struct store_change *c)
+{
+	struct ship_ctx *x = arg;
+	int rc;
+
+	if (!x->t)
+		assert_rc(store_txn_begin(x->to, 1, &x->t), 0);
+	rc = store_apply_remote(x->to, x->t, c);
+	if (rc < 0) {
+		x->err = rc;
+		return rc;
+	}
+	assert_true(rc <= STORE_TOO_OLD);
+	x->counts[rc]++;
+	if (rc == STORE_HELD || rc == STORE_TOO_OLD)
+		return 1; /* this origin's stream stops here */
+	if (!(c->flags & STORE_CHANGE_MORE)) {
+		assert_rc(store_txn_commit(&x->t), 0);
+		x->t = NULL;
+	}
+	return 0;
+}
+
+/* Everything in from's binlog into to; returns the counts by outcome. */
+static struct ship_ctx ship(struct store *from, struct store *to)
+{
+	struct ship_ctx x = { .to = to };
+	ssize_t n = store_binlog_read(from, 0, 0, ship_one, &x);
+
+	if (x.t)
+		assert_rc(store_txn_commit(&x.t), 0);
+	if (n < 0 && n != 1 && !x.err) {
+		print_error("store_binlog_read = %zd\n", n);
+		fail();
+	}
+	return x;
+}
+
+/* Ship both ways between every pair until nothing changes. */
+static void converge(struct fx *f, int n)
+{
+	for (int round = 0; round < 3; round++)
+		for (int a = 0; a < n; a++)
+			for (int b = 0; b < n; b++)
+				if (a != b)
+					ship(f->s[a], f->s[b]);
+}
+
+static void check_ok(struct store *s)
+{
+	char msg[256];
+	int rc = store_check(s, msg, sizeof(msg));
+
+	if (rc) {
+		print_error("store_check = %d: %s\n", rc, msg);
+		fail();
+	}
+}
+
+static void assert_same(struct fx *f, int n)
+{
+	unsigned char d0[STORE_DIGEST_LEN], d[STORE_DIGEST_LEN];
+
+	assert_rc(store_digest(f->s[0], d0), 0);
+	for (int i = 0; i < n; i++) {
+		check_ok(f->s[i]);
+		assert_rc(store_digest(f->s[i], d), 0);
+		if (memcmp(d, d0, sizeof(d))) {
+			print_error("node %d differs from node 0\n", i);
+			fail();
+		}
+	}
+}
+
+static int put_str(struct store *s, const char *path, const char *v)
+{
+	return store_put(s, NULL, path, v, strlen(v), NULL, 0,
+			 STORE_CREATE | STORE_PARENTS);
+}
+
+static int mkdir_p(struct store *s, const char *path)
+{
+	return store_mknod(s, NULL, path, STORE_DIR, NULL, NULL, 0,
+			   STORE_PARENTS);
+}
+
+static void check_str(struct store *s, const char *path, const char *want)
+{
+	void *v = NULL;
+	size_t len = 0;
+
+	assert_rc(store_get(s, NULL, path, NULL, &v, &len), 0);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(v, want, len);
+	free(v);
+}
+
+static uint32_t mode_of(struct store *s, const char *path)
+{
+	struct store_stat st;
+
+	assert_rc(store_stat(s, NULL, path, &st), 0);
+	return st.mode;
+}
+
+struct count_ctx {
+	int n;
+};
+
+static int count_cb(void *arg, const char *name, size_t len,
+		    const struct store_stat *st)
+{
+	(void)name;
+	(void)len;
+	(void)st;
+	((struct count_ctx *)arg)->n++;
+	return 0;
+}
+
+static int count_children(struct store *s, const char *dir)
+{
+	struct count_ctx c = { 0 };
+
+	assert_rc(store_list(s, NULL, dir, NULL, count_cb, &c), 0);
+	return c.n;
+}
+
+/* ==== 1. the sweep ==== */
+
+/* Many files of one directory (so in shared leaf pages) expire in one
+ * sweep, between files that do not: every key must stay intact. This
+ * corrupted keys when the sweep rewrote records under its cursor. */
+static void test_sweep_many_expired(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = f->s[0];
+	struct store_attr a = { .ttl_ms = 1000 };
+	char p[64], v[64];
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		snprintf(p, sizeof(p), "/d/f%03d", i);
+		snprintf(v, sizeof(v), "value %d", i);
+		if (i % 3)
+			assert_rc(store_put(s, NULL, p, v, strlen(v), &a,
+					    STORE_ATTR_TTL,
+					    STORE_CREATE | STORE_PARENTS), 0);
+		else
+			assert_rc(put_str(s, p, v), 0);
+	}
+	advance_ms(2000);
+	assert_rc(count_children(s, "/d"), 100);
+	assert_rc(store_sweep(s, 0), 200);
+	check_ok(s);
+	assert_rc(count_children(s, "/d"), 100);
+	for (i = 0; i < 300; i += 3) {
+		snprintf(p, sizeof(p), "/d/f%03d", i);
+		snprintf(v, sizeof(v), "value %d", i);
+		check_str(s, p, v);
+	}
+	/* and again, into the same pages */
+	for (i = 0; i < 300; i++) {
+		snprintf(p, sizeof(p), "/d/f%03d", i);
+		assert_rc(store_put(s, NULL, p, "x", 1, &a, STORE_ATTR_TTL,
+				    STORE_CREATE), 0);
+	}
+	advance_ms(2000);
+	assert_rc(store_sweep(s, 0), 300);
+	check_ok(s);
+	assert_rc(count_children(s, "/d"), 0);
+}
+
+/* ==== 2. convergence ==== */
+
+/* A directory rename: the old directory's tombstone is logged before
+ * its children's; no node may keep /old, also one fed only through a
+ * peer. */
+static void test_dir_rename(void **state)
+{
+	struct fx *f = *state;
+	struct store_stat st;
+
+	assert_rc(put_str(f->s[0], "/old/a", "A"), 0);
+	assert_rc(put_str(f->s[0], "/old/sub/b", "B"), 0);
+	ship(f->s[0], f->s[1]);
+	ship(f->s[1], f->s[2]);
+	assert_rc(store_rename(f->s[0], NULL, "/old", "/new", 0), 0);
+	ship(f->s[0], f->s[1]);
+	ship(f->s[1], f->s[2]); /* node 2 hears only from node 1 */
+	for (int i = 0; i < 3; i++) {
+		assert_rc(store_stat(f->s[i], NULL, "/old", &st), -ENOENT);
+		check_str(f->s[i], "/new/sub/b", "B");
+		assert_rc(count_children(f->s[i], "/"), 1);
+	}
+	assert_same(f, 3);
+}
+
+/* rmdir on one node while the only child expires: the outcome depends
+ * on the records and the time, never on arrival order or whose clock. */
+static void test_rmdir_vs_expiry(void **state)
+{
+	struct fx *f = *state;
+	struct store_attr a = { .ttl_ms = 1000 };
+	struct store_stat st;
+
+	f->clk[2].offset_ns = -400 * 1000000LL; /* node 2 is 400 ms behind */
+	assert_rc(store_mknod(f->s[0], NULL, "/d", STORE_DIR, NULL, NULL, 0, 0), 0);
+	assert_rc(store_put(f->s[0], NULL, "/d/f", "v", 1, &a, STORE_ATTR_TTL,
+			    STORE_CREATE), 0);
+	converge(f, 3);
+	advance_ms(1200); /* expired on nodes 0 and 1, not yet on node 2 */
+	assert_rc(store_del(f->s[1], NULL, "/d", STORE_DEL_DIR), 0);
+	ship(f->s[1], f->s[2]); /* arrives while the child is live there */
+	assert_rc(store_stat(f->s[2], NULL, "/d", &st), 0);
+	converge(f, 3);
+	advance_ms(1000); /* expired everywhere */
+	for (int i = 0; i < 3; i++)
+		assert_rc(store_stat(f->s[i], NULL, "/d", &st), -ENOENT);
+	assert_same(f, 3);
+	/* a renewal that arrives later brings the child and the directory
+	 * back on every node alike */
+	f->clk[2].offset_ns = 0;
+	assert_rc(store_put(f->s[2], NULL, "/d/g", "w", 1, NULL, 0,
+			    STORE_CREATE | STORE_PARENTS), 0);
+	converge(f, 3);
+	for (int i = 0; i < 3; i++)
+		check_str(f->s[i], "/d/g", "w");
+	assert_same(f, 3);
+}
+
+/* A directory renamed on one node and chmod'ed on the other. */
+static void test_rename_vs_chmod(void **state)
+{
+	struct fx *f = *state;
+	struct store_attr a = { .mode = 0700 };
+
+	assert_rc(put_str(f->s[0], "/d/x", "1"), 0);
+	converge(f, 2);
+	assert_rc(store_rename(f->s[0], NULL, "/d", "/e", 0), 0);
+	assert_rc(store_setattr(f->s[1], NULL, "/d", &a, STORE_ATTR_MODE), 0);
+	ship(f->s[1], f->s[0]);
+	ship(f->s[0], f->s[1]);
+	assert_same(f, 2);
+	assert_rc(mode_of(f->s[0], "/e"), mode_of(f->s[1], "/e"));
+}
+
+/* A file deleted on one node while the other replaced it with a
+ * directory holding a child. */
+static void test_file_deleted_vs_dir_created(void **state)
+{
+	struct fx *f = *state;
+
+	assert_rc(put_str(f->s[0], "/x", "file"), 0);
+	converge(f, 2);
+	assert_rc(store_del(f->s[1], NULL, "/x", 0), 0);
+	assert_rc(mkdir_p(f->s[1], "/x"), 0);
+	assert_rc(put_str(f->s[1], "/x/y", "child"), 0);
+	advance_ms(5);
+	assert_rc(store_del(f->s[0], NULL, "/x", 0), 0); /* the later delete */
+	ship(f->s[0], f->s[1]);
+	ship(f->s[1], f->s[0]);
+	for (int i = 0; i < 2; i++) {
+		assert_rc(mode_of(f->s[i], "/x"), S_IFDIR | 0755);
+		check_str(f->s[i], "/x/y", "child");
+		assert_rc(count_children(f->s[i], "/x"), 1);
+	}
+	assert_same(f, 2);
+}
+
+/* A file that wins over a directory at the same path, while the other
+ * node created a child in the directory: the directory shows (nothing
+ * live is hidden), by stat and by listing alike, on both nodes. */
+static void test_file_over_dir(void **state)
+{
+	struct fx *f = *state;
+	struct store_stat st;
+
+	assert_rc(put_str(f->s[0], "/p/c", "1"), 0);
+	converge(f, 2);
+	assert_rc(put_str(f->s[0], "/p/d", "new child"), 0);
+	advance_ms(5);
+	assert_rc(store_del(f->s[1], NULL, "/p", STORE_DEL_RECURSIVE), 0);
+	assert_rc(put_str(f->s[1], "/p", "a file"), 0);
+	ship(f->s[0], f->s[1]);
+	ship(f->s[1], f->s[0]);
+	for (int i = 0; i < 2; i++) {
+		assert_rc(store_stat(f->s[i], NULL, "/p", &st), 0);
+		assert_int_equal(st.type, STORE_DIR);
+		check_str(f->s[i], "/p/d", "new child");
+		assert_rc(store_stat(f->s[i], NULL, "/p/c", &st), -ENOENT);
+		assert_rc(count_children(f->s[i], "/p"), 1);
+	}
+	assert_same(f, 2);
+	/* once the child goes, the file shows again, everywhere */
+	assert_rc(store_del(f->s[0], NULL, "/p/d", 0), 0);
+	converge(f, 2);
+	for (int i = 0; i < 2; i++)
+		check_str(f->s[i], "/p", "a file");
+	assert_same(f, 2);
+}
+
+/* A directory kept by a concurrent child keeps its own mode, TTL and
+ * xattrs; a parent that a node never received is the same on every
+ * node (no uninitialised mode). */
+static void test_kept_parent_fields(void **state)
+{
+	struct fx *f = *state;
+	struct store_attr a = { .mode = 0711, .ttl_ms = 30000 };
+	struct store_stat st;
+	char buf[16];
+
+	assert_rc(store_mknod(f->s[0], NULL, "/d", STORE_DIR, NULL, &a,
+			      STORE_ATTR_MODE | STORE_ATTR_TTL, 0), 0);
+	assert_rc(store_xattr_set(f->s[0], NULL, "/d", "user.k", "v", 1, 0), 0);
+	converge(f, 2);
+	assert_rc(store_del(f->s[0], NULL, "/d", STORE_DEL_DIR), 0);
+	assert_rc(put_str(f->s[1], "/d/f", "x"), 0);
+	/* node 2 hears of /d/f first, from node 1 only */
+	ship(f->s[1], f->s[2]);
+	assert_rc(mode_of(f->s[2], "/d"), S_IFDIR | 0711);
+	converge(f, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_rc(store_stat(f->s[i], NULL, "/d", &st), 0);
+		assert_int_equal(st.mode, S_IFDIR | 0711);
+		assert_int_equal(st.ttl_ms, 30000);
+		assert_rc(store_xattr_get(f->s[i], NULL, "/d", "user.k", buf,
+					  sizeof(buf)), 1);
+	}
+	assert_same(f, 3);
+
+	/* a child whose parent record a node never saw at all */
+	assert_rc(put_str(f->s[3], "/q/r/s", "deep"), 0);
+	ship(f->s[3], f->s[0]);
+	assert_rc(mode_of(f->s[0], "/q/r"), S_IFDIR | 0755);
+	check_ok(f->s[0]);
+}
+
+/* Concurrent changes of different fields of one file both survive. */
+static void test_fields_merge(void **state)
+{
+	struct fx *f = *state;
+	struct store_attr a = { .mode = 0600 };
+	char buf[16];
+
+	assert_rc(put_str(f->s[0], "/f", "old"), 0);
+	converge(f, 2);
+	assert_rc(store_setattr(f->s[0], NULL, "/f", &a, STORE_ATTR_MODE), 0);
+	assert_rc(store_xattr_set(f->s[0], NULL, "/f", "user.tag", "t", 1, 0), 0);
+	advance_ms(5);
+	assert_rc(put_str(f->s[1], "/f", "new"), 0);
+	ship(f->s[1], f->s[0]);
+	ship(f->s[0], f->s[1]);
+	for (int i = 0; i < 2; i++) {
+		check_str(f->s[i], "/f", "new");
+		assert_rc(mode_of(f->s[i], "/f"), S_IFREG | 0600);
+		assert_rc(store_xattr_get(f->s[i], NULL, "/f", "user.tag", buf,
+					  sizeof(buf)), 1);
+	}
+	assert_same(f, 2);
+	/* a remove and a concurrent set of one xattr: the later wins */
+	assert_rc(store_xattr_remove(f->s[0], NULL, "/f", "user.tag"), 0);
+	advance_ms(5);
+	assert_rc(store_xattr_set(f->s[1], NULL, "/f", "user.tag", "u", 1, 0), 0);
+	ship(f->s[0], f->s[1]);
+	ship(f->s[1], f->s[0]);
+	for (int i = 0; i < 2; i++) {
+		assert_rc(store_xattr_get(f->s[i], NULL, "/f", "user.tag", buf,
+					  sizeof(buf)), 1);
+		assert_int_equal(buf[0], 'u');
+	}
+}
+
+/* ==== 3. clocks, sequences, purges ==== */
+
+static void test_clock_ahead_held(void **state)
+{
+	struct fx *f = *state;
+	struct store_info in;
+	struct ship_ctx x;
+	struct store_stat st;
+
+	f->clk[1].offset_ns = 3600 * 1000000000LL; /* an hour ahead */
+	assert_rc(put_str(f->s[1], "/f", "from the future"), 0);
+	x = ship(f->s[1], f->s[0]);
+	assert_int_equal(x.counts[STORE_HELD], 1);
+	assert_rc(store_stat(f->s[0], NULL, "/f", &st), -ENOENT);
+	assert_rc(store_info(f->s[0], &in), 0);
+	assert_int_equal(in.held, 1);
+	assert_true(in.held_ahead_ms >= 3600000 && in.held_ahead_ms < 3601000);
+	/* our own writes were not dragged an hour ahead */
+	assert_rc(put_str(f->s[0], "/g", "now"), 0);
+	assert_rc(store_stat(f->s[0], NULL, "/g", &st), 0);
+	assert_true((int64_t)(st.version.hlc >> 16) <= world_ns / 1000000 + 1);
+	/* applied once our clock gets there */
+	advance_ms(3600 * 1000 - 400);
+	x = ship(f->s[1], f->s[0]);
+	assert_int_equal(x.counts[STORE_HELD], 0);
+	check_str(f->s[0], "/f", "from the future");
+}
+
+/* A store restored from an older copy reuses no sequence and takes its
+ * lost changes back from a peer. */
+static void test_restore_recovers_own(void **state)
+{
+	struct fx *f = *state;
+	char cmd[512];
+	uint64_t a = node_id(f->s[0]), b = node_id(f->s[1]), lost;
+	struct store_stat st;
+	struct ship_ctx x;
+
+	assert_rc(put_str(f->s[0], "/kept", "1"), 0);
+	ship(f->s[0], f->s[1]);
+	store_close(&f->s[0]);
+	snprintf(cmd, sizeof(cmd), "cp -a %s/n0 %s/n0.bak", f->dir, f->dir);
+	assert_rc(system(cmd), 0);
+	f->s[0] = open_node(f, 0);
+	advance_ms(10);
+	assert_rc(put_str(f->s[0], "/lost", "2"), 0);
+	assert_rc(store_stat(f->s[0], NULL, "/lost", &st), 0);
+	lost = st.origin_seq;
+	ship(f->s[0], f->s[1]);
+	/* the disk is restored from the copy */
+	store_close(&f->s[0]);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/n0 && mv %s/n0.bak %s/n0",
+		 f->dir, f->dir, f->dir);
+	assert_rc(system(cmd), 0);
+	f->s[0] = open_node(f, 0);
+	assert_rc(store_stat(f->s[0], NULL, "/lost", &st), -ENOENT);
+	advance_ms(10);
+	assert_rc(put_str(f->s[0], "/after", "3"), 0);
+	assert_rc(store_stat(f->s[0], NULL, "/after", &st), 0);
+	assert_true(st.origin_seq > lost); /* no reuse */
+	/* the peer reports what it holds of ours */
+	assert_rc(store_peer_ack(f->s[0], NULL, b, a, lost), 0);
+	x = ship(f->s[1], f->s[0]);
+	assert_true(x.counts[STORE_APPLIED] >= 1);
+	check_str(f->s[0], "/lost", "2");
+	check_str(f->s[0], "/after", "3");
+	ship(f->s[0], f->s[1]);
+	assert_same(f, 2);
+}
+
+/* Purges wait for the grace, counted from our receipt, and for every
+ * known peer; a change older than the horizon is refused. */
+static void test_purge_acks(void **state)
+{
+	struct fx *f = *state;
+	uint64_t b = node_id(f->s[1]), a = node_id(f->s[0]);
+	struct store_info in;
+	struct store_stat st;
+	uint64_t seq;
+
+	assert_rc(store_peer_add(f->s[0], NULL, b), 0);
+	assert_rc(put_str(f->s[0], "/f", "v"), 0);
+	assert_rc(store_del(f->s[0], NULL, "/f", 0), 0);
+	assert_rc(store_info(f->s[0], &in), 0);
+	seq = in.local_seq;
+	assert_int_equal(in.tombstones, 1);
+	assert_rc(store_sweep(f->s[0], 0), 0);
+	advance_ms(25 * 3600 * 1000LL);
+	assert_rc(store_sweep(f->s[0], 0), 0); /* not acknowledged yet */
+	assert_rc(store_peer_ack(f->s[0], NULL, b, a, seq), 0);
+	assert_rc(store_sweep(f->s[0], 0), 1);
+	assert_rc(store_info(f->s[0], &in), 0);
+	assert_int_equal(in.tombstones, 0);
+	check_ok(f->s[0]);
+
+	/* a write 25 h old arriving now is refused, not applied */
+	f->clk[2].offset_ns = -25 * 3600 * 1000000000LL;
+	assert_rc(put_str(f->s[2], "/f", "stale"), 0);
+	{
+		struct ship_ctx x = ship(f->s[2], f->s[0]);
+
+		assert_int_equal(x.counts[STORE_TOO_OLD], 1);
+	}
+	assert_rc(store_stat(f->s[0], NULL, "/f", &st), -ENOENT);
+	assert_rc(store_info(f->s[0], &in), 0);
+	assert_int_equal(in.too_old, 1);
+
+	/* with no known peer a tombstone goes at the first sweep */
+	assert_rc(put_str(f->s[3], "/g", "v"), 0);
+	assert_rc(store_del(f->s[3], NULL, "/g", 0), 0);
+	assert_rc(store_sweep(f->s[3], 0), 1);
+}
+
+/* A change this node cannot apply stops its origin's stream: the
+ * watermark stays before it. */
+static int wm_of_cb(void *arg, uint64_t node, uint64_t seq)
+{
+	uint64_t *x = arg;
+
+	if (node == x[0])
+		x[1] = seq;
+	return 0;
+}
+
+static void test_unapplied_keeps_watermark(void **state)
+{
+	struct fx *f = *state;
+	uint64_t wm[2] = { node_id(f->s[0]), 0 };
+	char big[200];
+	struct store *small;
+	struct store_opts o = { .node_name = "small", .max_value = 100,
+				.clock = vclock_read, .clock_arg = &f->clk[3] };
+	char p[128];
+	struct ship_ctx x;
+
+	snprintf(p, sizeof(p), "%s/small", f->dir);
+	assert_rc(store_open(p, &o, &small), 0);
+	memset(big, 'b', sizeof(big));
+	assert_rc(put_str(f->s[0], "/a", "first"), 0);
+	assert_rc(store_put(f->s[0], NULL, "/big", big, sizeof(big), NULL, 0,
+			    STORE_CREATE), 0);
+	assert_rc(put_str(f->s[0], "/c", "after"), 0);
+	x = ship(f->s[0], small);
+	assert_int_equal(x.err, -EFBIG);
+	assert_int_equal(x.counts[STORE_APPLIED], 1);
+	assert_rc(store_watermarks(small, wm_of_cb, wm), 0);
+	{
+		struct store_stat st;
+
+		assert_rc(store_stat(small, NULL, "/a", &st), 0);
+		assert_int_equal(wm[1], st.origin_seq);
+		assert_rc(store_stat(small, NULL, "/c", &st), -ENOENT);
+	}
+	store_close(&small);
+}
+
+/* ==== 4. input a peer controls ==== */
+
+/* Layout knowledge for crafting bad input (store/record.c, format 2):
+ * the record header is 144 bytes; nvv is the u16 at offset 2, ttl_ms
+ * the u64 at 48; the change header is 32 bytes, origin_node at 8. */
+#define REC_HDR 144
+#define CHG_HDR 32
+
+struct grab {
+	uint8_t *buf;
+	size_t len;
+	struct store_change c;
+};
+
+static int grab_last(void *arg, const struct store_change *c)
+{
+	struct grab *g = arg;
+	void *b;
+
+	free(g->buf);
+	assert_rc(store_change_encode(c, &b, &g->len), 0);
+	g->buf = b;
+	return 0;
+}
+
+static struct grab last_change(struct store *s)
+{
+	struct grab g = { 0 };
+
+	assert_true(store_binlog_read(s, 0, 0, grab_last, &g) > 0);
+	return g;
+}
+
+static int apply_bytes(struct store *s, const void *buf, size_t len)
+{
+	struct store_change c;
+	int rc = store_change_decode(buf, len, &c);
+
+	return rc ? rc : store_apply_remote(s, NULL, &c);
+}
+
+static void test_bad_input(void **state)
+{
+	struct fx *f = *state;
+	struct grab g;
+	uint8_t *b;
+	size_t n;
+	uint64_t x;
+
+	assert_rc(put_str(f->s[1], "/f", "v"), 0);
+	g = last_change(f->s[1]);
+	/* origin 0 */
+	b = malloc(g.len);
+	memcpy(b, g.buf, g.len);
+	memset(b + 8, 0, 8);
+	assert_rc(apply_bytes(f->s[0], b, g.len), -EPROTO);
+	/* a TTL past the limit (1e13 ms) */
+	memcpy(b, g.buf, g.len);
+	x = htole64(10000000000000ULL);
+	memcpy(b + CHG_HDR + 2 + 48, &x, 8);
+	assert_rc(apply_bytes(f->s[0], b, g.len), -EPROTO);
+	free(b);
+	/* 65,535 vector entries */
+	n = g.len + 65535 * 16;
+	b = calloc(1, n);
+	memcpy(b, g.buf, CHG_HDR + 2 + REC_HDR);
+	b[CHG_HDR + 2 + 2] = 0xff;
+	b[CHG_HDR + 2 + 3] = 0xff;
+	x = htole32((uint32_t)(n - CHG_HDR - 2));
+	memcpy(b + 24, &x, 4);
+	assert_rc(apply_bytes(f->s[0], b, n), -EPROTO);
+	free(b);
+	free(g.buf);
+	/* a directory record with a value, or a file's mode */
+	assert_rc(store_mknod(f->s[1], NULL, "/d", STORE_DIR, NULL, NULL, 0, 0), 0);
+	g = last_change(f->s[1]);
+	b = malloc(g.len + 3);
+	memcpy(b, g.buf, g.len);
+	memcpy(b + g.len, "abc", 3);
+	x = htole64(3);
+	memcpy(b + CHG_HDR + 2 + 56, &x, 8);
+	x = htole32((uint32_t)(g.len + 3 - CHG_HDR - 2));
+	memcpy(b + 24, &x, 4);
+	assert_rc(apply_bytes(f->s[0], b, g.len + 3), -EPROTO);
+	memcpy(b, g.buf, g.len);
+	x = htole32(S_IFREG | 0644);
+	memcpy(b + CHG_HDR + 2 + 4, &x, 4);
+	assert_rc(apply_bytes(f->s[0], b, g.len), -EPROTO);
+	free(b);
+	free(g.buf);
+	/* the mount and statefsctl share one TTL limit */
+	{
+		struct store_attr a = { .ttl_ms = STORE_TTL_MAX_MS + 1 };
+
+		assert_rc(store_put(f->s[0], NULL, "/t", "v", 1, &a,
+				    STORE_ATTR_TTL, STORE_CREATE), -EINVAL);
+	}
+	check_ok(f->s[0]);
+}
+
+/* Give the change in b (len bytes) a vector of `n` made-up nodes (ids
+ * base, base + step, ...) besides its origin, keeping it well-formed:
+ * the origin's entry is kept and the entries stay in node order. */
+static uint8_t *with_vector(const struct grab *g, uint64_t origin, unsigned n,
+			    uint64_t base, uint64_t step, size_t *lenp)
+{
+	size_t rec_off = CHG_HDR + g->c.path_len, len = g->len + (size_t)n * 16;
+	uint8_t *b = calloc(1, len), *vv = b + rec_off + REC_HDR;
+	unsigned k = 0, put = 0;
+	uint64_t x;
+	uint32_t x32;
+
+	memcpy(b, g->buf, rec_off + REC_HDR);
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t node = base + step * i;
+
+		if (!put && origin < node) {
+			memcpy(vv + 16 * k++, g->buf + rec_off + REC_HDR, 16);
+			put = 1;
+		}
+		x = htole64(node);
+		memcpy(vv + 16 * k, &x, 8);
+		x = htole64(1);
+		memcpy(vv + 16 * k++ + 8, &x, 8);
+	}
+	if (!put)
+		memcpy(vv + 16 * k++, g->buf + rec_off + REC_HDR, 16);
+	memcpy(vv + 16 * k, g->buf + rec_off + REC_HDR + 16,
+	       g->len - rec_off - REC_HDR - 16);
+	b[rec_off + 2] = (uint8_t)(n + 1);
+	b[rec_off + 3] = (uint8_t)((n + 1) >> 8);
+	x32 = htole32((uint32_t)(len - rec_off));
+	memcpy(b + 24, &x32, 4);
+	*lenp = len;
+	return b;
+}
+
+/* Vectors are bounded (STORE_VV_MAX): a record naming more nodes is
+ * malformed, and two records that together would name more are refused
+ * (-E2BIG) without poisoning anything; the merge is one linear pass. */
+static void test_vv_bound(void **state)
+{
+	struct fx *f = *state;
+	uint64_t origin = node_id(f->s[1]);
+	struct grab g1, g2;
+	struct store_change c;
+	uint8_t *b;
+	size_t n;
+
+	assert_rc(put_str(f->s[1], "/f", "v"), 0);
+	g1 = last_change(f->s[1]);
+	assert_rc(store_change_decode(g1.buf, g1.len, &g1.c), 0);
+	advance_ms(1);
+	assert_rc(put_str(f->s[1], "/f", "w"), 0);
+	g2 = last_change(f->s[1]);
+	assert_rc(store_change_decode(g2.buf, g2.len, &g2.c), 0);
+
+	b = with_vector(&g1, origin, STORE_VV_MAX, 2, 2, &n);
+	assert_rc(store_change_decode(b, n, &c), -EPROTO);
+	free(b);
+	/* 40 even ids, then 40 odd ids on the next change: 81 together */
+	b = with_vector(&g1, origin, 40, 2, 2, &n);
+	assert_rc(apply_bytes(f->s[0], b, n), STORE_APPLIED);
+	free(b);
+	b = with_vector(&g2, origin, 40, 3, 2, &n);
+	assert_rc(apply_bytes(f->s[0], b, n), -E2BIG);
+	free(b);
+	check_str(f->s[0], "/f", "v");
+	check_ok(f->s[0]);
+	free(g1.buf);
+	free(g2.buf);
+}
+
+/* A valid path 255 levels deep, applied on a thread with a small stack:
+ * nothing recurses over the depth. */
+struct deep_ctx {
+	struct store *to;
+	const void *buf;
+	size_t len;
+	int rc;
+};
+
+static void *deep_apply(void *arg)
+{
+	struct deep_ctx *d = arg;
+
+	d->rc = apply_bytes(d->to, d->buf, d->len);
+	return NULL;
+}
+
+static void test_deep_path(void **state)
+{
+	struct fx *f = *state;
+	char path[600];
+	size_t n = 0;
+	pthread_attr_t at;
+	pthread_t th;
+	struct grab g;
+	struct deep_ctx d;
+	struct store_stat st;
+
+	for (int i = 0; i < 255; i++) {
+		path[n++] = '/';
+		path[n++] = 'a' + i % 26;
+	}
+	path[n] = '\0';
+	assert_rc(put_str(f->s[1], path, "deep"), 0);
+	g = last_change(f->s[1]);
+	d = (struct deep_ctx){ f->s[0], g.buf, g.len, -1 };
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, 128 * 1024);
+	assert_rc(pthread_create(&th, &at, deep_apply, &d), 0);
+	pthread_join(th, NULL);
+	pthread_attr_destroy(&at);
+	assert_rc(d.rc, STORE_APPLIED);
+	check_str(f->s[0], path, "deep");
+	path[2] = '\0';
+	assert_rc(store_stat(f->s[0], NULL, path, &st), 0);
+	assert_int_equal(st.type, STORE_DIR);
+	check_ok(f->s[0]);
+	free(g.buf);
+}
+
+/* ==== 5. the binlog keeps commits whole ==== */
+
+static int count_chg(void *arg, const struct store_change *c)
+{
+	(void)c;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void test_binlog_groups(void **state)
+{
+	struct fx *f = *state;
+	struct store_opts o = { .node_name = "cap", .binlog_max = 10,
+				.clock = vclock_read, .clock_arg = &f->clk[3] };
+	struct store_opts o8 = { .node_name = "small", .map_size = 8 << 20,
+				 .clock = vclock_read, .clock_arg = &f->clk[3] };
+	struct store *s;
+	struct store_info in;
+	char p[128], v[32];
+	uint64_t caught;
+	int n = 0;
+	void *big;
+
+	snprintf(p, sizeof(p), "%s/cap", f->dir);
+	assert_rc(store_open(p, &o, &s), 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(v, sizeof(v), "/d/f%02d", i);
+		assert_rc(put_str(s, v, "x"), 0);
+	}
+	caught = store_last_seq(s);
+	assert_rc(store_rename(s, NULL, "/d", "/e", 0), 0);
+	/* a consumer that was caught up gets the whole rename */
+	assert_rc(store_binlog_read(s, caught, 0, count_chg, &n), 42);
+	assert_int_equal(n, 42);
+	assert_rc(store_info(s, &in), 0);
+	assert_int_equal(in.binlog_first, caught + 1);
+	check_ok(s);
+	store_close(&s);
+
+	/* one 2 MiB put in an 8 MiB map keeps its own entry */
+	snprintf(p, sizeof(p), "%s/small", f->dir);
+	assert_rc(store_open(p, &o8, &s), 0);
+	big = calloc(1, 2 << 20);
+	assert_rc(store_put(s, NULL, "/big", big, 2 << 20, NULL, 0,
+			    STORE_CREATE), 0);
+	assert_rc(store_info(s, &in), 0);
+	assert_true(in.binlog_count >= 1);
+	assert_true(in.binlog_first <= in.binlog_last);
+	n = 0;
+	assert_rc(store_binlog_read(s, in.binlog_last - 1, 0, count_chg, &n), 1);
+	check_ok(s);
+	free(big);
+	store_close(&s);
+}
+
+/* O(1) counts stay true through applies and purges. */
+static void test_counts(void **state)
+{
+	struct fx *f = *state;
+	struct store_info in;
+
+	assert_rc(put_str(f->s[1], "/a/b", "12345"), 0);
+	assert_rc(put_str(f->s[1], "/a/c", "678"), 0);
+	assert_rc(store_del(f->s[1], NULL, "/a/c", 0), 0);
+	ship(f->s[1], f->s[0]);
+	assert_rc(store_info(f->s[0], &in), 0);
+	assert_int_equal(in.records, 2);
+	assert_int_equal(in.tombstones, 1);
+	assert_int_equal(in.value_bytes, 5);
+	check_ok(f->s[0]);
+	check_ok(f->s[1]);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_sweep_many_expired),
+		T(test_dir_rename),
+		T(test_rmdir_vs_expiry),
+		T(test_rename_vs_chmod),
+		T(test_file_deleted_vs_dir_created),
+		T(test_file_over_dir),
+		T(test_kept_parent_fields),
+		T(test_fields_merge),
+		T(test_clock_ahead_held),
+		T(test_restore_recovers_own),
+		T(test_purge_acks),
+		T(test_unapplied_keeps_watermark),
+		T(test_bad_input),
+		T(test_vv_bound),
+		T(test_deep_path),
+		T(test_binlog_groups),
+		T(test_counts),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

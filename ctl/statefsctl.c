@@ -911,6 +911,44 @@ static int ctl_status_wm(void *arg, uint64_t node, uint64_t seq)
 	return 0;
 }
 
+static int ctl_status_peer(void *arg, uint64_t peer, uint64_t origin,
+			   uint64_t seq)
+{
+	(void)arg;
+	if (origin)
+		printf("peer_ack %016" PRIx64 " %016" PRIx64 " %" PRIu64 "\n",
+		       peer, origin, seq);
+	else
+		printf("peer %016" PRIx64 "\n", peer);
+	return 0;
+}
+
+/* The store's own consistency check: exit 0 and "ok", or exit 3 with
+ * the first problem on stderr. */
+static int ctl_cmd_check(struct ctl *c, int argc, char **argv)
+{
+	static const struct option lopts[] = { CTL_COMMON_OPTS, { 0 } };
+	char msg[512];
+	int opt, rc, err;
+
+	while ((opt = getopt_long(argc, argv, ":s:h", lopts, NULL)) != -1)
+		if ((rc = ctl_common_opt(c, opt, argv)) >= 0)
+			return rc;
+	if (optind != argc)
+		return ctl_usage(c, "too many arguments");
+	if ((rc = ctl_open(c, 0)) != CTL_OK)
+		return rc;
+	err = store_check(c->s, msg, sizeof(msg));
+	if (err == -EUCLEAN) {
+		fprintf(stderr, "statefsctl: check: %s: %s\n", c->store_dir, msg);
+		return CTL_ERR;
+	}
+	if (err)
+		return ctl_fail(c, NULL, err);
+	puts("ok");
+	return ctl_flush(c, CTL_OK);
+}
+
 static int ctl_cmd_status(struct ctl *c, int argc, char **argv)
 {
 	static const struct option lopts[] = { CTL_COMMON_OPTS, { 0 } };
@@ -944,7 +982,13 @@ static int ctl_cmd_status(struct ctl *c, int argc, char **argv)
 	printf("binlog_last %" PRIu64 "\n", in.binlog_last);
 	printf("binlog_count %" PRIu64 "\n", in.binlog_count);
 	printf("local_seq %" PRIu64 "\n", in.local_seq);
+	printf("held %" PRIu64 "\n", in.held);
+	printf("held_ahead_ms %" PRIu64 "\n", in.held_ahead_ms);
+	printf("too_old %" PRIu64 "\n", in.too_old);
+	printf("recovering %" PRIu64 "\n", in.recovering);
 	err = store_watermarks(c->s, ctl_status_wm, NULL);
+	if (!err)
+		err = store_peers(c->s, ctl_status_peer, NULL);
 	if (err)
 		return ctl_fail(c, NULL, err);
 	return ctl_flush(c, CTL_OK);
@@ -990,8 +1034,11 @@ static const struct ctl_cmd ctl_cmds[] = {
 	  "watch [--from SEQ] [PREFIX]", ctl_cmd_watch },
 	{ "digest", "Print the BLAKE2b-256 digest of the whole visible state in hex",
 	  "digest", ctl_cmd_digest },
-	{ "status", "Print node, record, map and binlog figures as 'name value' lines",
+	{ "status", "Print node, record, map, binlog and peer figures as 'name value' lines",
 	  "status", ctl_cmd_status },
+	{ "check", "Check the store's consistency (every record, key, parent, count\n"
+	  "  and binlog entry); print ok, or the first problem and exit 3",
+	  "check", ctl_cmd_check },
 };
 
 const struct ctl_cmd *ctl_find_cmd(const char *name)

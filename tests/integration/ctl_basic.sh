@@ -139,12 +139,34 @@ for f in node_id node_name records tombstones value_bytes map_size map_used \
 done
 expect_eq "$(grep '^binlog_last ' "$T/status")" "binlog_last 4" "status binlog_last (mkdir /x + 3 puts)"
 expect_eq "$(grep '^value_bytes ' "$T/status")" "value_bytes 6" "status value_bytes"
+expect_eq "$(grep '^held ' "$T/status")" "held 0" "status held"
+expect_eq "$(grep '^too_old ' "$T/status")" "too_old 0" "status too_old"
+
+# ---- check: ok on a sound store, exit 3 naming the problem on a bad one ----
+expect_eq "$(ctl -s "$T/d1" check)" "ok" "check of a sound store"
+# A record whose parent has no record, written behind the store's back
+# with lmdb-utils: the copy of /a/b's record under the key of /zz/b.
+ctl -s "$T/bad" put /a/b v >/dev/null || fail "put /a/b"
+mdb_dump -n -s rec "$T/bad/store.mdb" >"$T/rec.dump" || fail "mdb_dump"
+python3 - "$T/rec.dump" "$T/rec2.dump" <<'PY' || fail "crafting the bad record"
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+end = lines.index("HEADER=END")
+head, body = lines[:end + 1], lines[end + 1:]
+pairs = dict(zip(body[0::2], body[1::2]))
+val = pairs[" 2f610062"]                 # key of /a/b: "/a" NUL "b"
+open(sys.argv[2], "w").write("\n".join(head + [" 2f7a7a0062", val, "DATA=END", ""]))
+PY
+mdb_load -n -s rec -f "$T/rec2.dump" "$T/bad/store.mdb" || fail "mdb_load"
+out=$(ctl -s "$T/bad" check 2>&1); rc=$?
+expect_eq "$rc" 3 "check of a store with an orphan record: exit status"
+[[ $out == *"/zz/b has no parent record"* ]] || fail "check message: $out"
 
 # ---- --help, --version ----
 ctl --help | grep -q '^usage: statefsctl' || fail "--help"
 ctl -h >/dev/null || fail "-h"
 ctl --version | grep -qE '^statefsctl [0-9]' || fail "--version"
-for c in get put del ls stat import dump watch digest status; do
+for c in get put del ls stat import dump watch digest status check; do
 	out=$(env -u STATEFS_STORE "$STATEFSCTL" "$c" --help) || fail "$c --help exit $?"
 	[[ $out == "usage: statefsctl [-s STORE_DIR] $c"* ]] || fail "$c --help text: $out"
 done

@@ -52,8 +52,9 @@
  *      in (rec_lo, rec_hi] are applied, not dropped as duplicates) and
  *      reports rec_lo as its own watermark until they are in.
  * (10) Purges: a dead record goes only once the grace has passed since
- *      this node received the delete (or since the deadline) and every
- *      known peer acknowledged everything the record has seen. A change
+ *      this node received the delete (or since the deadline), every
+ *      known peer acknowledged everything the record has seen, and this
+ *      node has applied all of that itself. A change
  *      older than grace - max_offset is refused (STORE_TOO_OLD): it could
  *      otherwise bring back what a purged tombstone had deleted.
  * (11) Watermarks never move past a change that was not applied: a

@@ -1111,6 +1111,27 @@ static int acked(const struct rec *r, const struct peer_wm *pw, size_t n)
 	return 1;
 }
 
+/* Have we ourselves applied everything record r has seen? A record can
+ * arrive before changes it saw (by another path): purging it then would
+ * let such a change, arriving later, bring back what it deleted. */
+static int seen_all(const struct store_txn *t, const struct rec *r)
+{
+	for (unsigned e = 0; e < r->st.nvv; e++) {
+		struct store_vv_entry ve = store_vv_at(r->vv, e);
+		MDB_val k = { sizeof(ve.node), &ve.node }, v;
+		uint64_t have = 0;
+
+		if (ve.node == t->s->node_id)
+			continue; /* our own changes: all here */
+		if (mdb_get(t->txn, t->s->dbi_vv, &k, &v) == 0 &&
+		    v.mv_size == sizeof(have))
+			memcpy(&have, v.mv_data, sizeof(have));
+		if (have < ve.seq)
+			return 0;
+	}
+	return 1;
+}
+
 /* Can record r go? (see store_sweep in store.h) */
 static int purgeable(const struct store_txn *t, const struct rec *r,
 		     const struct peer_wm *pw, size_t npw)
@@ -1135,7 +1156,7 @@ static int purgeable(const struct store_txn *t, const struct rec *r,
 	}
 	if (!t->meta.npeers)
 		return 1;
-	return since + grace <= t->now && acked(r, pw, npw);
+	return since + grace <= t->now && acked(r, pw, npw) && seen_all(t, r);
 }
 
 /*

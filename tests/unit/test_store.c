@@ -1118,6 +1118,20 @@ static void test_symlink(void **state)
 	check_str(f->s, "/ln", "../some/where");
 }
 
+/* An empty directory renamed: no descendants to sort (UBSan reported
+ * qsort(NULL, 0) here), and the new name lists empty. */
+static void test_rename_empty_dir(void **state)
+{
+	struct fx *f = *state;
+	struct store_stat st;
+
+	assert_rc(store_mknod(f->s, NULL, "/e", STORE_DIR, NULL, NULL, 0, 0), 0);
+	assert_rc(store_rename(f->s, NULL, "/e", "/f", 0), 0);
+	assert_rc(store_stat(f->s, NULL, "/e", &st), -ENOENT);
+	assert_rc(store_stat(f->s, NULL, "/f", &st), 0);
+	assert_int_equal(st.type, STORE_DIR);
+}
+
 static void test_rename(void **state)
 {
 	struct fx *f = *state;
@@ -2717,6 +2731,7 @@ int main(void)
 		T(test_errnos),
 		T(test_symlink),
 		T(test_rename),
+		T(test_rename_empty_dir),
 		T(test_mkdir_p),
 		T(test_list),
 		T(test_list_100k),

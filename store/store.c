@@ -646,7 +646,8 @@ int store_keys_below(struct store_txn *t, const char *path)
  * under it, which shows as a directory, as does dead content (a
  * tombstone, a placeholder, an expired file) with anything live under
  * it. A directory shown that way has its owner field's permission bits
- * (0755 if it never had any) and no value. */
+ * (0755 if it never had any), searchable wherever they are readable (a
+ * file's 0644 shows as 0755), and no value. */
 int store_rec_view(const struct rec *r, int live_below, int64_t now,
 		   struct store_stat *st)
 {
@@ -658,8 +659,9 @@ int store_rec_view(const struct rec *r, int live_below, int64_t now,
 	if (!live_below)
 		return -ENOENT;
 	st->type = STORE_DIR;
-	st->mode = S_IFDIR | (r->st.fver[STORE_F_OWNER].node ?
-				      r->st.mode & 07777 : 0755);
+	st->mode = r->st.fver[STORE_F_OWNER].node ? r->st.mode & 07777 : 0755;
+	/* owner bits that came from a file: searchable where readable */
+	st->mode = S_IFDIR | st->mode | ((st->mode & 0444) >> 2);
 	st->size = 0;
 	st->expires_ns = 0;
 	return 0;

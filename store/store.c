@@ -1293,8 +1293,6 @@ int store_digest(struct store *s, unsigned char out[STORE_DIGEST_LEN])
 			err = -EIO;
 			break;
 		}
-		if (k.mv_size == 1 && ((char *)k.mv_data)[0] == '/')
-			continue;
 		vis = view_of(t, &k, &r, &st);
 		if (vis == -ENOENT)
 			continue;
@@ -1505,7 +1503,9 @@ int store_check(struct store *s, char *msg, size_t msglen)
 						 "binlog gap before %" PRIu64, seq);
 			prev = seq;
 		}
-		if (!err && prev != (t->meta.log_first ? t->meta.log_last : 0))
+		if (!err && prev != (t->meta.log_first &&
+				     t->meta.log_first <= t->meta.log_last ?
+				     t->meta.log_last : 0))
 			err = check_fail(msg, msglen, "binlog ends at %" PRIu64
 					 ", bookkeeping says %" PRIu64, prev,
 					 t->meta.log_last);
@@ -1525,7 +1525,8 @@ uint32_t store_writer_token(struct store *s)
 
 /*
  * Is this LMDB file a statefs store? 0: yes, *m loaded; 1: empty (a new
- * store); negative: not one of ours, with the message set.
+ * store); 2: a format 1 store to upgrade; negative: not one of ours,
+ * with the message set.
  */
 static int meta_check(MDB_txn *txn, MDB_dbi main, const char *file,
 		      struct meta *m)
@@ -1538,16 +1539,9 @@ static int meta_check(MDB_txn *txn, MDB_dbi main, const char *file,
 	if (rc == MDB_CORRUPTED && mdb_get(txn, main, &k, &v) == 0 &&
 	    v.mv_size >= sizeof(format)) {
 		memcpy(&format, v.mv_data, sizeof(format));
-		if (format == 1) {
-			store_set_error("%s: store format 1 was written by statefs "
-					"0.1, which merged whole records; this statefs "
-					"(format %u) merges fields separately and cannot "
-					"read it; the file is left untouched", file,
-					STORE_FORMAT);
-			return -EPROTO;
-		}
+		if (format == 1)
+			return 2; /* statefs 0.1: upgrade.c rewrites it */
 	}
-
 	if (rc == MDB_NOTFOUND) {
 		if (mdb_stat(txn, main, &ms) == 0 && ms.ms_entries == 0)
 			return 1;
@@ -1629,6 +1623,34 @@ static int open_dbs(struct store *s, const char *file)
 	if (rc < 0) {
 		mdb_txn_abort(txn);
 		return rc;
+	}
+	if (rc == 2) {
+		if (ro) {
+			store_set_error("%s: store format 1 (statefs 0.1): open it "
+					"read-write once to upgrade it", file);
+			mdb_txn_abort(txn);
+			return -EPROTO;
+		}
+		rc = mdb_dbi_open(txn, "rec", 0, &s->dbi_rec);
+		if (rc == 0)
+			rc = mdb_dbi_open(txn, "log", MDB_INTEGERKEY, &s->dbi_log);
+		if (rc == 0)
+			rc = mdb_dbi_open(txn, "vv", MDB_INTEGERKEY, &s->dbi_vv);
+		if (rc == 0)
+			rc = mdb_dbi_open(txn, "peer", MDB_CREATE, &s->dbi_peer);
+		if (rc == 0)
+			rc = store_upgrade_v1(s, txn, file);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc) {
+			store_set_error("%s: cannot upgrade the store from format 1: "
+					"%s; the file is left as it was", file,
+					mdb_strerror(rc));
+			return store_err(rc);
+		}
+		return open_dbs(s, file);
 	}
 	if (rc == 1) {
 		if (ro || s->opts.no_create) {
@@ -1724,7 +1746,7 @@ static int probe(const char *file)
 	rc = mdb_dbi_open(txn, NULL, 0, &dbi);
 	err = rc ? -EINVAL : meta_check(txn, dbi, file, &m);
 	if (err > 0)
-		err = 0;
+		err = 0; /* empty, or format 1 to upgrade */
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
 	return err;

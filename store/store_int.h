@@ -147,6 +147,10 @@ struct store_txn {
 int store_err(int rc);
 int64_t store_clock(const struct store *s);
 
+/* upgrade.c: rewrite a format 1 store as the current format in txn
+ * (the main DB and rec, log, vv open). An LMDB code. */
+int store_upgrade_v1(struct store *s, MDB_txn *txn, const char *file);
+
 /* Shared between store.c, ns.c and replica.c. */
 int store_live(const struct rec *r, int64_t now);
 int store_path_ok(struct store *s, const char *path);

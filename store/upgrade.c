@@ -1,0 +1,244 @@
+/*
+ * upgrade.c — rewrite a format 1 store (statefs 0.1) as format 2, once,
+ * in the write transaction that opens it.
+ *
+ * Format 1 records were one last-writer-wins register: every field of a
+ * record takes the record's version, which is what format 1 said of
+ * each of them. Its xattr entries (no versions, any order) are sorted
+ * by name and take the record's version too; its version vectors are
+ * sorted by node and cut at STORE_VV_MAX; the mode keeps its permission
+ * bits (the type says the rest); atime starts equal to mtime; a
+ * tombstone's time of death is its mtime, which format 1 set when it
+ * deleted. The binlog of format 1 is dropped: its entries are in the
+ * old layout, and nothing has consumed them across a restart of every
+ * process (which an upgrade implies). Consumers that were behind get
+ * -ERANGE, as after any trim. Sequences of format 1 were counters, far
+ * below the clock values format 2 uses, so nothing is reused.
+ *
+ * The rewrite never reads LMDB memory after a write: each record is
+ * converted into a private buffer, written, and the cursor is placed
+ * again from a copy of the key.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "store/store_int.h"
+
+#define V1_HDR 88
+#define V1_META 120
+
+static uint64_t get64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static int cmp_vv(const void *a, const void *b)
+{
+	uint64_t x = get64(a), y = get64(b);
+
+	return x < y ? -1 : x > y;
+}
+
+struct v1x {
+	const unsigned char *name, *value;
+	unsigned nl;
+	uint32_t vl;
+};
+
+static int cmp_x(const void *a, const void *b)
+{
+	const struct v1x *x = a, *y = b;
+
+	return xattr_name_cmp(x->name, x->nl, y->name, y->nl);
+}
+
+/* Convert one format 1 record into *r, with vv and xattrs in buf (which
+ * has room for len bytes plus the versions of 255 xattrs). */
+static int convert(const unsigned char *p, size_t len, struct rec *r,
+		   unsigned char *buf)
+{
+	struct store_version v;
+	struct v1x xs[256];
+	size_t xlen, size, off, n = 0;
+	unsigned nvv, nx = 0;
+	const unsigned char *vv, *x;
+
+	if (len < V1_HDR || p[0] != 1 || p[1] < STORE_FILE ||
+	    p[1] > STORE_TOMBSTONE)
+		return -EIO;
+	memset(r, 0, sizeof(*r));
+	nvv = p[2] | p[3] << 8;
+	xlen = get32(p + 72);
+	size = get64(p + 80);
+	if ((uint64_t)V1_HDR + (uint64_t)nvv * REC_VV_LEN + xlen + size != len)
+		return -EIO;
+	r->st.type = p[1];
+	r->st.mode = get32(p + 4) & 07777;
+	r->st.uid = get32(p + 8);
+	r->st.gid = get32(p + 12);
+	r->st.mtime_ns = (int64_t)get64(p + 16);
+	r->st.atime_ns = r->st.mtime_ns;
+	r->st.ctime_ns = (int64_t)get64(p + 24);
+	r->st.expires_ns = (int64_t)get64(p + 32);
+	r->st.ttl_ms = get64(p + 40);
+	if (r->st.ttl_ms > STORE_TTL_MAX_MS)
+		r->st.ttl_ms = STORE_TTL_MAX_MS;
+	if (r->st.expires_ns < 0)
+		r->st.expires_ns = 0;
+	v.hlc = get64(p + 48);
+	v.node = get64(p + 56);
+	if (!v.hlc || !v.node)
+		v.hlc = v.node = 0;
+	for (int i = 0; i < STORE_FIELDS; i++)
+		r->st.fver[i] = v;
+	if (r->st.type == STORE_TOMBSTONE)
+		r->dead_ns = r->st.mtime_ns;
+	/* the vector: sorted, without duplicates or zeros, at most 64 */
+	vv = p + V1_HDR;
+	memcpy(buf, vv, (size_t)nvv * REC_VV_LEN);
+	qsort(buf, nvv, REC_VV_LEN, cmp_vv);
+	for (unsigned i = 0, k = 0; i < nvv; i++) {
+		uint64_t node = get64(buf + i * REC_VV_LEN);
+
+		if (!node || !get64(buf + i * REC_VV_LEN + 8) ||
+		    (k && get64(buf + (k - 1) * REC_VV_LEN) == node) ||
+		    k == STORE_VV_MAX)
+			continue;
+		memmove(buf + k * REC_VV_LEN, buf + i * REC_VV_LEN, REC_VV_LEN);
+		r->st.nvv = ++k;
+	}
+	r->vv = buf;
+	/* the xattrs: sorted by name, versioned */
+	x = vv + (size_t)nvv * REC_VV_LEN;
+	for (off = 0; off < xlen && nx < 256;) {
+		if (xlen - off < 5)
+			return -EIO;
+		xs[nx].nl = x[off];
+		xs[nx].vl = get32(x + off + 1);
+		if (!xs[nx].nl || xlen - off - 5 < (uint64_t)xs[nx].nl + xs[nx].vl)
+			return -EIO;
+		xs[nx].name = x + off + 5;
+		xs[nx].value = xs[nx].name + xs[nx].nl;
+		off += 5 + xs[nx].nl + xs[nx].vl;
+		nx++;
+	}
+	if (nx > 1)
+		qsort(xs, nx, sizeof(xs[0]), cmp_x);
+	r->xattrs = buf + (size_t)r->st.nvv * REC_VV_LEN;
+	for (unsigned i = 0; i < nx; i++) {
+		if (i && !cmp_x(&xs[i - 1], &xs[i]))
+			continue;
+		n += xattr_put((unsigned char *)r->xattrs + n, xs[i].name,
+			       xs[i].nl, xs[i].value, xs[i].vl, 0, v);
+	}
+	r->st.xattr_len = n;
+	r->st.size = r->st.type == STORE_FILE || r->st.type == STORE_SYMLINK ?
+			     size : 0;
+	r->value = x + xlen;
+	return 0;
+}
+
+int store_upgrade_v1(struct store *s, MDB_txn *txn, const char *file)
+{
+	MDB_val mk = { 7, (void *)"statefs" }, k, v, nv;
+	unsigned char *kbuf = NULL, *vbuf = NULL, *out = NULL;
+	size_t kcap = 0, vcap = 0, ocap = 0;
+	uint64_t n = 0;
+	struct meta m;
+	MDB_cursor *c;
+	struct rec r;
+	int rc;
+
+	rc = mdb_get(txn, s->dbi_meta, &mk, &v);
+	if (rc || v.mv_size != V1_META)
+		return rc ? rc : MDB_CORRUPTED;
+	memset(&m, 0, sizeof(m));
+	memcpy(&m, v.mv_data, V1_META); /* format 2 only appended fields */
+	rc = mdb_cursor_open(txn, s->dbi_rec, &c);
+	if (rc)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		size_t need = v.mv_size + 256 * 16 + 64;
+
+		if (k.mv_size > kcap || v.mv_size + 256 * 16 > vcap ||
+		    need + REC_HDR_LEN > ocap) {
+			kcap = k.mv_size > kcap ? k.mv_size : kcap;
+			vcap = need;
+			ocap = need + REC_HDR_LEN + 256 * 16;
+			free(kbuf);
+			free(vbuf);
+			free(out);
+			kbuf = malloc(kcap);
+			vbuf = malloc(vcap);
+			out = malloc(ocap);
+			if (!kbuf || !vbuf || !out) {
+				rc = ENOMEM;
+				break;
+			}
+		}
+		memcpy(kbuf, k.mv_data, k.mv_size);
+		k.mv_data = kbuf;
+		rc = convert(v.mv_data, v.mv_size, &r, vbuf);
+		if (rc) {
+			log_msg(LOG_ERROR, "%s: upgrade: record %zu bytes does not "
+				"decode as format 1", file, v.mv_size);
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		/* r.value points into the map: encode before writing */
+		rec_encode(out, &r);
+		nv.mv_size = rec_encoded_len(&r);
+		nv.mv_data = out;
+		if (!(k.mv_size == 1 && kbuf[0] == '/')) {
+			if (r.st.type == STORE_TOMBSTONE)
+				m.n_dead++;
+			else
+				m.n_live++;
+			m.value_bytes += r.st.size;
+		}
+		rc = mdb_put(txn, s->dbi_rec, &k, &nv, 0);
+		if (rc)
+			break;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+		if (rc)
+			break;
+		n++;
+	}
+	mdb_cursor_close(c);
+	free(kbuf);
+	free(vbuf);
+	free(out);
+	if (rc != MDB_NOTFOUND)
+		return rc ? rc : MDB_CORRUPTED;
+	rc = mdb_drop(txn, s->dbi_log, 0);
+	if (rc)
+		return rc;
+	m.format = STORE_FORMAT;
+	m.log_first = m.log_last + 1; /* empty, and consumers behind: -ERANGE */
+	m.log_bytes = 0;
+	m.run_base = m.local_seq;
+	v.mv_size = sizeof(m);
+	v.mv_data = &m;
+	rc = mdb_put(txn, s->dbi_meta, &mk, &v, 0);
+	if (!rc)
+		log_msg(LOG_NOTICE, "%s: upgraded from format 1 to %u (%" PRIu64
+			" records)", file, STORE_FORMAT, n);
+	return rc;
+}

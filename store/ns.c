@@ -168,8 +168,7 @@ int store_list(struct store *s, struct store_txn *t, const char *dir,
 			err = -EIO;
 			break;
 		}
-		if (!store_live(&r, now) ||
-		    (r.st.type != STORE_DIR && r.flags & REC_KIDS)) {
+		if (r.st.type != STORE_DIR && r.flags & REC_KIDS) {
 			char child[PATH_MAX + 1];
 			struct store_stat st;
 			int below;
@@ -183,6 +182,8 @@ int store_list(struct store *s, struct store_txn *t, const char *dir,
 			if (store_rec_view(&r, below, now, &st))
 				continue;
 			r.st = st;
+		} else if (!store_live(&r, now)) {
+			continue;
 		}
 		err = cb(arg, (char *)k.mv_data + plen, k.mv_size - plen, &r.st);
 		if (err)
@@ -445,13 +446,21 @@ out:
 static int tombstone_local(struct store_txn *t, const char *path,
 			   const struct rec *r)
 {
-	struct store_version v = store_tick(t);
+	struct store_version v;
 	struct rec nr = *r;
 
 	nr.st.type = STORE_TOMBSTONE;
 	nr.st.size = 0;
 	nr.value = NULL;
-	nr.flags = 0;
+	if (r->st.type == STORE_DIR) {
+		/* a deleted directory may keep deleted children */
+		int below = store_keys_below(t, path);
+
+		if (below < 0)
+			return below;
+		nr.flags = below ? REC_KIDS : 0;
+	}
+	v = store_tick(t);
 	nr.st.ctime_ns = t->now;
 	nr.st.fver[STORE_F_CONTENT] = v;
 	return store_rec_write_local(t, path, &nr, r, v);
@@ -541,6 +550,8 @@ static int descendants(struct store_txn *t, const char *dir,
 				continue;
 			store_key_path(&k, path);
 			if (!store_live(&r, t->now)) {
+				if (!(r.flags & REC_KIDS))
+					continue;
 				err = store_live_below(t, path);
 				if (err <= 0)
 					continue; /* not visible (or an error) */

@@ -95,9 +95,9 @@ static int vv_set(struct store_txn *t, uint64_t node, uint64_t seq)
 	return store_err(mdb_put(t->txn, t->s->dbi_vv, &k, &v, 0));
 }
 
-/* Set REC_KIDS on the stored record at `path` if its content is a file
- * or symlink without it: something now has a key under it (rule 5). */
-static int mark_kids(struct store_txn *t, const char *path)
+/* Set REC_KIDS on the stored record at `path` if it is not a directory
+ * and lacks it: something now has a key under it (store_int.h). */
+int store_mark_kids(struct store_txn *t, const char *path)
 {
 	struct rec r;
 	int err = store_rec_get(t, path, &r);
@@ -106,8 +106,7 @@ static int mark_kids(struct store_txn *t, const char *path)
 		return 0;
 	if (err)
 		return err;
-	if ((r.st.type != STORE_FILE && r.st.type != STORE_SYMLINK) ||
-	    r.flags & REC_KIDS)
+	if (r.st.type == STORE_DIR || r.flags & REC_KIDS)
 		return 0;
 	r.flags |= REC_KIDS;
 	return store_rec_put(t, path, &r, &r, NULL);
@@ -115,7 +114,7 @@ static int mark_kids(struct store_txn *t, const char *path)
 
 /* Rule 6: give every missing ancestor of path a placeholder, top down,
  * without recursion (a peer chooses the depth). */
-static int ensure_parents(struct store_txn *t, const char *path)
+int store_ensure_parents(struct store_txn *t, const char *path)
 {
 	char buf[PATH_MAX + 1];
 	size_t top, len = strlen(path);
@@ -147,11 +146,12 @@ static int ensure_parents(struct store_txn *t, const char *path)
 		buf[at] = '\0';
 		memset(&ph, 0, sizeof(ph));
 		ph.st.type = STORE_PLACEHOLDER;
+		ph.flags = REC_KIDS; /* made for what goes under it */
 		err = store_rec_put(t, buf, &ph, NULL, NULL);
 		if (!err) {
 			char pb[PATH_MAX];
 
-			err = mark_kids(t, store_parent_of(buf, pb));
+			err = store_mark_kids(t, store_parent_of(buf, pb));
 		}
 		buf[at] = '/';
 		if (err)
@@ -373,10 +373,9 @@ int store_apply_remote(struct store *s, struct store_txn *t,
 		if (!changed && result == STORE_DUPLICATE &&
 		    vcmp(&in.st.version, &cur.st.version) != 0)
 			result = STORE_SUPERSEDED;
-		/* rule 5: a file whose path has keys under it */
-		if (changed && (nr.st.type == STORE_FILE || nr.st.type == STORE_SYMLINK) &&
-		    cur.st.type != STORE_FILE && cur.st.type != STORE_SYMLINK &&
-		    !(nr.flags & REC_KIDS)) {
+		/* a directory that stops being one may have keys under it */
+		if (changed && nr.st.type != STORE_DIR &&
+		    cur.st.type == STORE_DIR && !(nr.flags & REC_KIDS)) {
 			int below = store_keys_below(t, path);
 
 			if (below < 0) {
@@ -398,9 +397,9 @@ int store_apply_remote(struct store *s, struct store_txn *t,
 		if (!have) {
 			char pb[PATH_MAX];
 
-			err = ensure_parents(t, path);
+			err = store_ensure_parents(t, path);
 			if (!err)
-				err = mark_kids(t, store_parent_of(path, pb));
+				err = store_mark_kids(t, store_parent_of(path, pb));
 			if (err)
 				goto out;
 		}

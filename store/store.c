@@ -677,9 +677,8 @@ int store_rec_live(struct store_txn *t, const char *path, struct rec *r)
 
 	if (err)
 		return err;
-	if (store_live(r, t->now) &&
-	    (r->st.type == STORE_DIR || !(r->flags & REC_KIDS)))
-		return 0;
+	if (r->st.type == STORE_DIR || !(r->flags & REC_KIDS))
+		return store_live(r, t->now) ? 0 : -ENOENT;
 	below = store_live_below(t, path);
 	if (below < 0)
 		return below;
@@ -1254,8 +1253,7 @@ static int view_of(struct store_txn *t, const MDB_val *k, const struct rec *r,
 	char path[PATH_MAX + 1];
 	int below = 0;
 
-	if (!store_live(r, t->now) ||
-	    (r->st.type != STORE_DIR && r->flags & REC_KIDS)) {
+	if (r->st.type != STORE_DIR && r->flags & REC_KIDS) {
 		store_key_path(k, path);
 		below = store_live_below(t, path);
 		if (below < 0)
@@ -1447,8 +1445,8 @@ int store_check(struct store *s, char *msg, size_t msglen)
 			err = check_fail(msg, msglen, "%s has no parent record", path);
 			break;
 		}
-		if ((r.st.type == STORE_FILE || r.st.type == STORE_SYMLINK) &&
-		    !(r.flags & REC_KIDS) && store_keys_below(t, path) > 0) {
+		if (r.st.type != STORE_DIR && !(r.flags & REC_KIDS) &&
+		    store_keys_below(t, path) > 0) {
 			err = check_fail(msg, msglen,
 					 "%s has keys under it but no KIDS flag", path);
 			break;
@@ -1650,6 +1648,7 @@ static int open_dbs(struct store *s, const char *file)
 					mdb_strerror(rc));
 			return store_err(rc);
 		}
+		s->upgraded = 1;
 		return open_dbs(s, file);
 	}
 	if (rc == 1) {
@@ -1906,6 +1905,13 @@ int store_open(const char *dir, const struct store_opts *opts,
 	err = open_dbs(s, file);
 	if (err)
 		goto fail;
+	if (s->upgraded) {
+		err = store_upgrade_fixup(s);
+		if (err) {
+			store_set_error("%s: upgrade: %s", file, strerror(-err));
+			goto fail;
+		}
+	}
 	err = notify_open(nfile, s->opts.readonly, &s->notify);
 	if (err) {
 		store_set_error("%s: %s", nfile, strerror(-err));

@@ -21,9 +21,12 @@
 #define CHANGE_PATH_MAX 4096
 
 /* Local bookkeeping flags of a stored record (never meaningful on the
- * wire). REC_KIDS: keys exist under this non-directory record (a peer's
- * child arrived under it), so whether it shows as a directory must be
- * looked up; without the flag a live file is a file, in O(1). */
+ * wire). REC_KIDS: keys may exist under this record, which is not a
+ * directory (a deleted directory with deleted children, a placeholder,
+ * a file that a peer's child arrived under), so what it shows as must be
+ * looked up below it. Every non-directory record with keys under it has
+ * the flag (store_check verifies it); without it a live record shows as
+ * itself and a dead one as nothing, in O(1). */
 #define REC_KIDS 0x1u
 
 /* A record decoded in place: pointers into the encoded bytes. */
@@ -114,6 +117,7 @@ struct store {
 	unsigned maxkey;
 	unsigned psize;
 	int run_fd;           /* flock'ed shared by every opener (run start) */
+	int upgraded;         /* open_dbs upgraded a format 1 store */
 	struct notify *notify;
 	uint32_t uid, gid;    /* of this process, for new records */
 	struct store_txn *wcache; /* owned by the holder of the writer lock */
@@ -148,8 +152,16 @@ int store_err(int rc);
 int64_t store_clock(const struct store *s);
 
 /* upgrade.c: rewrite a format 1 store as the current format in txn
- * (the main DB and rec, log, vv open). An LMDB code. */
+ * (the main DB and rec, log, vv open). An LMDB code. Then, on the open
+ * store, give every record a parent record and set REC_KIDS where keys
+ * lie under a non-directory (format 1 purged parents before children). */
 int store_upgrade_v1(struct store *s, MDB_txn *txn, const char *file);
+int store_upgrade_fixup(struct store *s);
+
+/* replica.c: placeholders for the missing parents of path (rule 6), and
+ * REC_KIDS on the record at path if it is not a directory. */
+int store_ensure_parents(struct store_txn *t, const char *path);
+int store_mark_kids(struct store_txn *t, const char *path);
 
 /* Shared between store.c, ns.c and replica.c. */
 int store_live(const struct rec *r, int64_t now);

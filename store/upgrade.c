@@ -22,6 +22,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -241,4 +242,61 @@ int store_upgrade_v1(struct store *s, MDB_txn *txn, const char *file)
 		log_msg(LOG_NOTICE, "%s: upgraded from format 1 to %u (%" PRIu64
 			" records)", file, STORE_FORMAT, n);
 	return rc;
+}
+
+int store_upgrade_fixup(struct store *s)
+{
+	struct store_txn *t;
+	char **paths = NULL;
+	size_t n = 0, cap = 0;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, err;
+
+	err = store_txn_begin(s, 1, &t);
+	if (err)
+		return err;
+	rc = mdb_cursor_open(t->txn, s->dbi_rec, &c);
+	if (rc) {
+		store_txn_abort(&t);
+		return store_err(rc);
+	}
+	/* the paths first: nothing is written while the cursor walks */
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size == 1 && ((char *)k.mv_data)[0] == '/')
+			continue;
+		if (n == cap) {
+			char **p = realloc(paths, (cap = cap ? cap * 2 : 256) *
+						   sizeof(*p));
+
+			if (!p) {
+				err = -ENOMEM;
+				break;
+			}
+			paths = p;
+		}
+		paths[n] = malloc(k.mv_size + 1);
+		if (!paths[n]) {
+			err = -ENOMEM;
+			break;
+		}
+		store_key_path(&k, paths[n++]);
+	}
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < n && !err; i++) {
+		char pb[PATH_MAX];
+
+		err = store_ensure_parents(t, paths[i]);
+		if (!err)
+			err = store_mark_kids(t, store_parent_of(paths[i], pb));
+	}
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+	if (err) {
+		store_txn_abort(&t);
+		return err;
+	}
+	return store_txn_commit(&t);
 }

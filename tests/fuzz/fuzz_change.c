@@ -61,11 +61,10 @@
 
 #include "common/log.h"
 #include "store/store.h"
+#include "tests/fuzz/fuzz_common.h"
 
-/* Joins several changes in one input. Printable, so that crash files
- * stay readable; libFuzzer learns it from the memmem below. */
-#define FUZZ_SEP "\n--next--\n"
-#define FUZZ_SEP_LEN (sizeof(FUZZ_SEP) - 1)
+/* FUZZ_SEP (fuzz_common.h) joins changes; libFuzzer learns it from the
+ * memmem below. */
 #define FUZZ_MAX_PIECES 16
 
 #define FUZZ_MAP_SIZE (16ULL << 20)
@@ -124,6 +123,7 @@ static void scratch_open(void)
 		.max_value = FUZZ_MAX_VALUE,
 		.node_name = "fuzz",
 		.binlog_max = 256,
+		.clock = fuzz_clock,
 	};
 	int err;
 
@@ -197,9 +197,14 @@ static void bug(const char *fmt, ...)
 
 static int stat_eq(const struct store_stat *a, const struct store_stat *b)
 {
+	for (int i = 0; i < STORE_FIELDS; i++)
+		if (a->fver[i].hlc != b->fver[i].hlc ||
+		    a->fver[i].node != b->fver[i].node)
+			return 0;
 	return a->type == b->type && a->mode == b->mode && a->uid == b->uid &&
 	       a->gid == b->gid && a->size == b->size &&
 	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns &&
+	       a->atime_ns == b->atime_ns &&
 	       a->expires_ns == b->expires_ns && a->ttl_ms == b->ttl_ms &&
 	       a->version.hlc == b->version.hlc &&
 	       a->version.node == b->version.node &&
@@ -241,7 +246,7 @@ static int check_rec(const void *rec, size_t len, struct store_stat *out)
 	}
 	if (!stat_eq(&st1, &st2) || !stat_eq(&st1, &st3))
 		bug("a record decoded twice gave different fields");
-	if (st1.type < STORE_FILE || st1.type > STORE_TOMBSTONE)
+	if (st1.type < STORE_FILE || st1.type > STORE_PLACEHOLDER)
 		bug("a decoded record has type %d", (int)st1.type);
 	if ((const unsigned char *)v1 - (const unsigned char *)rec !=
 		    (const unsigned char *)v2 - copy ||
@@ -408,9 +413,11 @@ static void one_change(const unsigned char *piece, size_t len)
 		    "store_rec_decode refuses");
 	r = store_apply_remote(scratch, NULL, &c);
 	if (r < 0) {
+		/* -EPROTO, -EFBIG, -E2BIG: refused before anything was
+		 * written; the others may leave the store unusable. */
 		if (r == -ENOSPC || r == -EIO || r == -ENOMEM || r == -EAGAIN)
 			need_reset = 1;
-	} else if (r > STORE_CONFLICT_LOST) {
+	} else if (r > STORE_TOO_OLD) {
 		bug("store_apply_remote returned %d", r);
 	} else if (r == STORE_APPLIED || r == STORE_CONFLICT_WON) {
 		path = malloc(c.path_len + 1);

@@ -13,11 +13,15 @@
  *
  * Regression inputs start from such a change and patch the record where
  * the public API cannot make what is wanted (a peer that lies). All the
- * knowledge of the byte layout is in the "record format 1" block below;
+ * knowledge of the byte layout is in the "record format 2" block below;
  * everything else goes through store.h (store_rec_decode finds the parts,
  * store_change_encode frames the change). Paths and origin nodes differ
  * between regression files, so that one file's change never makes
  * another's a duplicate when a run feeds them all to one store.
+ *
+ * Every store here runs on fuzz_clock (fuzz_common.h), the clock of the
+ * fuzzer's scratch store, so that the origin sequences (hybrid clock
+ * values) are never too old or too far ahead for it.
  *
  * The outputs are committed (tests/fuzz/corpus, tests/fuzz/regress):
  * rerun this only to refresh them, e.g. after a format change.
@@ -31,8 +35,8 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "tests/fuzz/fuzz_common.h"
 
-#define FUZZ_SEP "\n--next--\n" /* as in fuzz_change.c */
 
 static char tmp_root[4096];
 static unsigned nstores;
@@ -53,7 +57,8 @@ static void die(const char *what, int err)
 static struct store *fresh_store(void)
 {
 	char dir[4200];
-	struct store_opts o = { .map_size = 64ULL << 20 };
+	struct store_opts o = { .map_size = 64ULL << 20,
+				.clock = fuzz_clock };
 	struct store *s;
 	int err;
 
@@ -226,21 +231,24 @@ static void gen_corpus(const char *out)
 }
 
 /*
- * ---- record format 1: the only layout knowledge in this file ----
+ * ---- record format 2: the only layout knowledge in this file ----
  *
- * Offsets in an encoded record as store/record.c writes it, format 1
- * (little-endian). When the format changes, update this block.
+ * Offsets in an encoded record as store/record.c writes it, format 2
+ * (little-endian; record.c's header comment is the reference). When the
+ * format changes, update this block.
  */
-#define F1_REC_TYPE 1     /* u8 enum store_type */
-#define F1_REC_NVV 2      /* u16 version vector entries */
-#define F1_REC_MODE 4     /* u32 */
-#define F1_REC_EXPIRES 32 /* i64 ns */
-#define F1_REC_TTL 40     /* u64 ms */
-#define F1_REC_HLC 48     /* u64 */
-#define F1_REC_NODE 56    /* u64 version.node, must equal origin_node */
-#define F1_REC_SIZE 80    /* u64 value length */
-#define F1_REC_HDR 88     /* header; vv entries follow */
-#define F1_VV_ENTRY 16    /* u64 node, u64 seq */
+#define F2_REC_TYPE 1     /* u8 enum store_type */
+#define F2_REC_NVV 2      /* u16 version vector entries */
+#define F2_REC_MODE 4     /* u32, permission bits only */
+#define F2_REC_EXPIRES 40 /* i64 ns */
+#define F2_REC_TTL 48     /* u64 ms */
+#define F2_REC_SIZE 56    /* u64 value length */
+#define F2_REC_XLEN 64    /* u32 bytes of xattrs */
+#define F2_REC_FVER 80    /* STORE_FIELDS * { u64 hlc, u64 node } */
+#define F2_REC_HDR 144    /* header; vv entries, xattrs, value follow */
+#define F2_VV_ENTRY 16    /* u64 node, u64 seq; nodes strictly increasing */
+#define F2_X_HDR 22       /* u8 name_len, u8 removed, u32 value_len,
+			   * u64 hlc, u64 node; then name, value */
 
 static void put_le(unsigned char *p, unsigned width, uint64_t v)
 {
@@ -248,55 +256,134 @@ static void put_le(unsigned char *p, unsigned width, uint64_t v)
 		p[i] = (unsigned char)(v >> (8 * i));
 }
 
-/* A record with its version vector replaced by `n` entries
- * (node first_node + i, seq 1) and, if val is not NULL, its value
- * replaced by val. Xattrs are kept. */
-static struct bytes rec_rebuild(const void *rec, size_t len, unsigned n,
-				uint64_t first_node, const void *val,
-				size_t vlen)
+/* One xattr entry at out (NULL: only its length). */
+static size_t xattr_ent(unsigned char *out, const char *name, const char *val,
+			int removed, uint64_t hlc, uint64_t node)
+{
+	size_t nl = strlen(name), vl = strlen(val);
+
+	if (out) {
+		out[0] = (unsigned char)nl;
+		out[1] = (unsigned char)removed;
+		put_le(out + 2, 4, vl);
+		put_le(out + 6, 8, hlc);
+		put_le(out + 14, 8, node);
+		memcpy(out + F2_X_HDR, name, nl);
+		memcpy(out + F2_X_HDR + nl, val, vl);
+	}
+	return F2_X_HDR + nl + vl;
+}
+
+/* A record made from rec (len bytes) with: the version vector vv (n
+ * entries, written in the order given); the xattr run x (xlen bytes),
+ * or if x is NULL rec's own; the value val (vlen bytes), or if val is
+ * NULL rec's own. Every field version that is set, and every version of
+ * rec's own xattrs, becomes (seq, origin): what change_check in
+ * store/replica.c requires of a peer's change is that its newest
+ * version is (origin_seq, origin_node). */
+static struct bytes rec_build(const void *rec, size_t len,
+			      const struct store_vv_entry *vv, unsigned n,
+			      const void *x, size_t xlen, const void *val,
+			      size_t vlen, uint64_t origin, uint64_t seq)
 {
 	struct store_stat st;
-	const void *value, *vv, *xattrs;
-	const unsigned char *in = rec;
+	const void *value, *ovv, *xattrs;
 	struct bytes b;
 	unsigned char *p;
+	int own_x = !x;
 
-	CHECK(store_rec_decode(rec, len, &st, &value, &vv, &xattrs));
+	CHECK(store_rec_decode(rec, len, &st, &value, &ovv, &xattrs));
+	if (own_x) {
+		x = xattrs;
+		xlen = st.xattr_len;
+	}
 	if (!val) {
 		val = value;
 		vlen = st.size;
 	}
-	b.len = F1_REC_HDR + (size_t)n * F1_VV_ENTRY + st.xattr_len + vlen;
+	b.len = F2_REC_HDR + (size_t)n * F2_VV_ENTRY + xlen + vlen;
 	b.p = p = malloc(b.len);
 	if (!p)
 		die("malloc", -ENOMEM);
-	memcpy(p, in, F1_REC_HDR);
-	put_le(p + F1_REC_NVV, 2, n);
-	put_le(p + F1_REC_SIZE, 8, vlen);
-	p += F1_REC_HDR;
-	for (unsigned i = 0; i < n; i++, p += F1_VV_ENTRY) {
-		put_le(p, 8, first_node + i);
-		put_le(p + 8, 8, 1);
+	memcpy(p, rec, F2_REC_HDR);
+	put_le(p + F2_REC_NVV, 2, n);
+	put_le(p + F2_REC_SIZE, 8, vlen);
+	put_le(p + F2_REC_XLEN, 4, xlen);
+	for (unsigned i = 0; i < STORE_FIELDS; i++) {
+		unsigned char *f = p + F2_REC_FVER + 16 * i;
+
+		if (st.fver[i].hlc) {
+			put_le(f, 8, seq);
+			put_le(f + 8, 8, origin);
+		}
 	}
-	memcpy(p, xattrs, st.xattr_len);
-	memcpy(p + st.xattr_len, val, vlen);
+	p += F2_REC_HDR;
+	for (unsigned i = 0; i < n; i++, p += F2_VV_ENTRY) {
+		put_le(p, 8, vv[i].node);
+		put_le(p + 8, 8, vv[i].seq);
+	}
+	memcpy(p, x, xlen);
+	if (own_x) {
+		for (size_t off = 0; off + F2_X_HDR <= xlen;) {
+			unsigned char *e = p + off;
+
+			put_le(e + 6, 8, seq);
+			put_le(e + 14, 8, origin);
+			off += F2_X_HDR + e[0] + ((size_t)e[2] | (size_t)e[3] << 8 |
+						  (size_t)e[4] << 16 |
+						  (size_t)e[5] << 24);
+		}
+	}
+	memcpy(p + xlen, val, vlen);
 	return b;
 }
 
-/* ---- end of record format 1 ---- */
+/* ---- end of record format 2 ---- */
 
-/* The record of an encoded change, rebuilt (see rec_rebuild). */
-static struct bytes rec_of(struct bytes change, unsigned nvv,
-			   uint64_t first_node, const void *val, size_t vlen)
+/* The usual vector of a change from `origin` at `seq`: n entries, sorted
+ * by node, the origin's own (origin, seq) and n - 1 others (first_node +
+ * i, seq 1) that skip the origin. Malloc'd. */
+static struct store_vv_entry *vv_of(unsigned n, uint64_t first_node,
+				    uint64_t origin, uint64_t seq)
 {
-	struct store_change c;
+	struct store_vv_entry *vv = calloc(n ? n : 1, sizeof(*vv));
+	uint64_t node = first_node;
+	unsigned i = 0;
+	int placed = 0;
 
-	CHECK(store_change_decode(change.p, change.len, &c));
-	return rec_rebuild(c.rec, c.rec_len, nvv, first_node, val, vlen);
+	if (!vv)
+		die("calloc", -ENOMEM);
+	while (i < n) {
+		if (node == origin)
+			node++;
+		if (!placed && (origin < node || i == n - 1)) {
+			vv[i++] = (struct store_vv_entry){ origin, seq };
+			placed = 1;
+		} else {
+			vv[i++] = (struct store_vv_entry){ node++, 1 };
+		}
+	}
+	return vv;
 }
 
-/* Frame `rec` as a change from `node` (its version.node is set to match,
- * as apply_remote requires) at `path`. */
+/* The record of an encoded change, rebuilt from `origin` at `seq` with
+ * the usual vector of nvv entries (see vv_of, rec_build). */
+static struct bytes rec_of(struct bytes change, unsigned nvv,
+			   uint64_t first_node, uint64_t origin, uint64_t seq,
+			   const void *val, size_t vlen)
+{
+	struct store_change c;
+	struct store_vv_entry *vv = vv_of(nvv, first_node, origin, seq);
+	struct bytes b;
+
+	CHECK(store_change_decode(change.p, change.len, &c));
+	b = rec_build(c.rec, c.rec_len, vv, nvv, NULL, 0, val, vlen, origin,
+		      seq);
+	free(vv);
+	return b;
+}
+
+/* Frame `rec` as a change from `node` at `seq` at `path`. */
 static struct bytes frame(const char *path, uint64_t node, uint64_t seq,
 			  struct bytes rec)
 {
@@ -311,92 +398,159 @@ static struct bytes frame(const char *path, uint64_t node, uint64_t seq,
 	void *buf;
 	size_t len;
 
-	put_le(rec.p + F1_REC_NODE, 8, node);
 	CHECK(store_change_encode(&c, &buf, &len));
 	free(rec.p);
 	return (struct bytes){ buf, len };
 }
 
+/* An origin sequence: the hybrid clock at FUZZ_CLOCK_NS, logical k. */
+static uint64_t hlc_at(unsigned k)
+{
+	return ((uint64_t)(FUZZ_CLOCK_NS / 1000000) << 16) + k;
+}
+
+/* Origin nodes of the regression inputs: one each, so that no file's
+ * change makes another's a duplicate when a run feeds them all to one
+ * store. */
+#define ORIGIN(k) (0x7e570000ULL + (k))
+
 static void gen_regress(const char *out)
 {
 	struct store *s = fresh_store();
-	struct bytes file, dir, r, seq[2];
+	struct bytes file, dir, xfile, r, seq[2];
 	char deep[512];
-	int64_t now = store_now_ns();
+	uint64_t q = hlc_at(100);
 
 	CHECK(store_put(s, NULL, "/f", "hello", 5, NULL, 0, STORE_CREATE));
 	file = change_at(s, 0);
 	CHECK(store_mknod(s, NULL, "/d", STORE_DIR, NULL, NULL, 0, 0));
 	dir = change_at(s, 0);
+	CHECK(store_put(s, NULL, "/x", "v", 1, NULL, 0, STORE_CREATE));
+	CHECK(store_xattr_set(s, NULL, "/x", "user.a", "1", 1, 0));
+	CHECK(store_xattr_set(s, NULL, "/x", "user.b", "2", 1, 0));
+	xfile = change_at(s, 0);
 
 	/* A version vector of 65,535 entries: the most a u16 count holds,
-	 * 1 MiB of record. */
-	r = rec_of(file, 65535, 0x10000, NULL, 0);
-	write_one(out, "vv_65535", frame("/vv65535", 0x7e570001, 1, r));
+	 * 1 MiB of record whose lengths add up; only the STORE_VV_MAX
+	 * bound refuses it. */
+	r = rec_of(file, 65535, 0x10000, ORIGIN(1), q, NULL, 0);
+	write_one(out, "vv_65535", frame("/vv65535", ORIGIN(1), q, r));
 
-	/* Two writes of one path whose vectors merge to 65,537 entries:
-	 * 65,535, then a later write from another node with 2 new ones. */
-	r = rec_of(file, 65535, 0x20000, NULL, 0);
-	seq[0] = frame("/vvmerge", 0x7e570002, 1, r);
-	r = rec_of(file, 2, 0x40000, NULL, 0);
-	put_le(r.p + F1_REC_HLC, 8, UINT64_MAX >> 1); /* the later one */
-	seq[1] = frame("/vvmerge", 0x7e570003, 1, r);
-	write_file(out, "vv_merge_65537", seq, 2);
+	/* Two writes of one path, each well-formed, whose vectors merge to
+	 * 65 nodes: 64 entries (the most a record holds), then a later
+	 * write from a 65th node that did not see the first: -E2BIG. */
+	r = rec_of(file, STORE_VV_MAX, 0x20000, ORIGIN(2), q, NULL, 0);
+	seq[0] = frame("/vvmerge", ORIGIN(2), q, r);
+	r = rec_of(file, 1, 0, ORIGIN(3), q + 1, NULL, 0);
+	seq[1] = frame("/vvmerge", ORIGIN(3), q + 1, r);
+	write_file(out, "vv_merge_65", seq, 2);
 	free(seq[0].p);
 	free(seq[1].p);
 
-	/* A change from origin node 0 (the store's "local bookkeeping"
-	 * node: such a write is not logged). */
-	r = rec_of(file, 1, 0x7e570004, NULL, 0);
-	write_one(out, "origin_node_0", frame("/origin0", 0, 1, r));
+	/* A change from origin node 0 (version 0 means "local bookkeeping";
+	 * a record cannot even say node 0, so the record is node 4's). */
+	r = rec_of(file, 1, 0, ORIGIN(4), q, NULL, 0);
+	write_one(out, "origin_node_0", frame("/origin0", 0, q, r));
 
 	/* A directory that carries a value. */
-	r = rec_of(dir, 1, 0x7e570005, "a value", 7);
-	write_one(out, "dir_with_value", frame("/dirvalue", 0x7e570005, 1, r));
+	r = rec_of(dir, 1, 0, ORIGIN(5), q, "a value", 7);
+	write_one(out, "dir_with_value", frame("/dirvalue", ORIGIN(5), q, r));
 
-	/* A directory with a regular file's mode. */
-	r = rec_of(dir, 1, 0x7e570006, NULL, 0);
-	put_le(r.p + F1_REC_MODE, 4, S_IFREG | 0644);
-	write_one(out, "dir_with_file_mode",
-		  frame("/dirmode", 0x7e570006, 1, r));
+	/* A directory with a regular file's mode: format 2 keeps
+	 * permission bits only. */
+	r = rec_of(dir, 1, 0, ORIGIN(6), q, NULL, 0);
+	put_le(r.p + F2_REC_MODE, 4, S_IFREG | 0644);
+	write_one(out, "dir_with_file_mode", frame("/dirmode", ORIGIN(6), q, r));
 
-	/* A TTL of 1e13 ms: now + ttl in ns does not fit an int64. */
-	r = rec_of(file, 1, 0x7e570007, NULL, 0);
-	put_le(r.p + F1_REC_TTL, 8, 10000000000000ULL);
-	write_one(out, "ttl_1e13ms", frame("/ttl", 0x7e570007, 1, r));
+	/* A TTL of 1e13 ms: past STORE_TTL_MAX_MS, and now + ttl in ns
+	 * would not fit an int64. */
+	r = rec_of(file, 1, 0, ORIGIN(7), q, NULL, 0);
+	put_le(r.p + F2_REC_TTL, 8, 10000000000000ULL);
+	write_one(out, "ttl_1e13ms", frame("/ttl", ORIGIN(7), q, r));
 
 	/* The same TTL with the deadline a wrapping sum gives: negative. */
-	r = rec_of(file, 1, 0x7e570008, NULL, 0);
-	put_le(r.p + F1_REC_TTL, 8, 10000000000000ULL);
-	put_le(r.p + F1_REC_EXPIRES, 8,
-	       (uint64_t)now + 10000000000000ULL * 1000000ULL);
-	write_one(out, "expires_overflow",
-		  frame("/expires", 0x7e570008, 1, r));
+	r = rec_of(file, 1, 0, ORIGIN(8), q, NULL, 0);
+	put_le(r.p + F2_REC_TTL, 8, 10000000000000ULL);
+	put_le(r.p + F2_REC_EXPIRES, 8,
+	       (uint64_t)FUZZ_CLOCK_NS + 10000000000000ULL * 1000000ULL);
+	write_one(out, "expires_overflow", frame("/expires", ORIGIN(8), q, r));
 
-	/* Found by the fuzzer: two expired files and a live one in one
-	 * LMDB page. Applying the live one sweeps the others into
-	 * tombstones in one transaction: store_sweep passes the cursor's
-	 * own key back to mdb_cursor_put (MDB_CURRENT); once the first
-	 * put has made the page dirty, the second shrinks a record in that
-	 * page and LMDB copies the key from memory it is moving. */
+	/* The largest TTL and deadline a record may carry: accepted, and
+	 * every use of them (touch, sweep) must not overflow. */
+	r = rec_of(file, 1, 0, ORIGIN(15), q, NULL, 0);
+	put_le(r.p + F2_REC_TTL, 8, STORE_TTL_MAX_MS);
+	put_le(r.p + F2_REC_EXPIRES, 8, INT64_MAX);
+	write_one(out, "expires_max", frame("/expiresmax", ORIGIN(15), q, r));
+
+	/* Found by the fuzzer in format 1: two expired files and a live one
+	 * in one LMDB page; applying the live one swept the others while
+	 * store_sweep rewrote records under its cursor (the key it passed
+	 * back to mdb_cursor_put moved: memcpy-param-overlap). */
 	{
 		struct bytes sw[3];
 		static const char *const paths[3] = { "/sweep-x1", "/sweep-x2",
 						      "/sweep-live" };
 
 		for (unsigned i = 0; i < 3; i++) {
-			r = rec_of(file, 1, 0x7e570009 + i, NULL, 0);
+			r = rec_of(file, 1, 0, ORIGIN(9 + i), q, NULL, 0);
 			if (i < 2) /* long past */
-				put_le(r.p + F1_REC_EXPIRES, 8, 1);
-			sw[i] = frame(paths[i], 0x7e570009 + i, 1, r);
+				put_le(r.p + F2_REC_EXPIRES, 8, 1);
+			sw[i] = frame(paths[i], ORIGIN(9 + i), q, r);
 		}
 		write_file(out, "sweep_moves_key", sw, 3);
 		for (unsigned i = 0; i < 3; i++)
 			free(sw[i].p);
 	}
 
+	/* Xattr runs the decoder must refuse: names out of order, a name
+	 * twice, a removed entry that has a value. */
+	{
+		static const char *const names[3][2] = {
+			{ "user.b", "user.a" },
+			{ "user.a", "user.a" },
+			{ "user.a", "user.b" },
+		};
+		static const char *const files[3] = { "xattr_unsorted",
+						      "xattr_dup_name",
+						      "xattr_removed_value" };
+		struct store_change c;
+		struct store_vv_entry vv[1];
+
+		CHECK(store_change_decode(xfile.p, xfile.len, &c));
+		for (unsigned i = 0; i < 3; i++) {
+			uint64_t o = ORIGIN(12 + i);
+			unsigned char x[128];
+			size_t n;
+			char path[32];
+
+			vv[0] = (struct store_vv_entry){ o, q };
+			n = xattr_ent(x, names[i][0], "1", 0, q, o);
+			n += xattr_ent(x + n, names[i][1], "2", i == 2, q, o);
+			r = rec_build(c.rec, c.rec_len, vv, 1, x, n, NULL, 0, o,
+				      q);
+			snprintf(path, sizeof(path), "/%s", files[i]);
+			write_one(out, files[i], frame(path, o, q, r));
+		}
+	}
+
+	/* Vectors whose nodes do not strictly increase: two entries in
+	 * decreasing order, and one node twice. */
+	{
+		struct store_change c;
+		uint64_t o = ORIGIN(16), p = ORIGIN(17);
+		struct store_vv_entry down[2] = { { o + 1, 1 }, { o, q } };
+		struct store_vv_entry twice[2] = { { p, q }, { p, q } };
+
+		CHECK(store_change_decode(file.p, file.len, &c));
+		r = rec_build(c.rec, c.rec_len, down, 2, NULL, 0, NULL, 0, o, q);
+		write_one(out, "vv_unsorted", frame("/vvdown", o, q, r));
+		r = rec_build(c.rec, c.rec_len, twice, 2, NULL, 0, NULL, 0, p, q);
+		write_one(out, "vv_dup_node", frame("/vvtwice", p, q, r));
+	}
+
 	/* A valid path 255 levels deep ("/a/a/.../a", 510 bytes: under
-	 * LMDB's 511-byte key limit), made by the store itself. */
+	 * LMDB's 511-byte key limit), made by the store itself: applying
+	 * it makes 254 placeholder parents. */
 	for (unsigned i = 0; i < 255; i++)
 		memcpy(deep + 2 * i, "/a", 2);
 	deep[510] = '\0';
@@ -406,6 +560,7 @@ static void gen_regress(const char *out)
 
 	free(file.p);
 	free(dir.p);
+	free(xfile.p);
 	store_close(&s);
 }
 

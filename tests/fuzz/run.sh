@@ -12,10 +12,10 @@
 #
 # Pass or fail depends only on crashes, leaks, timeouts, sanitizer
 # reports and the target's own round-trip checks: an input the store
-# rejects is fine (the regression inputs are meant to be rejected once
-# issue 7 is fixed). Known defects being fixed are suppressed one function
-# at a time in known_ubsan.supp and known_asan.supp, so that the test
-# catches new ones meanwhile. The fuzzer works on a copy of corpus/
+# rejects is fine (most regression inputs are ones it must refuse).
+# Known defects being fixed are suppressed one function at a time in
+# known_ubsan.supp and known_asan.supp, so that the test catches new
+# ones meanwhile. The fuzzer works on a copy of corpus/
 # in a temp dir: the committed corpus never grows during a test.
 #
 # Exit: 0 pass, 1 fail (the failing input's path and base64 printed),

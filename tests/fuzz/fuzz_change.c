@@ -32,10 +32,12 @@
  * behaviour, a round-trip mismatch, a result outside the documented
  * ones. What does not: an input that is rejected. Whether the store
  * accepts or refuses a strange change is its own business; the target
- * checks that it does either cleanly. One exception is opt-in:
- * STATEFS_FUZZ_STRICT=1 also aborts when the store cannot read back
- * what it just accepted (-EIO: it wrote a record or binlog entry that
- * its own decoder refuses).
+ * checks that it does either cleanly. One exception, on unless
+ * STATEFS_FUZZ_STRICT=0 (strict mode): what the store accepted it must
+ * read back and keep consistent, so the target also aborts on -EIO
+ * right after an accepted change (a record or binlog entry that the
+ * store's own decoder refuses) and when store_check finds a problem
+ * after an input that landed something.
  *
  * The scratch store lives in a mkdtemp directory under $STATEFS_FUZZ_TMP
  * (default /dev/shm), with a small map. It is recreated every
@@ -78,7 +80,7 @@ static char scratch_dir[4096];  /* the mkdtemp directory */
 static char scratch_store[4200]; /* the store directory inside it */
 static struct store *scratch;
 static unsigned since_reset, reset_every = FUZZ_RESET_EVERY;
-static int need_reset, strict;
+static int need_reset, strict, landed;
 
 /* ---- the scratch store ---- */
 
@@ -155,8 +157,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		if (n > 0 && n < 1000000)
 			reset_every = (unsigned)n;
 	}
-	strict = getenv("STATEFS_FUZZ_STRICT") &&
-		 strcmp(getenv("STATEFS_FUZZ_STRICT"), "1") == 0;
+	strict = !getenv("STATEFS_FUZZ_STRICT") ||
+		 strcmp(getenv("STATEFS_FUZZ_STRICT"), "0") != 0;
 	/* The store logs a refused record as an error; thousands a second
 	 * would drown libFuzzer's own output. */
 	log_init("fuzz_change", getenv("STATEFS_FUZZ_VERBOSE") ? LOG_DEBUG :
@@ -420,6 +422,7 @@ static void one_change(const unsigned char *piece, size_t len)
 	} else if (r > STORE_TOO_OLD) {
 		bug("store_apply_remote returned %d", r);
 	} else if (r == STORE_APPLIED || r == STORE_CONFLICT_WON) {
+		landed = 1;
 		path = malloc(c.path_len + 1);
 		if (!path)
 			abort();
@@ -438,12 +441,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (need_reset || ++since_reset > reset_every)
 		scratch_open();
+	landed = 0;
 	while (pieces++ < FUZZ_MAX_PIECES) {
 		sep = memmem(p, (size_t)(end - p), FUZZ_SEP, FUZZ_SEP_LEN);
 		one_change(p, sep ? (size_t)(sep - p) : (size_t)(end - p));
 		if (!sep || need_reset)
 			break;
 		p = sep + FUZZ_SEP_LEN;
+	}
+	/* Strict: what the store accepted must leave it consistent by its
+	 * own check (every record and binlog entry decodes, every parent
+	 * has a record, the counts match). A scratch store is small. */
+	if (strict && landed && !need_reset) {
+		char msg[256];
+
+		int err = store_check(scratch, msg, sizeof(msg));
+
+		if (err == -EUCLEAN)
+			bug("store_check after this input: %s", msg);
+		after("store_check", err);
 	}
 	return 0;
 }

@@ -70,7 +70,6 @@
 #define FUZZ_MAX_PIECES 16
 
 #define FUZZ_MAP_SIZE (16ULL << 20)
-#define FUZZ_MAX_VALUE (1ULL << 20)
 #define FUZZ_RESET_EVERY 512
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -21,6 +21,10 @@
  * they stay applicable, and a run depends on its inputs only. */
 #define FUZZ_CLOCK_NS (1796083200LL * 1000000000LL)
 
+/* The scratch store's max_value: small, so that inputs of libFuzzer's
+ * lengths reach store_apply_remote's -EFBIG. */
+#define FUZZ_MAX_VALUE 1024
+
 static inline int64_t fuzz_clock(void *arg)
 {
 	(void)arg;

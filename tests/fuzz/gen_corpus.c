@@ -482,6 +482,16 @@ static void gen_regress(const char *out)
 	put_le(r.p + F2_REC_EXPIRES, 8, INT64_MAX);
 	write_one(out, "expires_max", frame("/expiresmax", ORIGIN(15), q, r));
 
+	/* A value one byte over the fuzzer's max_value: -EFBIG, which
+	 * leaves the store as it was. */
+	{
+		static char big[FUZZ_MAX_VALUE + 1];
+
+		memset(big, 'v', sizeof(big));
+		r = rec_of(file, 1, 0, ORIGIN(18), q, big, sizeof(big));
+		write_one(out, "value_over_max", frame("/big", ORIGIN(18), q, r));
+	}
+
 	/* Found by the fuzzer in format 1: two expired files and a live one
 	 * in one LMDB page; applying the live one swept the others while
 	 * store_sweep rewrote records under its cursor (the key it passed

@@ -29,7 +29,10 @@
  *      live, else not at all; a live non-directory with something live
  *      under it shows as a directory (the directory wins, so that no
  *      live record is ever hidden). A derived directory has the owner
- *      field's permission bits (0755 if none), its xattrs and its TTL.
+ *      field's permission bits (0755 if none; searchable wherever they
+ *      are readable), its xattrs and its TTL. REC_KIDS (store_int.h)
+ *      marks the records for which "anything live under it" must be
+ *      looked up; for all others the answer is known to be no.
  *  (6) A change arriving under a path with no record gets placeholder
  *      parents (type PLACEHOLDER, every version 0, no binlog entry):
  *      every record's parent has a record (store_check verifies it), and

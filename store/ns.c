@@ -12,7 +12,7 @@
  *   utimens                 times (and life when mtime is set: a touch)
  *   TTL set, touch          life
  *   xattr set or remove     that xattr's entry
- *   create, mkdir, rename's destination   every field; old xattrs removed
+ *   create, mkdir, rename's destination   every field; the xattr floor
  *   delete                  content (a tombstone; the other fields stay)
  * Visibility is derived from the records (store.c: store_rec_live), so
  * a directory with something live under it is there whatever its own
@@ -434,6 +434,14 @@ int store_setattr(struct store *s, struct store_txn *t, const char *path,
 		store_ttl_renew(&nr.st, t->now);
 		nr.st.fver[STORE_F_LIFE] = v;
 	}
+	/* A change must carry its version in a field (peers check it): a
+	 * touch of a directory or symlink, or a ctime alone, stamps the
+	 * times. */
+	if (!(mask & (STORE_ATTR_MODE | STORE_ATTR_UID | STORE_ATTR_GID |
+		      STORE_ATTR_MTIME | STORE_ATTR_ATIME | STORE_ATTR_TTL |
+		      STORE_ATTR_SIZE)) &&
+	    vcmp(&nr.st.fver[STORE_F_LIFE], &v) != 0)
+		nr.st.fver[STORE_F_TIMES] = v;
 	err = store_rec_write_local(t, path, &nr, &r, v);
 out:
 	free(val);
@@ -626,39 +634,25 @@ out:
 	return store_txn_leave(t, own, err);
 }
 
-/* The xattr run of a record moved onto `old`: the source's present
- * entries at version v, and old's entries that the source lacks removed
- * at v (both runs are sorted: one merge pass). *outp is malloc'd. */
-static int xattrs_moved(const struct rec *src, const struct rec *old,
-			struct store_version v, unsigned char **outp,
-			size_t *lenp)
+/* The xattr run of a record moved to a new path: the floor at v, then
+ * the source's visible entries at v. *outp is malloc'd. */
+static int xattrs_moved(const struct rec *src, struct store_version v,
+			unsigned char **outp, size_t *lenp)
 {
-	size_t olen = old ? old->st.xattr_len : 0, n = 0, i = 0, j = 0;
-	unsigned char *out = malloc(src->st.xattr_len + olen + 1);
+	struct store_version floor = xattr_floor(src->xattrs, src->st.xattr_len);
+	unsigned char *out = malloc(src->st.xattr_len + XATTR_HDR_LEN);
+	size_t n;
 
 	if (!out)
 		return -ENOMEM;
-	while (i < src->st.xattr_len || j < olen) {
-		struct xattr_ent a, b;
-		size_t al = 0, bl = 0;
-		int c;
+	n = xattr_put(out, NULL, 0, NULL, 0, 1, v);
+	for (size_t off = 0; off < src->st.xattr_len;) {
+		struct xattr_ent e;
 
-		if (i < src->st.xattr_len)
-			al = xattr_at(src->xattrs, i, &a);
-		if (j < olen)
-			bl = xattr_at(old->xattrs, j, &b);
-		c = !al ? 1 : !bl ? -1 :
-			xattr_name_cmp(a.name, a.name_len, b.name, b.name_len);
-		if (c <= 0) {
-			n += xattr_put(out + n, a.name, a.name_len, a.value,
-				       a.value_len, a.removed, v);
-			i += al;
-			if (c == 0)
-				j += bl;
-		} else {
-			n += xattr_put(out + n, b.name, b.name_len, NULL, 0, 1, v);
-			j += bl;
-		}
+		off += xattr_at(src->xattrs, off, &e);
+		if (xattr_visible(&e, floor))
+			n += xattr_put(out + n, e.name, e.name_len, e.value,
+				       e.value_len, 0, v);
 	}
 	*outp = out;
 	*lenp = n;
@@ -688,14 +682,15 @@ static int move_one(struct store_txn *t, const char *from, const char *to)
 		nr.st.fver[i] = v;
 	nr.st.ctime_ns = t->now;
 	/* store_rec_write_local may move LMDB pages: copy what we need. */
-	err = xattrs_moved(&r, have_old ? &old : NULL, v, &x, &xlen);
+	err = xattrs_moved(&r, v, &x, &xlen);
 	if (!err) {
 		copy = malloc(r.st.size ? r.st.size : 1);
 		if (!copy)
 			err = -ENOMEM;
 	}
 	if (!err) {
-		memcpy(copy, r.value, r.st.size);
+		if (r.st.size)
+			memcpy(copy, r.value, r.st.size);
 		nr.value = copy;
 		nr.xattrs = x;
 		nr.st.xattr_len = xlen;
@@ -829,7 +824,7 @@ ssize_t store_xattr_get(struct store *s, struct store_txn *t,
 	if (err)
 		goto out;
 	if (!xattr_find(r.xattrs, r.st.xattr_len, name, strlen(name), &e, &at) ||
-	    e.removed) {
+	    !xattr_visible(&e, xattr_floor(r.xattrs, r.st.xattr_len))) {
 		err = -ENODATA;
 	} else if (size == 0) {
 		n = e.value_len;
@@ -873,7 +868,7 @@ static int xattr_change(struct store *s, struct store_txn *t,
 	found = xattr_find(r.xattrs, r.st.xattr_len, name, nlen, &e, &at);
 	if (found)
 		elen = XATTR_HDR_LEN + e.name_len + e.value_len;
-	if (found && e.removed)
+	if (found && !xattr_visible(&e, xattr_floor(r.xattrs, r.st.xattr_len)))
 		found = 0;
 	if (!found && (!val || flags & XATTR_REPLACE)) {
 		err = -ENODATA;
@@ -928,11 +923,15 @@ ssize_t store_xattr_list(struct store *s, struct store_txn *t,
 	size_t need = 0;
 	int err = read_enter(s, &t, &own, &own_mem, path, &r);
 
+	struct store_version floor = { 0, 0 };
+
+	if (!err)
+		floor = xattr_floor(r.xattrs, r.st.xattr_len);
 	for (size_t off = 0; !err && off < r.st.xattr_len;) {
 		struct xattr_ent e;
 
 		off += xattr_at(r.xattrs, off, &e);
-		if (e.removed)
+		if (!xattr_visible(&e, floor))
 			continue;
 		if (size) {
 			if (need + e.name_len + 1 > size) {

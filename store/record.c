@@ -22,7 +22,11 @@
  * common prefix), so that two runs merge in one linear pass. A removed
  * xattr is an entry with no value that keeps its version (a tombstone of
  * its own, so that a remove and a concurrent set merge the same way
- * everywhere).
+ * everywhere). An entry with an empty name, first and removed, is the
+ * floor: a create or a rename's destination writes it at its version,
+ * and entries older than the floor are gone. It merges like any entry
+ * (the higher version wins), so a create clears the xattrs of the path
+ * on every node alike, also on one that purged the old record.
  *
  * The mode holds permission bits only: the file type follows from the
  * record type, so a directory can never carry a file mode. The `flags`
@@ -113,7 +117,7 @@ int vcmp(const struct store_version *a, const struct store_version *b)
 }
 
 /* The newest of the record's field versions (its xattrs included). */
-static struct store_version newest(const struct rec *r)
+struct store_version rec_newest(const struct rec *r)
 {
 	struct store_version v = r->st.fver[0];
 
@@ -179,8 +183,9 @@ int xattr_name_cmp(const unsigned char *a, size_t al, const unsigned char *b,
 {
 	int c = memcmp(a, b, al < bl ? al : bl);
 
+	/* -1, 0 or 1 only: callers compare with those values */
 	if (c)
-		return c;
+		return c < 0 ? -1 : 1;
 	return al < bl ? -1 : al > bl;
 }
 
@@ -198,6 +203,22 @@ size_t xattr_at(const unsigned char *x, size_t off, struct xattr_ent *e)
 	return XATTR_HDR_LEN + e->name_len + e->value_len;
 }
 
+struct store_version xattr_floor(const unsigned char *x, size_t len)
+{
+	struct store_version none = { 0, 0 };
+	struct xattr_ent e;
+
+	if (!len || x[0] != 0)
+		return none;
+	xattr_at(x, 0, &e);
+	return e.ver;
+}
+
+int xattr_visible(const struct xattr_ent *e, struct store_version floor)
+{
+	return e->name_len && !e->removed && vcmp(&e->ver, &floor) >= 0;
+}
+
 size_t xattr_put(unsigned char *out, const unsigned char *name,
 		 size_t name_len, const void *value, size_t value_len,
 		 int removed, struct store_version ver)
@@ -207,7 +228,8 @@ size_t xattr_put(unsigned char *out, const unsigned char *name,
 	put32(out + 2, (uint32_t)value_len);
 	put64(out + 6, ver.hlc);
 	put64(out + 14, ver.node);
-	memcpy(out + XATTR_HDR_LEN, name, name_len);
+	if (name_len)
+		memcpy(out + XATTR_HDR_LEN, name, name_len);
 	if (value_len)
 		memcpy(out + XATTR_HDR_LEN + name_len, value, value_len);
 	return XATTR_HDR_LEN + name_len + value_len;
@@ -293,7 +315,9 @@ int rec_decode(const void *buf, size_t len, struct rec *r)
 			return -EPROTO;
 		e.name_len = r->xattrs[off];
 		e.value_len = get32(r->xattrs + off + 2);
-		if (e.name_len == 0 || r->xattrs[off + 1] > 1 ||
+		/* the floor (an empty name) only first, removed, no value */
+		if ((e.name_len == 0 && (off || r->xattrs[off + 1] != 1)) ||
+		    r->xattrs[off + 1] > 1 ||
 		    e.value_len > STORE_XATTR_VALUE_MAX ||
 		    st->xattr_len - off - XATTR_HDR_LEN <
 			    (uint64_t)e.name_len + e.value_len)
@@ -306,8 +330,10 @@ int rec_decode(const void *buf, size_t len, struct rec *r)
 			return -EPROTO;
 		pname = e.name;
 		plen = e.name_len;
+		if (!plen)
+			pname = (const unsigned char *)""; /* the floor */
 	}
-	st->version = newest(r);
+	st->version = rec_newest(r);
 	st->origin_seq = st->version.hlc;
 	return 0;
 }

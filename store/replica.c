@@ -181,23 +181,20 @@ static size_t xattr_merge(const struct rec *cur, const struct rec *in,
 			bl = xattr_at(in->xattrs, j, &b);
 		c = !al ? 1 : !bl ? -1 :
 			xattr_name_cmp(a.name, a.name_len, b.name, b.name_len);
-		if (c == 0 && vcmp(&b.ver, &a.ver) > 0)
-			c = 1; /* theirs is newer: take b, skip a */
-		else if (c == 0)
-			c = -2; /* ours stands: take a, skip b */
-		if (c < 0) {
+		if (c < 0 || (c == 0 && vcmp(&b.ver, &a.ver) <= 0)) {
+			/* ours (on a tie of names ours stands) */
 			memcpy(out + n, cur->xattrs + i, al);
 			n += al;
 			i += al;
-			if (c == -2)
+			if (c == 0)
 				j += bl;
 		} else {
+			/* theirs (on a tie of names theirs is newer) */
 			memcpy(out + n, in->xattrs + j, bl);
 			n += bl;
 			j += bl;
 			*changed = 1;
-			if (al && xattr_name_cmp(a.name, a.name_len, b.name,
-						 b.name_len) == 0)
+			if (c == 0)
 				i += al;
 		}
 	}

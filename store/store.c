@@ -49,6 +49,7 @@
  * against the wall clock: an expired record is gone for every reader at
  * once, and store_sweep only reclaims the space later.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -912,6 +913,13 @@ int store_rec_write_local(struct store_txn *t, const char *path,
 		return -E2BIG;
 	r->st.nvv = n;
 	r->vv = vv;
+	{
+		/* every local change sets some field to its version: a peer
+		 * refuses a change that carries its version nowhere */
+		struct store_version nv = rec_newest(r);
+
+		assert(!vcmp(&nv, &v));
+	}
 	r->dead_ns = r->st.type == STORE_TOMBSTONE ? t->now : 0;
 	r->st.version = v;
 	r->st.origin_seq = v.hlc;
@@ -943,42 +951,24 @@ void store_ttl_renew(struct store_stat *st, int64_t now)
 int store_rec_create(struct store_txn *t, const char *path, struct rec *nr,
 		     const struct rec *old, struct store_version v)
 {
-	unsigned char *x = NULL;
-	size_t xlen = 0;
+	unsigned char x[XATTR_HDR_LEN];
 	int err;
 
 	for (int i = 0; i < STORE_FIELDS; i++)
 		nr->st.fver[i] = v;
-	/* Whatever xattrs the old record had are removed as of v, so that
-	 * none comes back with the new file (and a concurrent older set of
-	 * one still loses, everywhere). */
-	if (old && old->st.xattr_len) {
-		x = malloc(old->st.xattr_len);
-		if (!x)
-			return -ENOMEM;
-		for (size_t off = 0; off < old->st.xattr_len;) {
-			struct xattr_ent e;
-
-			off += xattr_at(old->xattrs, off, &e);
-			xlen += xattr_put(x + xlen, e.name, e.name_len, NULL, 0,
-					  1, v);
-		}
-	}
+	/* The floor at v: no xattr older than the new file shows with it,
+	 * on any node, whatever it still holds of the old record. */
 	nr->xattrs = x;
-	nr->st.xattr_len = xlen;
+	nr->st.xattr_len = xattr_put(x, NULL, 0, NULL, 0, 1, v);
 	nr->flags = 0;
 	if (old && nr->st.type != STORE_DIR) {
 		err = store_keys_below(t, path);
-		if (err < 0) {
-			free(x);
+		if (err < 0)
 			return err;
-		}
 		if (err)
 			nr->flags |= REC_KIDS;
 	}
-	err = store_rec_write_local(t, path, nr, old, v);
-	free(x);
-	return err;
+	return store_rec_write_local(t, path, nr, old, v);
 }
 
 /* Check the parent of `path` for a create; with `parents`, create the

@@ -50,6 +50,7 @@ struct xattr_ent {
 size_t rec_encoded_len(const struct rec *r);
 void rec_encode(void *out, const struct rec *r);
 int rec_decode(const void *buf, size_t len, struct rec *r);
+struct store_version rec_newest(const struct rec *r);
 /* The CHANGE_HDR_LEN-byte header of a change (path and record follow). */
 void change_hdr_encode(void *out, const struct store_change *c);
 uint32_t store_type_ifmt(enum store_type type);
@@ -69,6 +70,9 @@ size_t xattr_put(unsigned char *out, const unsigned char *name,
 		 int removed, struct store_version ver);
 int xattr_name_cmp(const unsigned char *a, size_t al, const unsigned char *b,
 		   size_t bl);
+/* The floor of a run (version 0 if none), and whether an entry shows. */
+struct store_version xattr_floor(const unsigned char *x, size_t len);
+int xattr_visible(const struct xattr_ent *e, struct store_version floor);
 
 /* ---- notify.c: cross-process change notification (a shared futex) ---- */
 

@@ -75,6 +75,10 @@
 
 static int verbose;
 
+/* --shrink: which local steps run (the others draw, then do nothing). */
+static unsigned char *keep;
+static int nkeep;
+
 /* ---- PRNG: splitmix64 ---- */
 
 static uint64_t rng_state;
@@ -157,6 +161,9 @@ struct op {
 	size_t ntargets, captargets;
 	struct snap *snap;
 	size_t nsnap, capsnap;
+	int64_t vt;  /* when */
+	int attempt; /* which local step made it (for --shrink) */
+	char desc[400];
 };
 
 struct pathinfo {
@@ -239,6 +246,10 @@ struct sim {
 	    nlost, nheld, nbatches;
 	int failed;
 	char err[1024];
+	char cls[PATHMAX + 32]; /* what kind of failure, and where: a
+				 * shrunk run must fail the same way */
+	char fpath[PATHMAX];	/* the path it is about, if any */
+	int attempt;		/* local steps so far */
 };
 
 static struct sim *cur; /* for the clock and cleanup */
@@ -269,11 +280,23 @@ static int fail(struct sim *S, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (!S->failed)
+	if (!S->failed) {
 		snprintf(S->err, sizeof(S->err), "%s", buf);
+		if (!S->cls[0])
+			snprintf(S->cls, sizeof(S->cls), "error");
+	}
 	S->failed = 1;
 	sim_log(S, "FAIL %s", buf);
 	return -1;
+}
+
+/* Name the kind of the failure about to be reported, and its path. */
+static void set_cls(struct sim *S, const char *kind, const char *path)
+{
+	if (S->failed)
+		return;
+	snprintf(S->cls, sizeof(S->cls), "%s %s", kind, path ? path : "");
+	snprintf(S->fpath, sizeof(S->fpath), "%s", path ? path : "");
 }
 
 #ifndef SIM_OLD_STORE
@@ -948,8 +971,13 @@ static int local_step(struct sim *S)
 	size_t nset = 0, capset = 0;
 	struct op op;
 
+	unsigned failed_k = 0;
+	int attempt = S->attempt++;
+
 	for (unsigned k = 0; k < 4; k++)
 		draw_op(&d[k]);
+	if (keep && (attempt >= nkeep || !keep[attempt]))
+		return 0;
 	if (what < 3) { /* sweep: local, not in the binlog */
 		int n = store_sweep(S->nodes[i].s, 0);
 
@@ -1010,6 +1038,7 @@ static int local_step(struct sim *S)
 			     sizeof(desc[k]));
 		sim_log(S, "node %d: %s%s = %d %s", i, nsub > 1 ? "txn: " : "",
 			desc[k], err, err ? store_strerror(err) : "");
+		failed_k = k;
 		if (err)
 			break;
 	}
@@ -1021,10 +1050,11 @@ static int local_step(struct sim *S)
 	}
 	if (err) {
 		S->nfailed_local++;
-		if (!expected_errno(err))
-			fail(S, "node %d: %s: unexpected %d (%s)", i, desc[0],
-			     err, store_strerror(err));
-		else
+		if (!expected_errno(err)) {
+			set_cls(S, "unexpected-errno", d[failed_k].p1);
+			fail(S, "node %d: %s: unexpected %d (%s)", i,
+			     desc[failed_k], err, store_strerror(err));
+		} else
 			err = 0;
 		goto out;
 	}
@@ -1037,6 +1067,17 @@ static int local_step(struct sim *S)
 	if (op.seq == before_seq) /* nothing changed (mkdir -p of a dir) */
 		goto out;
 	op.ttl = ttl;
+	op.vt = S->vt;
+	op.attempt = attempt;
+	for (unsigned k = 0; k < nsub; k++) {
+		size_t l = strlen(op.desc);
+
+		snprintf(op.desc + l, sizeof(op.desc) - l, "%s%s",
+			 k	    ? "; "
+			 : nsub > 1 ? "txn: "
+				    : "",
+			 desc[k]);
+	}
 	for (unsigned k = 0; k < nsub; k++)
 		if (d[k].kind >= 53 && d[k].kind < 63) {
 			PUSH(S->renames, S->nrenames, S->caprenames,
@@ -1064,7 +1105,8 @@ out:
 /* ---- the field-merge scenario: chmod, write and xattr concurrently ---- */
 
 static int record_simple(struct sim *S, int i, const char *path,
-			 uint64_t before_seq, const uint64_t wm[MAXN])
+			 uint64_t before_seq, const uint64_t wm[MAXN],
+			 const char *desc)
 {
 	struct op op;
 	char **set = NULL;
@@ -1077,6 +1119,9 @@ static int record_simple(struct sim *S, int i, const char *path,
 	op.seq = local_seq(S, i);
 	memcpy(op.wm, wm, sizeof(op.wm));
 	op.wm[i] = before_seq;
+	op.vt = S->vt;
+	op.attempt = -1;
+	snprintf(op.desc, sizeof(op.desc), "%s", desc);
 	PUSH(op.targets, op.ntargets, op.captargets, xstrdup(path));
 	add_ancestors(path, &set, &nset, &cap);
 	add_subtree(S, i, path, &set, &nset, &cap);
@@ -1124,7 +1169,8 @@ static int fm_step(struct sim *S)
 			return fail(S, "node %d: put %s: %s", f->x, f->path,
 				    store_strerror(err));
 		f->state = 1;
-		return record_simple(S, f->x, f->path, seq, wm);
+		return record_simple(S, f->x, f->path, seq, wm,
+				     "put (field-merge file)");
 	}
 	/* Wait until the nodes involved all hold the file. */
 	if (store_stat(S->nodes[f->x].s, NULL, f->path, &st) ||
@@ -1145,7 +1191,7 @@ static int fm_step(struct sim *S)
 	if (err)
 		return fail(S, "node %d: chmod %s: %s", f->x, f->path,
 			    store_strerror(err));
-	if (record_simple(S, f->x, f->path, seq, wm))
+	if (record_simple(S, f->x, f->path, seq, wm, "chmod 600"))
 		return -1;
 	make_value(S, f->y, r >> 7, v, sizeof(v), &len);
 	f->val = val_id(S, v, len);
@@ -1157,7 +1203,7 @@ static int fm_step(struct sim *S)
 	if (err)
 		return fail(S, "node %d: put %s: %s", f->y, f->path,
 			    store_strerror(err));
-	if (record_simple(S, f->y, f->path, seq, wm))
+	if (record_simple(S, f->y, f->path, seq, wm, "put (value)"))
 		return -1;
 	if (f->z < 0)
 		return 0;
@@ -1172,7 +1218,7 @@ static int fm_step(struct sim *S)
 	if (err)
 		return fail(S, "node %d: xattr_set %s: %s", f->z, f->path,
 			    store_strerror(err));
-	return record_simple(S, f->z, f->path, seq, wm);
+	return record_simple(S, f->z, f->path, seq, wm, "xattr_set user.m");
 }
 
 /* ---- links ---- */
@@ -1232,6 +1278,8 @@ static int link_read(struct sim *S, struct link *l, size_t want, int64_t jitter)
 	r.due = due > l->last_due ? due : l->last_due;
 	l->last_due = r.due;
 	n = store_binlog_read(S->nodes[l->from].s, l->sent, 0, read_cb, &r);
+	if (n < 0)
+		set_cls(S, "binlog-read", NULL);
 	if (n < 0)
 		return fail(
 		    S, "link %d->%d: store_binlog_read after %" PRIu64 ": %s",
@@ -1369,6 +1417,7 @@ static int link_deliver(struct sim *S, struct link *l, size_t want)
 				break;
 			case STORE_TOO_OLD:
 				store_txn_abort(&t);
+				set_cls(S, "too-old", NULL);
 				return fail(
 				    S,
 				    "link %d->%d: %.*s origin %d/%" PRIu64
@@ -1536,6 +1585,7 @@ static int quiesce(struct sim *S)
 			if (link_step(S, &S->links[j], 1))
 				return -1;
 	}
+	set_cls(S, "not-quiescent", NULL);
 	for (int j = 0; j < S->nlinks; j++) {
 		struct link *l = &S->links[j];
 
@@ -1636,6 +1686,7 @@ static int compare_listings(struct sim *S, struct listing *l, int window)
 			}
 			describe(c <= 0 ? ea : NULL, da, sizeof(da));
 			describe(c >= 0 ? eb : NULL, db, sizeof(db));
+			set_cls(S, "listing", c <= 0 ? ea->path : eb->path);
 			return fail(S,
 				    "listings differ at %s: node 0 %s; node "
 				    "%d %s",
@@ -1728,18 +1779,22 @@ static int check_state(struct sim *S, struct listing *l)
 			p = path_find(S, e->path);
 			show_val(sv, sizeof(sv), e->val,
 				 e->len < 60 ? e->len : 60);
-			if (v < 0)
+			if (v < 0) {
+				set_cls(S, "value-nobody-wrote", e->path);
 				return fail(S,
 					    "node %d: %s holds '%s' that "
 					    "nobody wrote",
 					    i, e->path, sv);
+			}
 			for (size_t j = 0; p >= 0 && j < S->paths[p].nvals; j++)
 				ok |= S->paths[p].vals[j] == v;
-			if (!ok)
+			if (!ok) {
+				set_cls(S, "value-not-written-here", e->path);
 				return fail(S,
 					    "node %d: %s holds '%s', never "
 					    "written there",
 					    i, e->path, sv);
+			}
 		}
 	/* (b)(c) a path whose last op dominates every other op touching it
 	 * shows what that op's node saw right after it. */
@@ -1800,6 +1855,7 @@ static int check_state(struct sim *S, struct listing *l)
 			else
 				snprintf(want, sizeof(want), "absent");
 			describe(e, got, sizeof(got));
+			set_cls(S, "last-op", pi->path);
 			return fail(S,
 				    "%s: its last op (node %d, seq %" PRIu64
 				    ") followed every other, so want %s; node "
@@ -1823,6 +1879,7 @@ static int check_state(struct sim *S, struct listing *l)
 			    (f->z < 0 || strstr(e->xattrs, xw)))
 				continue;
 			describe(e, got, sizeof(got));
+			set_cls(S, "field-merge", f->path);
 			return fail(S,
 				    "%s: concurrent chmod %o (node %d), "
 				    "write '%s' (node %d)%s%s%s: want all, "
@@ -1857,7 +1914,8 @@ static int check_orphans(struct sim *S)
 				continue;
 			*sl = '\0';
 			err = store_stat(S->nodes[i].s, NULL, parent, &pst);
-			if (err || pst.type != STORE_DIR)
+			if (err || pst.type != STORE_DIR) {
+				set_cls(S, "orphan", S->paths[p].path);
 				return fail(S,
 					    "node %d: %s is visible but its "
 					    "parent is %s",
@@ -1866,6 +1924,7 @@ static int check_orphans(struct sim *S)
 					    : pst.type == STORE_FILE
 						? "a file"
 						: "a symlink");
+			}
 		}
 	return 0;
 }
@@ -1888,14 +1947,17 @@ static int check_all(struct sim *S, int window)
 		for (int i = 0; i < S->n && !err; i++) {
 			int r = store_digest(S->nodes[i].s, dg[i]);
 
-			if (r)
+			if (r) {
 				err = fail(S, "node %d: store_digest: %s", i,
 					   store_strerror(r));
-			else if (i && memcmp(dg[0], dg[i], STORE_DIGEST_LEN))
+			} else if (i &&
+				   memcmp(dg[0], dg[i], STORE_DIGEST_LEN)) {
+				set_cls(S, "digest", NULL);
 				err = fail(S,
 					   "digests differ: node 0 and "
 					   "node %d (listings equal)",
 					   i);
+			}
 		}
 		if (!err)
 			err = check_state(S, l);
@@ -1905,9 +1967,11 @@ static int check_all(struct sim *S, int window)
 			char msg[256] = "";
 			int r = store_check(S->nodes[i].s, msg, sizeof(msg));
 
-			if (r)
+			if (r) {
+				set_cls(S, "store_check", NULL);
 				err = fail(S, "node %d: store_check: %s: %s", i,
 					   store_strerror(r), msg);
+			}
 		}
 #endif
 	}
@@ -1951,7 +2015,7 @@ static int final_deletes(struct sim *S)
 			break;
 		}
 		gone[ngone++] = xstrdup(p);
-		record_simple(S, i, p, seq, wm);
+		record_simple(S, i, p, seq, wm, "final del -r");
 	}
 	listing_free(&l);
 	if (!err)
@@ -1962,6 +2026,7 @@ static int final_deletes(struct sim *S)
 
 			if (store_stat(S->nodes[j].s, NULL, gone[k], &st) ==
 			    0) {
+				set_cls(S, "deleted-back", gone[k]);
 				err = fail(S,
 					   "%s deleted by node %d after "
 					   "quiescence is back on node %d",
@@ -1984,6 +2049,34 @@ static int sweep_all(struct sim *S)
 				    store_strerror(n));
 	}
 	return 0;
+}
+
+/* The ops that touched `path` (all ops if NULL), with what each had not
+ * seen of the earlier ones: the story of a divergence. */
+static void print_history(struct sim *S, const char *path)
+{
+	printf("  ops %s%s (#id time node/seq: op [concurrent with]):\n",
+	       path ? "touching " : "", path ? path : "");
+	for (size_t k = 0; k < S->nops; k++) {
+		const struct op *o = &S->ops[k];
+		int first = 1;
+
+		if (path && !op_touches(o, path))
+			continue;
+		printf("  #%zu %8.3f n%d/%" PRIu64 ": %s", k,
+		       (double)o->vt / 1e9, o->node, o->seq, o->desc);
+		for (size_t j = 0; j < k; j++) {
+			const struct op *e = &S->ops[j];
+
+			if (path && !op_touches(e, path))
+				continue;
+			if (dominates(o, (int)k, e, (int)j))
+				continue;
+			printf("%s#%zu", first ? " [" : " ", j);
+			first = 0;
+		}
+		printf("%s%s\n", first ? "" : "]", o->ttl ? " (ttl)" : "");
+	}
 }
 
 /* ---- one seed ---- */
@@ -2074,8 +2167,13 @@ static uint64_t total_changes(struct sim *S)
 }
 
 /* Run one seed. Returns 0 if every check passed. `changes` gets the
- * number of changes the workload made. */
-static int run_seed(uint64_t seed, int steps, int quiet, uint64_t *changes)
+ * number of changes the workload made. quiet: 0 print the summary (and
+ * on failure the history of the path), 1 only on failure, 2 never.
+ * For --shrink: cls_out gets the failure's class, attempts_out the
+ * number of local steps, ops_out[a] is set for each step a that made a
+ * change. */
+static int run_seed(uint64_t seed, int steps, int quiet, uint64_t *changes,
+		    char *cls_out, int *attempts_out, unsigned char *ops_out)
 {
 	struct sim *S = calloc(1, sizeof(*S));
 	int err = 0;
@@ -2111,7 +2209,7 @@ static int run_seed(uint64_t seed, int steps, int quiet, uint64_t *changes)
 			fail(S, "mknod /m: %s", store_strerror(err));
 			goto out;
 		}
-		if (record_simple(S, 0, "/m", 0, wm) || quiesce(S))
+		if (record_simple(S, 0, "/m", 0, wm, "mkdir /m") || quiesce(S))
 			goto out;
 	}
 	sim_log(S, "seed %" PRIu64 ": %d nodes, %s", seed, S->n, S->topo);
@@ -2144,7 +2242,7 @@ static int run_seed(uint64_t seed, int steps, int quiet, uint64_t *changes)
 out:
 	chg = total_changes(S);
 	*changes += chg;
-	if (!quiet || S->failed)
+	if (quiet < 2 && (!quiet || S->failed))
 		printf("seed %" PRIu64 ": %d nodes %s, ops %" PRIu64
 		       " (%" PRIu64 " refused), changes %" PRIu64
 		       ", delivered %" PRIu64 " (applied %" PRIu64
@@ -2155,24 +2253,120 @@ out:
 		       S->ndeliver, S->napplied, S->ndup, S->nsuper, S->nwon,
 		       S->nlost, S->nheld, S->nbatches, (double)S->vt / 1e9,
 		       S->failed ? "FAIL " : "ok", S->failed ? S->err : "");
+	if (S->failed && !quiet && S->fpath[0])
+		print_history(S, S->fpath);
+	if (S->failed && !quiet && keep)
+		print_history(S, NULL);
 	err = S->failed;
+	if (err && cls_out)
+		snprintf(cls_out, PATHMAX + 32, "%s", S->cls);
+	if (attempts_out)
+		*attempts_out = S->attempt;
+	if (ops_out) {
+		for (size_t k = 0; k < S->nops; k++)
+			if (S->ops[k].attempt >= 0 &&
+			    S->ops[k].attempt < *attempts_out)
+				ops_out[S->ops[k].attempt] = 1;
+	}
 	sim_free(S);
 	free(S);
 	cur = NULL;
 	return err;
 }
 
+/* Delta debugging (Zeller's ddmin) over the local steps of a failing
+ * seed: find a small set of ops that still fails the same way (same
+ * check, same path) with the same schedule of draws. */
+static int shrink_try(uint64_t seed, int steps, const char *cls, const int *set,
+		      int n, int nattempts)
+{
+	char c[PATHMAX + 32] = "";
+	uint64_t ch = 0;
+	int a = 0, failed;
+
+	for (int k = 0; k < nattempts; k++)
+		keep[k] = 0;
+	for (int k = 0; k < n; k++)
+		keep[set[k]] = 1;
+	failed = run_seed(seed, steps, 2, &ch, c, &a, NULL);
+	return failed && strcmp(c, cls) == 0;
+}
+
+static int shrink(uint64_t seed, int steps)
+{
+	char cls[PATHMAX + 32] = "";
+	uint64_t ch = 0;
+	int nattempts = 0, n = 0, gran = 2, runs = 0;
+	/* at most one local step per step */
+	unsigned char *did = calloc((size_t)steps + 1, 1);
+	int *set, *tmp;
+
+	if (!run_seed(seed, steps, 2, &ch, cls, &nattempts, did)) {
+		printf("seed %" PRIu64 " does not fail\n", seed);
+		free(did);
+		return 0;
+	}
+	set = calloc((size_t)nattempts + 1, sizeof(int));
+	tmp = calloc((size_t)nattempts + 1, sizeof(int));
+	keep = calloc((size_t)nattempts + 1, 1);
+	nkeep = nattempts;
+	for (int k = 0; k < nattempts; k++)
+		if (did[k])
+			set[n++] = k;
+	printf("seed %" PRIu64 " fails (%s) with %d ops; shrinking\n", seed,
+	       cls, n);
+	if (!shrink_try(seed, steps, cls, set, n, nattempts))
+		printf("  (only the ops that changed something: does not fail "
+		       "the same way, flaky?)\n");
+	while (n >= 2) {
+		int chunk = (n + gran - 1) / gran, reduced = 0;
+
+		for (int start = 0; start < n && !reduced; start += chunk) {
+			int m = 0;
+
+			for (int k = 0; k < n; k++)
+				if (k < start || k >= start + chunk)
+					tmp[m++] = set[k];
+			runs++;
+			if (m &&
+			    shrink_try(seed, steps, cls, tmp, m, nattempts)) {
+				memcpy(set, tmp, (size_t)m * sizeof(int));
+				n = m;
+				gran = gran > 2 ? gran - 1 : 2;
+				reduced = 1;
+			}
+		}
+		if (reduced)
+			continue;
+		if (gran >= n)
+			break;
+		gran = 2 * gran < n ? 2 * gran : n;
+	}
+	printf("shrunk to %d ops in %d runs:\n", n, runs);
+	for (int k = 0; k < nattempts; k++)
+		keep[k] = 0;
+	for (int k = 0; k < n; k++)
+		keep[set[k]] = 1;
+	run_seed(seed, steps, 0, &ch, NULL, NULL, NULL);
+	free(set);
+	free(tmp);
+	free(keep);
+	free(did);
+	keep = NULL;
+	return 1;
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: sim [--seed S | --seeds N [--from S]] "
-			"[--steps N] [--verbose]\n");
+	fprintf(stderr, "usage: sim [--seed S [--shrink] | --seeds N "
+			"[--from S]] [--steps N] [--verbose]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	uint64_t from = 1, nseeds = 300, one = 0, changes = 0;
-	int have_one = 0, steps = 500, ndiv = 0;
+	int have_one = 0, steps = 500, ndiv = 0, do_shrink = 0;
 	uint64_t *bad = NULL;
 	size_t nbad = 0, capbad = 0;
 	struct timespec t0, t1;
@@ -2183,6 +2377,10 @@ int main(int argc, char **argv)
 
 		if (!strcmp(a, "--verbose")) {
 			verbose = 1;
+			continue;
+		}
+		if (!strcmp(a, "--shrink")) {
+			do_shrink = 1;
 			continue;
 		}
 		if (i + 1 >= argc)
@@ -2217,12 +2415,18 @@ int main(int argc, char **argv)
 #endif
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (do_shrink) {
+		if (!have_one)
+			usage();
+		return shrink(one, steps) ? 1 : 0;
+	}
 	if (have_one) {
 		from = one;
 		nseeds = 1;
 	}
 	for (uint64_t s = from; s < from + nseeds; s++)
-		if (run_seed(s, steps, !have_one && !verbose, &changes)) {
+		if (run_seed(s, steps, !have_one && !verbose, &changes, NULL,
+			     NULL, NULL)) {
 			ndiv++;
 			PUSH(bad, nbad, capbad, s);
 		}

@@ -12,13 +12,26 @@
  * into receiver transactions that never split a commit group, forwarded
  * through intermediate nodes.
  *
+ * A link is a FIFO with its own delay and random batching. It reads
+ * whole commit groups from the sender's binlog, delivers what is due in
+ * one receiver transaction, never skips an entry: a STORE_HELD change
+ * stalls the link (the groups before it commit) until the receiver's
+ * clock catches up. A partition drops what is in flight and the sender
+ * resends from what the receiver acknowledged. After each delivery the
+ * sender is told what the receiver holds (store_peer_ack with the
+ * receiver's watermarks), as a replicator would; neighbours are each
+ * other's known peers.
+ *
  * Time is virtual. Every store reads its wall clock through opts.clock:
- * the simulation's global time plus the node's offset. TTL expiry, hold
- * back of changes stamped in the future and tombstone purge are tested
- * without sleeping.
+ * the simulation's global time plus the node's offset (a few ms to 300
+ * ms, either sign). TTL expiry, hold-back of changes stamped in the
+ * future and tombstone purges are tested without sleeping.
  *
  * After the workload: heal every partition, deliver until quiescent,
- * advance time past every hold-back and deadline, sweep, then check
+ * then check (A) at once, tolerating only what expires between the
+ * slowest and the fastest clock; (B) past every deadline and hold-back,
+ * swept; again after one node deletes a few paths; and (C) past the
+ * tombstone grace, swept (purges change nothing visible):
  *  (a) every store's digest is equal;
  *  (b) a path whose last op dominated (causally followed) every other op
  *      touching it shows on every node exactly what that op's node saw
@@ -43,9 +56,18 @@
  * N reaches q; an op o2 dominates o1 when o2's node had seen o1 before it
  * made o2.
  *
- *   sim                       the default run (tests/run)
- *   sim --seed S [--verbose]  one seed, exactly
- *   sim --seeds N [--from S]  N seeds from S
+ * Failures have a class (the check and its path). --shrink reruns a
+ * failing seed with subsets of its ops turned into no-ops (their draws
+ * still made) and keeps the smallest that fails the same way.
+ *
+ *   sim                         the default run (tests/run): 300 seeds
+ *   sim --seed S [--verbose]    one seed, exactly; --verbose logs every
+ *                               op and delivery
+ *   sim --seed S --shrink       the few ops that seed's failure needs
+ *   sim --seeds N [--from S]    N seeds from S (default 1)
+ *   sim ... --steps N           workload steps per seed (default 500)
+ *   sim ... --avoid touch       no touch of directories and symlinks: to
+ *                               look past a known store bug
  */
 #include <dirent.h>
 #include <errno.h>

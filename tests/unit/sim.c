@@ -270,7 +270,7 @@ struct sim {
 	int nfm;
 
 	/* figures */
-	uint64_t npurged;
+	uint64_t npurged, nrestarts;
 	uint64_t nlocal, nfailed_local, ndeliver, napplied, ndup, nsuper, nwon,
 	    nlost, nheld, nbatches;
 	int failed;
@@ -2198,14 +2198,48 @@ static void sim_free(struct sim *S)
 	free(S->renames);
 }
 
+static int node_open(struct sim *S, int i)
+{
+	struct node *nd = &S->nodes[i];
+	struct store_opts o;
+	struct store_info info;
+	char name[16];
+	int err;
+
+	snprintf(name, sizeof(name), "n%d", i);
+	memset(&o, 0, sizeof(o));
+	o.map_size = 64ULL << 20;
+	o.node_name = name;
+	o.tombstone_grace_ms = S->grace_ms;
+	o.clock = sim_clock;
+	o.clock_arg = nd;
+	o.max_offset_ms = S->max_offset_ms;
+	err = store_open(nd->dir, &o, &nd->s);
+	if (err)
+		return fail(S, "store_open %s: %s: %s", nd->dir,
+			    store_strerror(err), store_last_error());
+	store_info(nd->s, &info);
+	if (nd->id && info.node_id != nd->id)
+		return fail(S, "node %d: its id changed across a restart", i);
+	nd->id = info.node_id;
+	return 0;
+}
+
+/* Close a node's store and open it again, as a restart of its process
+ * would (the links keep their cursors: a replicator resumes from where
+ * it was). */
+static int node_restart(struct sim *S, int i)
+{
+	sim_log(S, "node %d: restart", i);
+	store_close(&S->nodes[i].s);
+	S->nrestarts++;
+	return node_open(S, i);
+}
+
 static int sim_open(struct sim *S)
 {
 	for (int i = 0; i < S->n; i++) {
 		struct node *nd = &S->nodes[i];
-		struct store_opts o;
-		struct store_info info;
-		char name[16];
-		int err;
 
 		snprintf(nd->dir, sizeof(nd->dir),
 			 "/dev/shm/statefs-sim-%ld-XXXXXX", (long)getpid());
@@ -2213,20 +2247,8 @@ static int sim_open(struct sim *S)
 			return fail(S, "mkdtemp: %s", strerror(errno));
 		snprintf(cleanup_dirs[i], sizeof(cleanup_dirs[i]), "%s",
 			 nd->dir);
-		snprintf(name, sizeof(name), "n%d", i);
-		memset(&o, 0, sizeof(o));
-		o.map_size = 64ULL << 20;
-		o.node_name = name;
-		o.tombstone_grace_ms = S->grace_ms;
-		o.clock = sim_clock;
-		o.clock_arg = nd;
-		o.max_offset_ms = S->max_offset_ms;
-		err = store_open(nd->dir, &o, &nd->s);
-		if (err)
-			return fail(S, "store_open %s: %s: %s", nd->dir,
-				    store_strerror(err), store_last_error());
-		store_info(nd->s, &info);
-		nd->id = info.node_id;
+		if (node_open(S, i))
+			return -1;
 	}
 	for (int j = 0; j < S->nlinks; j++) {
 		struct link *l = &S->links[j];
@@ -2319,8 +2341,9 @@ static int run_seed(uint64_t seed, int steps, int quiet, uint64_t *changes,
 	}
 	sim_log(S, "seed %" PRIu64 ": %d nodes, %s", seed, S->n, S->topo);
 	for (int step = 0; step < steps && !S->failed; step++) {
-		unsigned jump = rnd(100);
+		unsigned jump = rnd(100), restart = rnd(1000);
 		int64_t dt = (int64_t)rnd(20) * MS;
+		int victim = (int)rnd(S->n);
 
 		if (jump == 0)
 			dt += (int64_t)(300 + rnd(1200)) * MS;
@@ -2328,6 +2351,8 @@ static int run_seed(uint64_t seed, int steps, int quiet, uint64_t *changes,
 		if (chance(60) && local_step(S))
 			break;
 		if (chance(10) && fm_step(S))
+			break;
+		if (restart < 2 && node_restart(S, victim))
 			break;
 		partition_step(S);
 		for (int j = 0; j < S->nlinks && !S->failed; j++)
@@ -2360,12 +2385,13 @@ out:
 		       ", delivered %" PRIu64 " (applied %" PRIu64
 		       " dup %" PRIu64 " superseded %" PRIu64 " won %" PRIu64
 		       " lost %" PRIu64 " held %" PRIu64 ") in %" PRIu64
-		       " txns, purged %" PRIu64 ", %.1f s virtual: %s%s\n",
+		       " txns, purged %" PRIu64 ", restarts %" PRIu64
+		       ", %.1f s virtual: %s%s\n",
 		       seed, S->n, S->topo, S->nlocal, S->nfailed_local, chg,
 		       S->ndeliver, S->napplied, S->ndup, S->nsuper, S->nwon,
 		       S->nlost, S->nheld, S->nbatches, S->npurged,
-		       (double)S->vt / 1e9, S->failed ? "FAIL " : "ok",
-		       S->failed ? S->err : "");
+		       S->nrestarts, (double)S->vt / 1e9,
+		       S->failed ? "FAIL " : "ok", S->failed ? S->err : "");
 	if (S->failed && !quiet && S->fpath[0])
 		print_history(S, S->fpath);
 	if (S->failed && !quiet && keep)

@@ -180,6 +180,7 @@ struct snap {
 	uint32_t mode, uid, gid;
 	int val;     /* file value or symlink target; -1 for a directory */
 	uint64_t xh; /* hash of the xattrs */
+	int64_t expires;
 };
 
 /* One successful local op (or a transaction of several). */
@@ -195,6 +196,7 @@ struct op {
 	size_t nsnap, capsnap;
 	int64_t vt;  /* when */
 	int attempt; /* which local step made it (for --shrink) */
+	int epoch;   /* quiescent points before it */
 	char desc[400];
 };
 
@@ -274,7 +276,7 @@ struct sim {
 	int nfm;
 
 	/* figures */
-	uint64_t npurged, nrestarts;
+	uint64_t npurged, nrestarts, noracle;
 	uint64_t nlocal, nfailed_local, ndeliver, napplied, ndup, nsuper, nwon,
 	    nlost, nheld, nbatches;
 	int failed;
@@ -283,6 +285,7 @@ struct sim {
 				 * shrunk run must fail the same way */
 	char fpath[PATHMAX];	/* the path it is about, if any */
 	int attempt;		/* local steps so far */
+	int epoch;		/* quiescent points so far */
 };
 
 static struct sim *cur; /* for the clock and cleanup */
@@ -679,6 +682,7 @@ static int snap_path(struct sim *S, int i, const char *path, struct snap *sn,
 	sn->gid = st.gid;
 	if (st.expires_ns || st.ttl_ms)
 		*ttl = 1;
+	sn->expires = st.expires_ns;
 	if (st.type != STORE_DIR) {
 		err = store_get(s, NULL, path, NULL, &v, &len);
 		if (err)
@@ -972,6 +976,24 @@ static void add_known(struct sim *S, const char *dir, char ***set, size_t *n,
 			PUSH(*set, *n, *cap, xstrdup(S->paths[k].path));
 }
 
+/* Every path whose state an op on `path` may decide: under its top
+ * directory, what node i holds and what the simulation knows of (a
+ * directory derived from its children shows or not with them). */
+static void add_top(struct sim *S, int i, const char *path, char ***set,
+		    size_t *n, size_t *cap)
+{
+	char top[PATHMAX];
+	char *sl;
+
+	snprintf(top, sizeof(top), "%s", path);
+	sl = strchr(top + 1, '/');
+	if (sl)
+		*sl = '\0';
+	add_ancestors(path, set, n, cap);
+	add_subtree(S, i, top, set, n, cap);
+	add_known(S, top, set, n, cap);
+}
+
 /* Record a successful op: what node i shows at every path it touched. */
 static int op_record(struct sim *S, struct op *op, char **set, size_t nset)
 {
@@ -992,8 +1014,31 @@ static int op_record(struct sim *S, struct op *op, char **set, size_t nset)
 	return 0;
 }
 
-/* One local step: an op, or 2-4 ops in one transaction, or a sweep. */
-static int local_step(struct sim *S)
+/* Append src to the string in dst (size bytes), truncating. */
+static void append(char *dst, size_t size, const char *src)
+{
+	size_t l = strlen(dst), n = strlen(src);
+
+	if (l + 1 >= size)
+		return;
+	if (n > size - l - 1)
+		n = size - l - 1;
+	memcpy(dst + l, src, n);
+	dst[l + n] = '\0';
+}
+
+/* Put path p under top directory /top (p names one of /a, /b, /c or
+ * something under them). */
+static void retop(char *p, char top)
+{
+	if (top && p[0] == '/' && p[1] && (p[2] == '\0' || p[2] == '/'))
+		p[1] = top;
+}
+
+/* One local step: an op, or 2-4 ops in one transaction, or a sweep. In
+ * the final round (force_node >= 0) node force_node makes one op or
+ * transaction under /top only. */
+static int local_step(struct sim *S, int force_node, char top)
 {
 	int i = (int)rnd(S->n);
 	unsigned what = rnd(100);
@@ -1015,6 +1060,10 @@ static int local_step(struct sim *S)
 		draw_op(&d[k]);
 	if (keep && (attempt >= nkeep || !keep[attempt]))
 		return 0;
+	if (force_node >= 0) {
+		i = force_node;
+		what = what < 10 ? what + 3 : what;
+	}
 	if (what < 3) { /* sweep: local, not in the binlog */
 		int n = store_sweep(S->nodes[i].s, 0);
 
@@ -1048,6 +1097,8 @@ static int local_step(struct sim *S)
 			if (!is_under(p, "/m"))
 				snprintf(d[k].p2, PATHMAX, "%s", p);
 		}
+		retop(d[k].p1, top);
+		retop(d[k].p2, top);
 	}
 	listing_free(&have);
 	if (node_wm(S, i, wm))
@@ -1055,13 +1106,9 @@ static int local_step(struct sim *S)
 	before_seq = local_seq(S, i);
 	/* Every path the op could touch, as things stood before it. */
 	for (unsigned k = 0; k < nsub; k++) {
-		add_ancestors(d[k].p1, &set, &nset, &capset);
-		add_subtree(S, i, d[k].p1, &set, &nset, &capset);
-		add_known(S, d[k].p1, &set, &nset, &capset);
+		add_top(S, i, d[k].p1, &set, &nset, &capset);
 		if (d[k].kind >= 53 && d[k].kind < 63) {
-			add_ancestors(d[k].p2, &set, &nset, &capset);
-			add_subtree(S, i, d[k].p2, &set, &nset, &capset);
-			add_known(S, d[k].p2, &set, &nset, &capset);
+			add_top(S, i, d[k].p2, &set, &nset, &capset);
 		}
 	}
 	if (nsub > 1) {
@@ -1110,14 +1157,13 @@ static int local_step(struct sim *S)
 	op.ttl = ttl;
 	op.vt = S->vt;
 	op.attempt = attempt;
+	op.epoch = S->epoch;
 	for (unsigned k = 0; k < nsub; k++) {
-		size_t l = strlen(op.desc);
-
-		snprintf(op.desc + l, sizeof(op.desc) - l, "%s%s",
-			 k	    ? "; "
-			 : nsub > 1 ? "txn: "
-				    : "",
-			 desc[k]);
+		append(op.desc, sizeof(op.desc),
+		       k	  ? "; "
+		       : nsub > 1 ? "txn: "
+				  : "");
+		append(op.desc, sizeof(op.desc), desc[k]);
 	}
 	for (unsigned k = 0; k < nsub; k++)
 		if (d[k].kind >= 53 && d[k].kind < 63) {
@@ -1132,7 +1178,7 @@ static int local_step(struct sim *S)
 			continue;
 		PUSH(op.targets, op.ntargets, op.captargets,
 		     xstrdup(targets[k]));
-		add_subtree(S, i, targets[k], &set, &nset, &capset);
+		add_top(S, i, targets[k], &set, &nset, &capset);
 	}
 	if (op_record(S, &op, set, nset))
 		err = -1;
@@ -1162,11 +1208,10 @@ static int record_simple(struct sim *S, int i, const char *path,
 	op.wm[i] = before_seq;
 	op.vt = S->vt;
 	op.attempt = -1;
+	op.epoch = S->epoch;
 	snprintf(op.desc, sizeof(op.desc), "%s", desc);
 	PUSH(op.targets, op.ntargets, op.captargets, xstrdup(path));
-	add_ancestors(path, &set, &nset, &cap);
-	add_subtree(S, i, path, &set, &nset, &cap);
-	add_known(S, path, &set, &nset, &cap);
+	add_top(S, i, path, &set, &nset, &cap);
 	err = op_record(S, &op, set, nset);
 	for (size_t k = 0; k < nset; k++)
 		free(set[k]);
@@ -1641,8 +1686,10 @@ static int quiesce(struct sim *S)
 		for (int j = 0; j < S->nlinks; j++)
 			if (!link_idle(S, &S->links[j]))
 				idle = 0;
-		if (idle)
+		if (idle) {
+			S->epoch++;
 			return 0;
+		}
 		S->vt += 20 * MS;
 		for (int j = 0; j < S->nlinks; j++)
 			if (link_step(S, &S->links[j], 1))
@@ -1780,11 +1827,16 @@ static int compare_listings(struct sim *S, struct listing *l, int window)
 	return 0;
 }
 
+/* Had L's node seen o when it made L? Yes if it had applied o's
+ * changes (its watermark for o's node covers o), or if the mesh was
+ * quiescent in between: then every node held the merged outcome of o,
+ * and a change that did not change it anywhere (it lost to a newer
+ * version) is not forwarded, so watermarks alone can miss it. */
 static int dominates(const struct op *L, int Lid, const struct op *o, int oid)
 {
 	if (o->node == L->node)
 		return oid <= Lid;
-	return L->wm[o->node] >= o->seq;
+	return L->epoch > o->epoch || L->wm[o->node] >= o->seq;
 }
 
 static int op_touches(const struct op *o, const char *path)
@@ -1905,10 +1957,16 @@ static int check_state(struct sim *S, struct listing *l)
 		for (int k = 0; ok && k <= Lid; k++) {
 			const struct op *o = &S->ops[k];
 
-			if (op_touches(o, pi->path) &&
-			    (o->ttl || !dominates(L, Lid, o, k)))
+			if (op_touches(o, pi->path) && !dominates(L, Lid, o, k))
 				ok = 0;
 		}
+		/* Nothing that could still expire may decide it: L's node
+		 * held no deadline at, above or below the path. */
+		for (size_t k = 0; ok && k < L->nsnap; k++)
+			if (L->snap[k].expires &&
+			    related(S->paths[L->snap[k].path].path, pi->path))
+				ok = 0;
+		S->noracle += ok;
 		sim_log(S,
 			"oracle %s: last op #%d (node %d seq %" PRIu64 ") %s",
 			pi->path, Lid, L->node, L->seq,
@@ -2070,6 +2128,25 @@ static int check_all(struct sim *S, int window)
 	for (int i = 0; i < S->n; i++)
 		listing_free(&l[i]);
 	return err;
+}
+
+/* After quiescence every node has seen everything: a few ops now, each
+ * top directory's by one node, follow every op before them under that
+ * directory, so the oracle (b) checks every path they touch: a write
+ * made after everything was seen must win everywhere, whatever merged
+ * state it was made on. */
+static int final_round(struct sim *S)
+{
+	static const char tops[] = "abc";
+
+	for (int t = 0; t < 3; t++) {
+		int node = (int)rnd(S->n), nops = 1 + (int)rnd(4);
+
+		for (int k = 0; k < nops; k++)
+			if (local_step(S, node, tops[t]))
+				return -1;
+	}
+	return quiesce(S);
 }
 
 /* After the run: one node deletes a few paths; nobody may show them. */
@@ -2354,7 +2431,7 @@ static int run_seed(uint64_t seed, int steps, int quiet, uint64_t *changes,
 		if (jump == 0)
 			dt += (int64_t)(300 + rnd(1200)) * MS;
 		S->vt += dt;
-		if (chance(60) && local_step(S))
+		if (chance(60) && local_step(S, -1, 0))
 			break;
 		if (chance(10) && fm_step(S))
 			break;
@@ -2370,6 +2447,11 @@ static int run_seed(uint64_t seed, int steps, int quiet, uint64_t *changes,
 	if (check_all(S, 1))
 		goto out;
 	/* Phase B: past every deadline and hold-back, swept. */
+	S->vt += (int64_t)(S->max_ttl_ms + 2000) * MS;
+	if (sweep_all(S) || quiesce(S) || check_all(S, 0))
+		goto out;
+	if (final_round(S) || check_all(S, 1))
+		goto out;
 	S->vt += (int64_t)(S->max_ttl_ms + 2000) * MS;
 	if (sweep_all(S) || quiesce(S) || check_all(S, 0))
 		goto out;
@@ -2392,11 +2474,11 @@ out:
 		       " dup %" PRIu64 " superseded %" PRIu64 " won %" PRIu64
 		       " lost %" PRIu64 " held %" PRIu64 ") in %" PRIu64
 		       " txns, purged %" PRIu64 ", restarts %" PRIu64
-		       ", %.1f s virtual: %s%s\n",
+		       ", oracle paths %" PRIu64 ", %.1f s virtual: %s%s\n",
 		       seed, S->n, S->topo, S->nlocal, S->nfailed_local, chg,
 		       S->ndeliver, S->napplied, S->ndup, S->nsuper, S->nwon,
 		       S->nlost, S->nheld, S->nbatches, S->npurged,
-		       S->nrestarts, (double)S->vt / 1e9,
+		       S->nrestarts, S->noracle, (double)S->vt / 1e9,
 		       S->failed ? "FAIL " : "ok", S->failed ? S->err : "");
 	if (S->failed && !quiet && S->fpath[0])
 		print_history(S, S->fpath);

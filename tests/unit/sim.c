@@ -1737,16 +1737,17 @@ static void describe(const struct ent *e, char *out, size_t size)
 		return;
 	}
 	show_val(v, sizeof(v), e->val, e->len < 60 ? e->len : 60);
-	snprintf(out, size,
-		 "%s mode %o uid %u gid %u size %" PRIu64 " mtime %+" PRId64
-		 "ms expires %+" PRId64 "ms '%s' xattrs {%s}",
-		 e->st.type == STORE_DIR    ? "dir"
-		 : e->st.type == STORE_FILE ? "file"
-					    : "symlink",
-		 e->st.mode, e->st.uid, e->st.gid, e->st.size,
-		 (e->st.mtime_ns - EPOCH_NS) / MS,
-		 e->st.expires_ns ? (e->st.expires_ns - EPOCH_NS) / MS : 0, v,
-		 e->xattrs ? e->xattrs : "");
+	snprintf(
+	    out, size,
+	    "%s mode %o uid %u gid %u size %" PRIu64 " mtime %+" PRId64
+	    "ms atime %+" PRId64 "ms expires %+" PRId64 "ms '%s' xattrs {%s}",
+	    e->st.type == STORE_DIR    ? "dir"
+	    : e->st.type == STORE_FILE ? "file"
+				       : "symlink",
+	    e->st.mode, e->st.uid, e->st.gid, e->st.size,
+	    (e->st.mtime_ns - EPOCH_NS) / MS, (e->st.atime_ns - EPOCH_NS) / MS,
+	    e->st.expires_ns ? (e->st.expires_ns - EPOCH_NS) / MS : 0, v,
+	    e->xattrs ? e->xattrs : "");
 	for (char *p = out; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
@@ -1758,9 +1759,9 @@ static int ent_equal(const struct ent *a, const struct ent *b)
 	       a->st.uid == b->st.uid && a->st.gid == b->st.gid &&
 	       a->st.size == b->st.size &&
 	       a->st.expires_ns == b->st.expires_ns && a->len == b->len &&
-	       /* times are a field like the others; a directory's mtime
-		* may be local bookkeeping of its children */
-	       (a->st.type == STORE_DIR || a->st.mtime_ns == b->st.mtime_ns) &&
+	       /* times are a field like the others (ctime is local) */
+	       a->st.mtime_ns == b->st.mtime_ns &&
+	       a->st.atime_ns == b->st.atime_ns &&
 	       (!a->len || memcmp(a->val, b->val, a->len) == 0) &&
 	       strcmp(a->xattrs, b->xattrs) == 0;
 }

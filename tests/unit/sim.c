@@ -2209,6 +2209,26 @@ static int final_deletes(struct sim *S)
 	return err;
 }
 
+/* Sweep about half of the nodes (at least one). */
+static int sweep_some(struct sim *S)
+{
+	unsigned mask = 1 + rnd((1u << S->n) - 1);
+
+	for (int i = 0; i < S->n; i++) {
+		int n;
+
+		if (!(mask & (1u << i)))
+			continue;
+		n = store_sweep(S->nodes[i].s, 0);
+		sim_log(S, "node %d: sweep = %d", i, n);
+		if (n < 0)
+			return fail(S, "node %d: store_sweep: %s", i,
+				    store_strerror(n));
+		S->npurged += (uint64_t)n;
+	}
+	return 0;
+}
+
 static int sweep_all(struct sim *S)
 {
 	for (int i = 0; i < S->n; i++) {
@@ -2458,12 +2478,18 @@ static int run_seed(uint64_t seed, int steps, int quiet, uint64_t *changes,
 		goto out;
 	if (final_deletes(S) || sweep_all(S) || check_all(S, 0))
 		goto out;
-	/* Phase C: past the grace, every tombstone acknowledged: purges
-	 * change nothing anybody can see. */
+	/* Phase C: past the grace, every tombstone acknowledged, some nodes
+	 * purge: that changes nothing anybody can see, then or after more
+	 * ops (a purge is local: it must not decide a later merge). */
 	S->vt +=
 	    (int64_t)((S->grace_ms ? S->grace_ms : 24 * 3600 * 1000) + 1000) *
 	    MS;
-	if (sweep_all(S) || quiesce(S) || check_all(S, 0))
+	if (sweep_some(S) || quiesce(S) || check_all(S, 0))
+		goto out;
+	if (final_round(S) || check_all(S, 1))
+		goto out;
+	S->vt += (int64_t)(S->max_ttl_ms + 2000) * MS;
+	if (quiesce(S) || check_all(S, 0))
 		goto out;
 out:
 	chg = total_changes(S);

@@ -66,7 +66,7 @@
  *   sim --seed S --shrink       the few ops that seed's failure needs
  *   sim --seeds N [--from S]    N seeds from S (default 1)
  *   sim ... --steps N           workload steps per seed (default 500)
- *   sim ... --avoid touch,xattr to look past known store bugs (see
+ *   sim ... --avoid touch,xattr,purge  look past known store bugs (see
  *                               avoid_touch below)
  */
 #include <dirent.h>
@@ -103,8 +103,11 @@ static int verbose;
  *         stamped with its version: every peer refuses it, -EPROTO);
  *  xattr: xattr names whose first differing bytes are 1 apart (the merge
  *         took memcmp's -2 for "same name": an xattr set concurrently
- *         under a name sorting 2 after ours was dropped). */
-static int avoid_touch, avoid_xattr;
+ *         under a name sorting 2 after ours was dropped);
+ *  purge: in the last check every node sweeps, not some (a node that
+ *         purged a tombstone holding xattrs and one that did not merge
+ *         a re-creation of the path differently). */
+static int avoid_touch, avoid_xattr, avoid_purge;
 static const char *fm_xattr = "user.m";
 
 /* --shrink: which local steps run (the others draw, then do nothing). */
@@ -2214,6 +2217,8 @@ static int sweep_some(struct sim *S)
 {
 	unsigned mask = 1 + rnd((1u << S->n) - 1);
 
+	if (avoid_purge)
+		mask = (1u << S->n) - 1;
 	for (int i = 0; i < S->n; i++) {
 		int n;
 
@@ -2616,10 +2621,11 @@ static int shrink(uint64_t seed, int steps)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: sim [--seed S [--shrink] | --seeds N "
-			"[--from S]] [--steps N] [--verbose]\n"
-			"           [--avoid touch,xattr]  (look past known "
-			"store bugs)\n");
+	fprintf(stderr,
+		"usage: sim [--seed S [--shrink] | --seeds N "
+		"[--from S]] [--steps N] [--verbose]\n"
+		"           [--avoid touch,xattr,purge]  (look past known "
+		"store bugs)\n");
 	exit(2);
 }
 
@@ -2646,6 +2652,7 @@ int main(int argc, char **argv)
 		if (!strcmp(a, "--avoid") && i + 1 < argc) {
 			avoid_touch |= strstr(argv[i + 1], "touch") != NULL;
 			avoid_xattr |= strstr(argv[i + 1], "xattr") != NULL;
+			avoid_purge |= strstr(argv[i + 1], "purge") != NULL;
 			if (avoid_xattr)
 				fm_xattr = "user.l"; /* 'l' - 'k' == 1 */
 			i++;

@@ -391,7 +391,7 @@ static void rm_stale(void)
 
 	if (!d)
 		return;
-	while ((e = readdir(d))) {
+	for (e = readdir(d); e; e = readdir(d)) {
 		char p[300];
 		long pid;
 

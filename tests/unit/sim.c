@@ -1497,10 +1497,15 @@ static int link_deliver(struct sim *S, struct link *l, size_t want)
 				}
 				store_txn_abort(&t);
 				{
+					const char *en = strerrorname_np(-r);
 					char c[64];
 
-					snprintf(c, sizeof(c), "apply-%s",
-						 store_strerror(r));
+					if (en)
+						snprintf(c, sizeof(c),
+							 "apply-%s", en);
+					else
+						snprintf(c, sizeof(c),
+							 "apply-errno-%d", -r);
 					set_cls(S, c, NULL);
 				}
 				return fail(S, "link %d->%d: apply %.*s: %s",
@@ -2636,6 +2641,11 @@ int main(int argc, char **argv)
 	uint64_t *bad = NULL;
 	size_t nbad = 0, capbad = 0;
 	struct timespec t0, t1;
+	struct {
+		char name[48];
+		int n;
+	} kinds[32];
+	size_t nkinds = 0;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -2701,18 +2711,37 @@ int main(int argc, char **argv)
 		from = one;
 		nseeds = 1;
 	}
-	for (uint64_t s = from; s < from + nseeds; s++)
-		if (run_seed(s, steps, !have_one && !verbose, &changes, NULL,
-			     NULL, NULL)) {
-			ndiv++;
-			PUSH(bad, nbad, capbad, s);
+	for (uint64_t s = from; s < from + nseeds; s++) {
+		char cls[PATHMAX + 32] = "";
+		size_t k;
+
+		if (!run_seed(s, steps, !have_one && !verbose, &changes, cls,
+			      NULL, NULL))
+			continue;
+		ndiv++;
+		PUSH(bad, nbad, capbad, s);
+		/* count failures by kind, the class without its path */
+		cls[strcspn(cls, " ")] = '\0';
+		for (k = 0; k < nkinds && strcmp(kinds[k].name, cls); k++)
+			;
+		if (k == nkinds && nkinds < 32) {
+			snprintf(kinds[k].name, sizeof(kinds[k].name), "%s",
+				 cls);
+			kinds[nkinds++].n = 0;
 		}
+		if (k < nkinds)
+			kinds[k].n++;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("seeds %" PRIu64 ", changes %" PRIu64 ", divergences %d"
 	       " (%.1f s)\n",
 	       nseeds, changes, ndiv,
 	       (double)(t1.tv_sec - t0.tv_sec) +
 		   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	for (size_t k = 0; k < nkinds; k++)
+		printf("%s%s %d%s",
+		       k ? ", " : "failures by kind: ", kinds[k].name,
+		       kinds[k].n, k + 1 == nkinds ? "\n" : "");
 	if (nbad) {
 		printf("failing seeds:");
 		for (size_t k = 0; k < nbad; k++)

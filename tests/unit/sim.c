@@ -104,9 +104,10 @@ static int verbose;
  *  xattr: xattr names whose first differing bytes are 1 apart (the merge
  *         took memcmp's -2 for "same name": an xattr set concurrently
  *         under a name sorting 2 after ours was dropped);
- *  purge: in the last check every node sweeps, not some (a node that
- *         purged a tombstone holding xattrs and one that did not merge
- *         a re-creation of the path differently). */
+ *  purge: no sweeps during the workload, and in the last check every
+ *         node sweeps, not some (a node that purged a tombstone holding
+ *         xattrs and one that did not merge a re-creation of the path
+ *         differently). */
 static int avoid_touch, avoid_xattr, avoid_purge;
 static const char *fm_xattr = "user.m";
 
@@ -1068,7 +1069,7 @@ static int local_step(struct sim *S, int force_node, char top)
 		what = what < 10 ? what + 3 : what;
 	}
 	if (what < 3) { /* sweep: local, not in the binlog */
-		int n = store_sweep(S->nodes[i].s, 0);
+		int n = avoid_purge ? 0 : store_sweep(S->nodes[i].s, 0);
 
 		sim_log(S, "node %d: sweep = %d", i, n);
 		if (n > 0)

@@ -1,15 +1,18 @@
 /*
  * fs_int.h — declarations shared inside fs/ (never included from another
  * module): the driver state, the inode table (inode.c), open files, the
- * /.statefs virtual directory (ctl.c) and the counters behind
- * /.statefs/stats.
+ * /.statefs virtual directory (ctl.c), the counters behind
+ * /.statefs/stats, and the helpers and handlers the operation files
+ * (fs.c, file.c, dir.c, xattr.c) share.
  */
 #ifndef STATEFS_FS_INT_H
 #define STATEFS_FS_INT_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "fs/fs.h"
@@ -247,5 +250,120 @@ static inline int fs_ino_is_ctl(uint64_t ino)
 
 /* Wake the poll handles of the open files of `ino` (notify.c). */
 void fs_poll_wake(struct fs *fs, uint64_t ino);
+
+/* ---- shared by the handler files (fs.c, file.c, dir.c, xattr.c) ---- */
+
+static inline struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* itab.ns: shared while a handler acts on a path, exclusive for a
+ * rename (see fs.c, "Locks"). */
+static inline void ns_rd(struct fs *fs)
+{
+	pthread_rwlock_rdlock(&fs->itab.ns);
+}
+
+static inline void ns_wr(struct fs *fs)
+{
+	pthread_rwlock_wrlock(&fs->itab.ns);
+}
+
+static inline void ns_unlock(struct fs *fs)
+{
+	pthread_rwlock_unlock(&fs->itab.ns);
+}
+
+/* Reply with an errno, positive or negative (and count it). */
+void fs_reply_err(struct fs *fs, fuse_req_t req, int err);
+/* A per-thread buffer of at least size bytes, valid until the thread's
+ * next call; NULL when out of memory. */
+char *fs_rbuf_get(size_t size);
+/* Is `name` in `parent` the virtual /.statefs? */
+int fs_is_ctl_name(fuse_ino_t parent, const char *name);
+/* Path of child `name` of `parent` into buf (FS_PATH_MAX). -EPERM
+ * inside /.statefs or for /.statefs itself, -ENAMETOOLONG, or the
+ * errors of fs_itab_path. Caller holds itab.ns. */
+int fs_child_path(struct fs *fs, fuse_ino_t parent, const char *name,
+		  char *buf);
+/* Entry timeout for a record (bounded by its TTL deadline). */
+double fs_cache_timeout(const struct store_stat *st);
+/* Attribute timeout for a reply about `ino` about to be sent (notes
+ * it in the node). */
+double fs_attr_timeout(struct fs *fs, uint64_t ino,
+		       const struct store_stat *st);
+void fs_fill_attr(uint64_t ino, const struct store_stat *st, struct stat *a);
+/* store_stat with a stand-in for a root the store does not list. */
+int fs_stat_path(struct fs *fs, struct store_txn *t, const char *path,
+		 struct store_stat *st);
+/* Reply an entry for `path` (stat'ed in st), taking one kernel ref. */
+void fs_reply_entry(struct fs *fs, fuse_req_t req, const char *path,
+		    const struct store_stat *st);
+
+/* Open files (file.c); both under f->lock. Grow f->buf to `want`
+ * bytes (0 or -ENOMEM); make f->buf hold the whole current value. */
+int fs_file_reserve(struct fs_file *f, size_t want);
+int fs_file_load(struct fs *fs, struct fs_file *f);
+
+/* The FUSE handlers, by file; fs.c puts them in fs_ll_ops. */
+/* fs.c */
+void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_forget_multi(fuse_req_t req, size_t count,
+		     struct fuse_forget_data *forgets);
+void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		int to_set, struct fuse_file_info *fi);
+void fs_statfs(fuse_req_t req, fuse_ino_t ino);
+/* file.c */
+void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode, struct fuse_file_info *fi);
+void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	     struct fuse_file_info *fi);
+void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi);
+void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	      struct fuse_file_info *fi);
+void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	     struct fuse_pollhandle *ph);
+void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	      int op);
+void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	      struct flock *lock);
+void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	      struct flock *lock, int sleep);
+/* dir.c */
+void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+	      mode_t mode, dev_t rdev);
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+	      mode_t mode);
+void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		const char *name);
+void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	     const char *newname);
+void fs_readlink(fuse_req_t req, fuse_ino_t ino);
+void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi);
+/* xattr.c */
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags);
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 size_t size);
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 #endif

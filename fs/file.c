@@ -38,8 +38,18 @@
  * Files nobody writes keep the page cache. The one remaining window: a
  * reader that opened in page-cache mode after a second of quiet and
  * reads within the microseconds of a writer's O_TRUNC open. Attributes
- * handed out while an O_TRUNC handle is open are not cached (see
+ * handed out while a file is open for writing are not cached (see
  * fs_attr_timeout in fs.c) for the same reason.
+ *
+ * (4) An open for writing is direct_io: its reads and writes reach its
+ * buffer, never the kernel's page cache of the inode, which so holds
+ * only published values (read from the store by page-cache readers).
+ * Through the page cache a writer's write(2) changed pages that other
+ * readers had cached, in place, before anything was published. After
+ * an own publish the invalidation thread drops the pages if a
+ * page-cache reader may hold them (notify.c). The price: a writable
+ * descriptor cannot be mmap'ed MAP_SHARED (ENODEV; read-only
+ * descriptors opened while a writer is at work neither).
  *
  * Reads. A read-only handle reads the record directly (store_read) when
  * the whole value fits the request; otherwise it takes a snapshot of
@@ -196,6 +206,7 @@ static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 	f->defer_empty = 0;
 	pthread_mutex_lock(&fs->itab.lock);
 	f->node->cache_valid = 0;
+	f->node->publish_ns = store_now_ns(); /* see fs_attr_timeout */
 	pthread_mutex_unlock(&fs->itab.lock);
 	if (err)
 		log_msg(LOG_INFO, "publish %s: %s", path, strerror(-err));
@@ -267,6 +278,10 @@ static int file_open(struct fs *fs, uint64_t ino, const struct store_stat *st,
 	now = store_now_ns();
 	pthread_mutex_lock(&fs->itab.lock);
 	if (f->writable) {
+		/* (4) A writer reads and writes through us: its write(2)s
+		 * must not land in the kernel's pages of the inode, which
+		 * the readers of the published value share. */
+		fi->direct_io = 1;
 		node->write_open_ns = now;
 	} else if (node->writers ||
 		   now - node->write_open_ns < FS_WRITER_QUIET_NS) {
@@ -283,6 +298,7 @@ static int file_open(struct fs *fs, uint64_t ino, const struct store_stat *st,
 		node->cache_ver = st->version;
 		node->cache_valid = 1;
 	}
+	f->page_cache = !fi->direct_io;
 	pthread_mutex_unlock(&fs->itab.lock);
 	fs_itab_file_attach(&fs->itab, node, f);
 	fi->fh = (uintptr_t)f;
@@ -648,6 +664,11 @@ static void file_lock_point(struct fuse_file_info *fi)
 		f->cap = 0;
 		f->loaded = 0;
 	}
+	/* and the EOF of a value read whole before: the next holder's
+	 * value may be longer (SQLite read its empty new database, wrote
+	 * and published two pages, then read nothing back) */
+	if (!f->loaded)
+		f->served_whole = 0;
 	pthread_mutex_unlock(&f->lock);
 }
 

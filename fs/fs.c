@@ -176,20 +176,28 @@ double fs_cache_timeout(const struct store_stat *st)
 }
 
 /* Attribute timeout for `ino`, for a reply about to be sent; also
- * notes in the node until when the kernel may cache it (see notify.c:
- * own changes are invalidated only when their deadline comes sooner).
- * While a file of it is open with O_TRUNC the kernel sets its own size
- * to 0 after our OPEN reply (and again at the VFS truncate that follows
- * the open); attributes we hand out in that window must not be cached,
- * or a reader would trust the size 0 and read nothing although the
- * store still holds the old value. */
+ * notes in the node until when the kernel may cache it (see notify.c).
+ *
+ * The size of a regular file is not cached while a file of it is open
+ * for writing, nor for FS_WRITER_QUIET_NS after a publish. The kernel
+ * trusts its cached size for page-cache reads: a reader asking past it
+ * refreshes the attributes only when they have expired, and otherwise
+ * gets at most that many bytes. A size handed out while a writer holds
+ * unpublished data is the old value's (or, for an O_TRUNC open, 0: the
+ * kernel sets its own size to 0 at the open, before anything is
+ * written); cached for a day it cut every later reader of the new value
+ * to the old length ("hell" of "hello world"). The quiet period covers
+ * a reply whose stat ran before a publish's commit and is sent after
+ * the writer's release. Nothing is lost: every stat while a writer is
+ * at work asks us again. */
 double fs_attr_timeout(struct fs *fs, uint64_t ino,
-			   const struct store_stat *st)
+		       const struct store_stat *st)
 {
 	double to = fs_cache_timeout(st);
-	int64_t until = store_now_ns() + (int64_t)(to * 1e9);
+	int64_t now = store_now_ns();
+	int64_t until = now + (int64_t)(to * 1e9);
 
-	if (fs_itab_note_reply(&fs->itab, ino, until) &&
+	if (fs_itab_note_reply(&fs->itab, ino, until, now) &&
 	    st->type == STORE_FILE)
 		return 0;
 	return to;

@@ -81,7 +81,11 @@ struct fs_node {
 	int cache_valid;           /* kernel page cache holds cache_ver */
 	unsigned truncating;       /* open files opened with O_TRUNC */
 	unsigned writers;          /* open files open for writing */
+	unsigned pc_files;         /* open files in page-cache mode */
+	int pc_seen;               /* a page-cache open since the kernel
+				    * last dropped the inode's pages */
 	int64_t write_open_ns;     /* last open for writing (store_now_ns) */
+	int64_t publish_ns;        /* last publish of a buffer (store_now_ns) */
 	struct store_version cache_ver;
 	/* The latest deadline until which the kernel may trust an entry or
 	 * attributes of this node we replied (CLOCK_REALTIME ns; INT64_MAX
@@ -130,14 +134,20 @@ int fs_itab_lock_path(struct fs_itab *t, uint64_t ino, char *buf,
  * sends only once no file is open). NULL if unknown. */
 struct fs_node *fs_itab_node(struct fs_itab *t, uint64_t ino);
 /* A reply lets the kernel cache an entry or attributes of `ino` until
- * until_ns: note it. Returns whether an open file opened with O_TRUNC
- * exists for `ino`. */
-int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns);
+ * until_ns: note it. Returns 1 if the attributes of `ino` must not be
+ * cached at all (now_ns is the time of the reply): a file of it is open
+ * for writing, or a buffer was published less than FS_WRITER_QUIET_NS
+ * ago (see fs_attr_timeout). */
+int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns,
+		       int64_t now_ns);
 /* An own change of `path` with deadline expires_ns (0: none) committed:
  * 1 if the kernel may cache it past that deadline (invalidate), else 0.
- * *inop: the cached ino if it has open files (poll wake-ups), else 0. */
+ * *inop: the cached ino, 0 if none; *filesp: whether it has open files
+ * (poll wake-ups); *pagesp: whether the kernel may hold pages of it
+ * (pc_files or pc_seen). */
 int fs_itab_own_change(struct fs_itab *t, const char *path, size_t len,
-		       int64_t expires_ns, uint64_t *inop);
+		       int64_t expires_ns, uint64_t *inop, int *filesp,
+		       int *pagesp);
 /* The same with t->lock held by the caller (the node stays valid only
  * while the lock is held). */
 struct fs_node *fs_itab_node_locked(struct fs_itab *t, uint64_t ino);
@@ -195,6 +205,7 @@ struct fs_file {
 	unsigned is_virtual : 1;
 	unsigned truncating : 1;   /* counted in node->truncating */
 	unsigned counted_writer : 1; /* counted in node->writers */
+	unsigned page_cache : 1;   /* counted in node->pc_files */
 	unsigned served_whole : 1; /* a read at 0 returned the whole value:
 				    * reads past served_len are its EOF */
 	size_t served_len;

@@ -294,6 +294,10 @@ void fs_itab_file_attach(struct fs_itab *t, struct fs_node *n,
 		n->truncating++;
 	if (f->counted_writer)
 		n->writers++;
+	if (f->page_cache) {
+		n->pc_files++;
+		n->pc_seen = 1;
+	}
 	f->prev = NULL;
 	f->next = n->files;
 	if (n->files)
@@ -310,6 +314,8 @@ void fs_itab_file_detach(struct fs_itab *t, struct fs_node *n,
 		n->truncating--;
 	if (f->counted_writer)
 		n->writers--;
+	if (f->page_cache)
+		n->pc_files--;
 	if (f->prev)
 		f->prev->next = f->next;
 	else
@@ -382,7 +388,8 @@ struct fs_node *fs_itab_node_locked(struct fs_itab *t, uint64_t ino)
 	return *ino_slot(t, ino);
 }
 
-int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns)
+int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns,
+		       int64_t now_ns)
 {
 	struct fs_node *n;
 	int r = 0;
@@ -390,7 +397,8 @@ int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns)
 	pthread_mutex_lock(&t->lock);
 	n = *ino_slot(t, ino);
 	if (n) {
-		r = n->truncating != 0;
+		r = n->truncating || n->writers ||
+		    now_ns - n->publish_ns < FS_WRITER_QUIET_NS;
 		if (until_ns > n->kcache_until_ns)
 			n->kcache_until_ns = until_ns;
 	}
@@ -399,14 +407,17 @@ int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns)
 }
 
 int fs_itab_own_change(struct fs_itab *t, const char *path, size_t len,
-		       int64_t expires_ns, uint64_t *inop)
+		       int64_t expires_ns, uint64_t *inop, int *filesp,
+		       int *pagesp)
 {
 	struct fs_node *n;
 	int inval = 0;
 
 	pthread_mutex_lock(&t->lock);
 	n = *path_slot(t, path, len);
-	*inop = n && n->files ? n->ino : 0;
+	*inop = n ? n->ino : 0;
+	*filesp = n && n->files;
+	*pagesp = n && (n->pc_files || n->pc_seen);
 	if (n && expires_ns && expires_ns < n->kcache_until_ns)
 		inval = 1;
 	pthread_mutex_unlock(&t->lock);

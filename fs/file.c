@@ -29,27 +29,24 @@
  * close wins. A handle whose file was unlinked or replaced while open
  * (node dead) publishes nothing, as data written to an unlinked file.
  *
- * The kernel is not atomic at an O_TRUNC open for the other readers of
- * the host: it sets its own i_size to 0 when the open succeeds, before
- * anything is written, and a reader served from the page cache trusts
- * that size and reads nothing. So (3) a read-only open while a writer
- * has the file open, or opened it less than FS_WRITER_QUIET_NS ago, is
- * direct_io: every read reaches us and the store's committed value.
- * Files nobody writes keep the page cache. The one remaining window: a
- * reader that opened in page-cache mode after a second of quiet and
- * reads within the microseconds of a writer's O_TRUNC open. Attributes
- * handed out while a file is open for writing are not cached (see
- * fs_attr_timeout in fs.c) for the same reason.
- *
- * (4) An open for writing is direct_io: its reads and writes reach its
- * buffer, never the kernel's page cache of the inode, which so holds
- * only published values (read from the store by page-cache readers).
- * Through the page cache a writer's write(2) changed pages that other
- * readers had cached, in place, before anything was published. After
- * an own publish the invalidation thread drops the pages if a
- * page-cache reader may hold them (notify.c). The price: a writable
- * descriptor cannot be mmap'ed MAP_SHARED (ENODEV; read-only
- * descriptors opened while a writer is at work neither).
+ * (3) Every open of a regular file is direct_io: each read and write
+ * reaches us, and the kernel's page cache is not used. The kernel keeps
+ * one size per inode and fills its pages by separate requests, and it
+ * trusts that size for page-cache reads; whatever we do, a publish that
+ * lands while a page-cache read is under way can pair a size of one
+ * value with pages of another. Seen under load (fs_stress.sh): values
+ * cut to the old length, the new value padded with zeros to the old
+ * one's, a writer's write(2) changing in place the pages readers of the
+ * published value shared, and i_size 0 after an O_TRUNC open (the
+ * kernel zeroes its size when the open succeeds, before anything is
+ * written). Direct reads are never cut by the kernel's size: a reader
+ * gets what fs_read returns, which is always one whole value. The
+ * price: a read is a round trip to the driver even for a file nobody
+ * changes, and a descriptor of the mount cannot be mmap'ed MAP_SHARED
+ * (ENODEV; MAP_PRIVATE, and so exec, works).
+ * The kernel's size still matters to stat(2), lseek(SEEK_END) and
+ * O_APPEND: attributes handed out while a file is open for writing, or
+ * just after a publish, are not cached (fs_attr_timeout in fs.c).
  *
  * Reads. A read-only handle reads the record directly (store_read) when
  * the whole value fits the request; otherwise it takes a snapshot of
@@ -205,7 +202,6 @@ static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 	f->dirty = 0;
 	f->defer_empty = 0;
 	pthread_mutex_lock(&fs->itab.lock);
-	f->node->cache_valid = 0;
 	f->node->publish_ns = store_now_ns(); /* see fs_attr_timeout */
 	pthread_mutex_unlock(&fs->itab.lock);
 	if (err)
@@ -254,7 +250,6 @@ static int file_open(struct fs *fs, uint64_t ino, const struct store_stat *st,
 	struct fs_node *node = fs_itab_node(&fs->itab, ino);
 	int acc = fi->flags & O_ACCMODE;
 	struct fs_file *f;
-	int64_t now;
 
 	if (!node)
 		return -ESTALE;
@@ -275,31 +270,7 @@ static int file_open(struct fs *fs, uint64_t ino, const struct store_stat *st,
 		}
 	}
 	f->counted_writer = f->writable;
-	now = store_now_ns();
-	pthread_mutex_lock(&fs->itab.lock);
-	if (f->writable) {
-		/* (4) A writer reads and writes through us: its write(2)s
-		 * must not land in the kernel's pages of the inode, which
-		 * the readers of the published value share. */
-		fi->direct_io = 1;
-		node->write_open_ns = now;
-	} else if (node->writers ||
-		   now - node->write_open_ns < FS_WRITER_QUIET_NS) {
-		/* A writer is or was just at work: the kernel zeroes its
-		 * i_size at an O_TRUNC open, and a page-cache read would
-		 * trust it and return nothing. Read through us. */
-		fi->direct_io = 1;
-		node->cache_valid = 0;
-	} else if (node->cache_valid &&
-		   node->cache_ver.hlc == st->version.hlc &&
-		   node->cache_ver.node == st->version.node) {
-		fi->keep_cache = 1;
-	} else {
-		node->cache_ver = st->version;
-		node->cache_valid = 1;
-	}
-	f->page_cache = !fi->direct_io;
-	pthread_mutex_unlock(&fs->itab.lock);
+	fi->direct_io = 1; /* (3): no page cache, see the top comment */
 	fs_itab_file_attach(&fs->itab, node, f);
 	fi->fh = (uintptr_t)f;
 	*fp = f;

@@ -12,16 +12,18 @@
  * attributes, the user.statefs.* virtual ones), ctl.c (/.statefs);
  * what they share is declared in fs_int.h.
  *
- * Caching. The kernel may cache entries, attributes and pages for long
+ * Caching. The kernel may cache entries and attributes for long
  * (FS_CACHE_TIMEOUT): changes made through this mount are seen by the
  * kernel as it makes them, and changes made by anyone else (statefsctl,
  * the replicator, another mount) reach the kernel through the
- * invalidation thread (notify.c), which reads the binlog. Two limits:
+ * invalidation thread (notify.c), which reads the binlog. Limits:
  *  - a record with a TTL deadline is cached at most until its deadline,
  *    so an expired record is ENOENT at once without any notification;
- *  - an open for reading keeps the page cache (FOPEN_KEEP_CACHE) only
- *    when the record's version is the one the kernel last cached
- *    (node->cache_ver); any publish from this mount clears it.
+ *  - the attributes of a file open for writing, or published less than
+ *    FS_PUBLISH_QUIET_NS ago, are not cached (fs_attr_timeout);
+ *  - file contents are never cached: every open is direct_io (file.c,
+ *    rule 3), because the kernel's page cache cannot show a value that
+ *    changes all at once.
  * The kernel's writeback cache is NOT enabled: with it the kernel would
  * send dirty pages whenever it likes, after close, which breaks the
  * rule (file.c) that the value changes all at once at close.
@@ -179,17 +181,16 @@ double fs_cache_timeout(const struct store_stat *st)
  * notes in the node until when the kernel may cache it (see notify.c).
  *
  * The size of a regular file is not cached while a file of it is open
- * for writing, nor for FS_WRITER_QUIET_NS after a publish. The kernel
- * trusts its cached size for page-cache reads: a reader asking past it
- * refreshes the attributes only when they have expired, and otherwise
- * gets at most that many bytes. A size handed out while a writer holds
- * unpublished data is the old value's (or, for an O_TRUNC open, 0: the
- * kernel sets its own size to 0 at the open, before anything is
- * written); cached for a day it cut every later reader of the new value
- * to the old length ("hell" of "hello world"). The quiet period covers
- * a reply whose stat ran before a publish's commit and is sent after
- * the writer's release. Nothing is lost: every stat while a writer is
- * at work asks us again. */
+ * for writing, nor for FS_PUBLISH_QUIET_NS after a publish. A size
+ * handed out while a writer holds unpublished data is the old value's
+ * (or, for an O_TRUNC open, 0: the kernel sets its own size to 0 at the
+ * open, before anything is written), and own publishes are not
+ * invalidated (notify.c): cached for a day, stat(2) showed the old size
+ * after the publish, and page-cache readers, which the kernel serves
+ * at most that many bytes, were cut to it ("hell" of "hello world").
+ * The quiet period covers a reply whose stat ran before a publish's
+ * commit and is sent after the writer's release. Nothing is lost:
+ * every stat while a writer is at work asks us again. */
 double fs_attr_timeout(struct fs *fs, uint64_t ino,
 		       const struct store_stat *st)
 {
@@ -535,15 +536,6 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			goto out;
 		}
 		err = store_txn_commit(&t);
-		if (!err && (mask & STORE_ATTR_SIZE)) {
-			struct fs_node *n;
-
-			pthread_mutex_lock(&fs->itab.lock);
-			n = fs_itab_node_locked(&fs->itab, ino);
-			if (n)
-				n->cache_valid = 0;
-			pthread_mutex_unlock(&fs->itab.lock);
-		}
 	} else {
 		err = fs_stat_path(fs, NULL, path, &st);
 	}

@@ -35,9 +35,9 @@
  * invalidate explicitly, so this can be long. */
 #define FS_CACHE_TIMEOUT 86400.0
 
-/* After an open for writing, read-only opens of the file bypass the
- * page cache for this long (see fs.c, "O_TRUNC"). */
-#define FS_WRITER_QUIET_NS 1000000000LL
+/* For this long after a publish the kernel may cache no attributes of
+ * the file (see fs_attr_timeout in fs.c). */
+#define FS_PUBLISH_QUIET_NS 1000000000LL
 
 /* ---- counters (/.statefs/stats) ---- */
 
@@ -78,15 +78,9 @@ struct fs_node {
 				    * unlink still find the lock */
 	uint64_t nlookup;          /* kernel references (lookup/forget) */
 	int dead;                  /* unlinked or replaced: not in by_path */
-	int cache_valid;           /* kernel page cache holds cache_ver */
 	unsigned truncating;       /* open files opened with O_TRUNC */
 	unsigned writers;          /* open files open for writing */
-	unsigned pc_files;         /* open files in page-cache mode */
-	int pc_seen;               /* a page-cache open since the kernel
-				    * last dropped the inode's pages */
-	int64_t write_open_ns;     /* last open for writing (store_now_ns) */
 	int64_t publish_ns;        /* last publish of a buffer (store_now_ns) */
-	struct store_version cache_ver;
 	/* The latest deadline until which the kernel may trust an entry or
 	 * attributes of this node we replied (CLOCK_REALTIME ns; INT64_MAX
 	 * once a reply without a TTL deadline was given). */
@@ -136,18 +130,15 @@ struct fs_node *fs_itab_node(struct fs_itab *t, uint64_t ino);
 /* A reply lets the kernel cache an entry or attributes of `ino` until
  * until_ns: note it. Returns 1 if the attributes of `ino` must not be
  * cached at all (now_ns is the time of the reply): a file of it is open
- * for writing, or a buffer was published less than FS_WRITER_QUIET_NS
+ * for writing, or a buffer was published less than FS_PUBLISH_QUIET_NS
  * ago (see fs_attr_timeout). */
 int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns,
 		       int64_t now_ns);
 /* An own change of `path` with deadline expires_ns (0: none) committed:
  * 1 if the kernel may cache it past that deadline (invalidate), else 0.
- * *inop: the cached ino, 0 if none; *filesp: whether it has open files
- * (poll wake-ups); *pagesp: whether the kernel may hold pages of it
- * (pc_files or pc_seen). */
+ * *inop: the cached ino if it has open files (poll wake-ups), else 0. */
 int fs_itab_own_change(struct fs_itab *t, const char *path, size_t len,
-		       int64_t expires_ns, uint64_t *inop, int *filesp,
-		       int *pagesp);
+		       int64_t expires_ns, uint64_t *inop);
 /* The same with t->lock held by the caller (the node stays valid only
  * while the lock is held). */
 struct fs_node *fs_itab_node_locked(struct fs_itab *t, uint64_t ino);
@@ -205,7 +196,6 @@ struct fs_file {
 	unsigned is_virtual : 1;
 	unsigned truncating : 1;   /* counted in node->truncating */
 	unsigned counted_writer : 1; /* counted in node->writers */
-	unsigned page_cache : 1;   /* counted in node->pc_files */
 	unsigned served_whole : 1; /* a read at 0 returned the whole value:
 				    * reads past served_len are its EOF */
 	size_t served_len;

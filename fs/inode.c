@@ -294,10 +294,6 @@ void fs_itab_file_attach(struct fs_itab *t, struct fs_node *n,
 		n->truncating++;
 	if (f->counted_writer)
 		n->writers++;
-	if (f->page_cache) {
-		n->pc_files++;
-		n->pc_seen = 1;
-	}
 	f->prev = NULL;
 	f->next = n->files;
 	if (n->files)
@@ -314,8 +310,6 @@ void fs_itab_file_detach(struct fs_itab *t, struct fs_node *n,
 		n->truncating--;
 	if (f->counted_writer)
 		n->writers--;
-	if (f->page_cache)
-		n->pc_files--;
 	if (f->prev)
 		f->prev->next = f->next;
 	else
@@ -398,7 +392,7 @@ int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns,
 	n = *ino_slot(t, ino);
 	if (n) {
 		r = n->truncating || n->writers ||
-		    now_ns - n->publish_ns < FS_WRITER_QUIET_NS;
+		    now_ns - n->publish_ns < FS_PUBLISH_QUIET_NS;
 		if (until_ns > n->kcache_until_ns)
 			n->kcache_until_ns = until_ns;
 	}
@@ -407,17 +401,14 @@ int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns,
 }
 
 int fs_itab_own_change(struct fs_itab *t, const char *path, size_t len,
-		       int64_t expires_ns, uint64_t *inop, int *filesp,
-		       int *pagesp)
+		       int64_t expires_ns, uint64_t *inop)
 {
 	struct fs_node *n;
 	int inval = 0;
 
 	pthread_mutex_lock(&t->lock);
 	n = *path_slot(t, path, len);
-	*inop = n ? n->ino : 0;
-	*filesp = n && n->files;
-	*pagesp = n && (n->pc_files || n->pc_seen);
+	*inop = n && n->files ? n->ino : 0;
 	if (n && expires_ns && expires_ns < n->kcache_until_ns)
 		inval = 1;
 	pthread_mutex_unlock(&t->lock);
@@ -443,7 +434,6 @@ static void kill_node(struct fs_itab *t, struct fs_node *n)
 		return;
 	path_unlink(t, n);
 	n->dead = 1;
-	n->cache_valid = 0;
 }
 
 uint64_t fs_itab_kill_locked(struct fs_itab *t, const char *path, size_t len)
@@ -592,7 +582,6 @@ static void move_node(struct fs_itab *t, struct fs_node *n, size_t flen,
 {
 	if (set_path(n, to, tlen, n->path + flen, n->path_len - flen) < 0) {
 		n->dead = 1;
-		n->cache_valid = 0;
 		log_msg(LOG_WARNING, "inode table: out of memory in rename");
 		return;
 	}

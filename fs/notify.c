@@ -17,9 +17,6 @@
  *             tombstone: notify_delete(parent, ino, name)  (inotify
  *                        sees IN_DELETE), and the node dies
  *             else:      inval_entry(parent, name)
- *           else ours, a regular file the kernel may hold pages of
- *           (a page-cache open since they were last dropped):
- *             inval_inode(ino)                (a publish: see below)
  *         every 10 s: store_sweep()
  *   -ERANGE (the binlog was trimmed past us): invalidate every cached
  *   inode and entry, and go on from the last sequence.
@@ -29,16 +26,9 @@
  * node (a setfattr user.statefs.ttl on a file the kernel caches for a
  * day must shorten that cache; the next lookup gives a bounded
  * timeout, see cache_timeout() and attr_timeout() in fs.c) is
- * invalidated. A new value of a file published through this mount drops
- * the inode's attributes and pages (not its entry) if a file of it was
- * opened in page-cache mode since the kernel last dropped them: such a
- * reader, open across the publish, would otherwise mix the old pages
- * with the new size. (Opens after the publish are safe without waiting
- * for this thread: they do not keep the page cache, and
- * fs_attr_timeout lets no size be cached while a writer is at work.
- * Writers never fill the page cache: they are direct_io, see file.c.)
- * Any other own change only wakes the polls of the node's open files
- * (no copy, no malloc).
+ * invalidated; any other own change only wakes the polls of the node's
+ * open files (no copy, no malloc), and a write that renews a deadline
+ * (later than anything the kernel cached) invalidates nothing.
  * A foreign tombstone kills the cached node only if the record is still
  * gone when the thread gets to it (we may have created it again).
  *
@@ -61,11 +51,10 @@
 #define SWEEP_MAX 10000
 
 struct change_copy {
-	char *path;      /* NULL: an own change of ino (poll wake-ups) */
+	char *path;      /* NULL: an own change, only poll wake-ups (ino) */
 	size_t len;
 	uint64_t ino;
 	int tombstone;
-	int inval_inode; /* own change of a file: drop its attrs and pages */
 };
 
 struct batch {
@@ -89,27 +78,20 @@ static int collect(void *arg, const struct store_change *c)
 	if (store_rec_decode(c->rec, c->rec_len, &st, NULL, NULL, NULL) < 0)
 		st.type = STORE_NONE;
 	cc = &b->v[b->n];
-	cc->inval_inode = 0;
 	if (own) {
-		/* The kernel saw this change as it made it: invalidate the
-		 * entry only when its deadline comes before what the kernel
-		 * may cache (a TTL set or shortened). A file's new value
-		 * still drops the inode's attributes and pages: readers
-		 * that opened before the publish cached the old ones, and
-		 * the writer's write(2)s went through the same pages. Then
-		 * wake the polls of the node's open files. No copy. */
+		/* The kernel saw this change as it made it: invalidate only
+		 * when its deadline comes before what the kernel may cache
+		 * (a TTL set or shortened), else just wake the polls of the
+		 * node's open files; no copy either way. */
 		uint64_t ino = 0;
-		int files = 0, pages = 0;
 		int inval = fs_itab_own_change(&b->fs->itab, c->path,
 					       c->path_len, st.expires_ns,
-					       &ino, &files, &pages);
+					       &ino);
 
 		if (st.type == STORE_TOMBSTONE || !inval) {
-			pages = pages && st.type == STORE_FILE;
-			if (ino && (files || pages)) {
+			if (ino) {
 				cc->path = NULL;
 				cc->ino = ino;
-				cc->inval_inode = pages;
 				b->n++;
 			}
 			return 0;
@@ -133,8 +115,6 @@ static void node_uncache(struct fs *fs, uint64_t ino)
 	pthread_mutex_lock(&fs->itab.lock);
 	n = fs_itab_node_locked(&fs->itab, ino);
 	if (n) {
-		n->cache_valid = 0;
-		n->pc_seen = 0; /* pages of open files are re-read */
 		/* the kernel drops what it cached; replies from now on
 		 * note their own timeouts */
 		n->kcache_until_ns = 0;
@@ -299,11 +279,6 @@ static void *notify_main(void *arg)
 						   b->v[i].len);
 				inval_path(fs, b->v[i].path, b->v[i].len,
 					   b->v[i].tombstone);
-			} else if (b->v[i].inval_inode) {
-				fs_count(fs, FS_OP_INVALIDATE);
-				node_uncache(fs, ino);
-				fuse_lowlevel_notify_inval_inode(fs->se, ino,
-								 0, 0);
 			}
 			if (ino)
 				fs_poll_wake(fs, ino);

@@ -6,9 +6,9 @@
 # at all of a new file's value). Also through a second mount of the
 # same store (the invalidation thread).
 #
-# The pauses of 1.2 s are the scenario, not waits for a condition: a
-# read-only open within FS_WRITER_QUIET_NS (1 s) of a write open reads
-# through the driver (direct_io) and would hide the kernel's cache.
+# The pauses of 1.2 s are the issue's scenario, not waits for a
+# condition: read-only opens within a second of a write open used to
+# bypass the page cache, which hid the stale size.
 # san: yes
 . "$(dirname "$0")/../lib.sh"
 M=$T/mnt

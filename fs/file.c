@@ -80,10 +80,13 @@
  * attributes it had when it was opened, never ENOENT.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "fs/fs_int.h"
@@ -143,6 +146,90 @@ int fs_file_load(struct fs *fs, struct fs_file *f)
 	return 0;
 }
 
+/* The thread group (process) of thread `tid`, from /proc; 0 if gone. */
+static pid_t tgid_of(pid_t tid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strstr(buf, "\nTgid:");
+	return p ? (pid_t)strtol(p + 6, NULL, 10) : 0;
+}
+
+/*
+ * (5) The writer's own view. Through the writing descriptor fstat,
+ * lseek(SEEK_END) and reads show the handle's unpublished buffer, as
+ * Linux shows a writer its own writes, while everyone else sees the
+ * published value. Reads and requests that carry the handle (the
+ * kernel's size refresh for lseek) use it. fstat(2) reaches us as a
+ * GETATTR without a handle, as stat(2) does: the writer is told apart
+ * by its process. A file opened for writing by the caller's thread, or
+ * by another thread of its process (/proc, only when the thread ids
+ * differ), with an unpublished buffer gives its length. Processes that
+ * inherited the descriptor (fork) see the published size: FUSE does
+ * not say which descriptor an fstat used. Such replies are never
+ * cached (the file is open for writing, see fs_attr_timeout).
+ */
+int fs_file_view_len(struct fs *fs, fuse_req_t req, uint64_t ino,
+		     struct fuse_file_info *fi, uint64_t *lenp)
+{
+	struct { pid_t pid; long long len; } w[8];
+	size_t nw = 0, i;
+	pid_t caller, tgid;
+	struct fs_node *n;
+	struct fs_file *f;
+
+	if (fi && fi->fh) {
+		long long len;
+
+		f = (struct fs_file *)(uintptr_t)fi->fh;
+		len = f->is_virtual ? -1 : atomic_load(&f->view_len);
+		if (len >= 0) {
+			*lenp = (uint64_t)len;
+			return 1;
+		}
+		return 0;
+	}
+	pthread_mutex_lock(&fs->itab.lock);
+	n = fs_itab_node_locked(&fs->itab, ino);
+	for (f = n ? n->files : NULL; f && nw < 8; f = f->next) {
+		long long len = atomic_load(&f->view_len);
+
+		if (f->writable && len >= 0) {
+			w[nw].pid = f->pid;
+			w[nw++].len = len;
+		}
+	}
+	pthread_mutex_unlock(&fs->itab.lock);
+	if (!nw)
+		return 0;
+	caller = fuse_req_ctx(req)->pid;
+	for (i = 0; i < nw; i++) {
+		if (w[i].pid == caller) {
+			*lenp = (uint64_t)w[i].len;
+			return 1;
+		}
+	}
+	tgid = tgid_of(caller);
+	for (i = 0; tgid && i < nw; i++) {
+		if (tgid_of(w[i].pid) == tgid) {
+			*lenp = (uint64_t)w[i].len;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Under f->lock: publish the buffer with one store_put. */
 static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 {
@@ -160,6 +247,7 @@ static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 		/* unlinked or replaced while open: nothing to publish to */
 		ns_unlock(fs);
 		f->dirty = 0;
+		fs_file_view(f);
 		return 0;
 	}
 	memset(&a, 0, sizeof(a));
@@ -201,6 +289,7 @@ static int file_publish(struct fs *fs, fuse_req_t req, struct fs_file *f)
 	 * the closer and must not land later by surprise. */
 	f->dirty = 0;
 	f->defer_empty = 0;
+	fs_file_view(f);
 	pthread_mutex_lock(&fs->itab.lock);
 	f->node->publish_ns = store_now_ns(); /* see fs_attr_timeout */
 	pthread_mutex_unlock(&fs->itab.lock);
@@ -218,6 +307,7 @@ static struct fs_file *file_new(struct fs_node *node)
 	pthread_mutex_init(&f->lock, NULL);
 	f->node = node;
 	atomic_init(&f->set_mtime_ns, FS_NO_MTIME);
+	atomic_init(&f->view_len, -1);
 	return f;
 }
 
@@ -243,9 +333,11 @@ static void file_free(struct fs *fs, struct fs_file *f)
 	free(f);
 }
 
-/* Set up an open file of regular-file node `ino` stat'ed in st. */
-static int file_open(struct fs *fs, uint64_t ino, const struct store_stat *st,
-		     struct fuse_file_info *fi, struct fs_file **fp)
+/* Set up an open file of regular-file node `ino` stat'ed in st, for
+ * the process of `req`. */
+static int file_open(struct fs *fs, fuse_req_t req, uint64_t ino,
+		     const struct store_stat *st, struct fuse_file_info *fi,
+		     struct fs_file **fp)
 {
 	struct fs_node *node = fs_itab_node(&fs->itab, ino);
 	int acc = fi->flags & O_ACCMODE;
@@ -269,6 +361,8 @@ static int file_open(struct fs *fs, uint64_t ino, const struct store_stat *st,
 			f->defer_empty = 1;
 		}
 	}
+	fs_file_view(f);
+	f->pid = fuse_req_ctx(req)->pid;
 	f->counted_writer = f->writable;
 	fi->direct_io = 1; /* (3): no page cache, see the top comment */
 	fs_itab_file_attach(&fs->itab, node, f);
@@ -314,7 +408,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!err)
 		err = store_stat(fs->store, NULL, path, &st);
 	if (!err)
-		err = file_open(fs, ino, &st, fi, &f);
+		err = file_open(fs, req, ino, &st, fi, &f);
 	ns_unlock(fs);
 	if (err) {
 		fs_reply_err(fs, req, err);
@@ -360,7 +454,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		err = -ENOMEM;
 		goto out;
 	}
-	err = file_open(fs, e.ino, &st, fi, &f);
+	err = file_open(fs, req, e.ino, &st, fi, &f);
 	if (err) {
 		fs_itab_forget(&fs->itab, e.ino, 1);
 		goto out;
@@ -489,6 +583,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		f->len = off + size;
 	f->dirty = 1;
 	f->defer_empty = 0;
+	fs_file_view(f);
 	atomic_store(&f->set_mtime_ns, FS_NO_MTIME);
 	pthread_mutex_unlock(&f->lock);
 	atomic_fetch_add_explicit(&fs->stats.bytes_written, size,
@@ -500,8 +595,86 @@ fail:
 	f->write_err = err;
 	f->dirty = 0;
 	f->defer_empty = 0;
+	fs_file_view(f);
 	pthread_mutex_unlock(&f->lock);
 	fs_reply_err(fs, req, err);
+}
+
+/*
+ * fallocate on the buffer: there is no space to reserve (the store
+ * allocates at the publish), so the modes are about content. 0 extends
+ * the value with zeros to offset+length and never shrinks it;
+ * FALLOC_FL_KEEP_SIZE alone changes nothing; FALLOC_FL_PUNCH_HOLE (with
+ * KEEP_SIZE, as the kernel demands) and FALLOC_FL_ZERO_RANGE zero the
+ * bytes of the range that exist, ZERO_RANGE without KEEP_SIZE also
+ * extends. Other modes are EOPNOTSUPP; a value past maxvalue is EFBIG.
+ * Without it glibc's posix_fallocate fell back to writing a zero byte
+ * into every 4 KiB block past what fstat reported, which was the
+ * published size: it overwrote bytes 4095 and 8191 of an unpublished
+ * 8 KiB value with zeros.
+ */
+void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+		  off_t length, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+	const int zero = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+	uint64_t end;
+	size_t newlen;
+	int err;
+
+	(void)ino;
+	fs_count(fs, FS_OP_WRITE);
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | zero) ||
+	    (mode & zero) == zero) {
+		fs_reply_err(fs, req, EOPNOTSUPP);
+		return;
+	}
+	if (offset < 0 || length <= 0) {
+		fs_reply_err(fs, req, EINVAL);
+		return;
+	}
+	if (f->is_virtual || !f->writable) {
+		fs_reply_err(fs, req, EBADF);
+		return;
+	}
+	end = (uint64_t)offset + (uint64_t)length;
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > fs->max_value) {
+		fs_reply_err(fs, req, EFBIG);
+		return;
+	}
+	pthread_mutex_lock(&f->lock);
+	err = f->write_err;
+	if (!err)
+		err = fs_file_load(fs, f);
+	if (err)
+		goto out;
+	newlen = f->len;
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > newlen)
+		newlen = end;
+	err = fs_file_reserve(f, newlen);
+	if (err)
+		goto out;
+	if ((mode & zero) && (uint64_t)offset < f->len) {
+		size_t zend = end < f->len ? end : f->len;
+
+		memset(f->buf + offset, 0, zend - offset);
+		f->dirty = 1;
+	}
+	if (newlen > f->len) {
+		memset(f->buf + f->len, 0, newlen - f->len);
+		f->len = newlen;
+		f->dirty = 1;
+	}
+	if (f->dirty)
+		f->defer_empty = 0;
+	fs_file_view(f);
+out:
+	pthread_mutex_unlock(&f->lock);
+	if (err)
+		fs_reply_err(fs, req, err);
+	else
+		fuse_reply_err(req, 0);
 }
 
 /* Publish what f holds, if anything is due: at flush, at a lock release

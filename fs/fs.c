@@ -380,6 +380,18 @@ static int gone_stat(struct fs *fs, uint64_t ino, struct fuse_file_info *fi,
 	return err;
 }
 
+/* A writer sees the size of its own unpublished buffer (file.c, 5). */
+static void own_size(struct fs *fs, fuse_req_t req, uint64_t ino,
+		     struct fuse_file_info *fi, struct stat *a)
+{
+	uint64_t len;
+
+	if (S_ISREG(a->st_mode) && fs_file_view_len(fs, req, ino, fi, &len)) {
+		a->st_size = len;
+		a->st_blocks = (len + 511) / 512;
+	}
+}
+
 void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -404,6 +416,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		/* open but deleted: fstat works, as on tmpfs */
 		fs_fill_attr(ino, &st, &a);
 		a.st_nlink = 0;
+		own_size(fs, req, ino, fi, &a);
 		fuse_reply_attr(req, &a, 0);
 		return;
 	}
@@ -412,16 +425,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fs_fill_attr(ino, &st, &a);
-	if (fi && fi->fh) {
-		struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
-
-		pthread_mutex_lock(&f->lock);
-		if (f->dirty) {
-			a.st_size = f->len;
-			a.st_blocks = (f->len + 511) / 512;
-		}
-		pthread_mutex_unlock(&f->lock);
-	}
+	own_size(fs, req, ino, fi, &a);
 	fuse_reply_attr(req, &a, fs_attr_timeout(fs, ino, &st));
 }
 
@@ -494,6 +498,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 				f->len = sz;
 				f->dirty = 1;
 				f->defer_empty = 0;
+				fs_file_view(f);
 			}
 			blen = f->len;
 			pthread_mutex_unlock(&f->lock);
@@ -546,6 +551,8 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (buffered) {
 		out.st_size = blen;
 		out.st_blocks = (blen + 511) / 512;
+	} else {
+		own_size(fs, req, ino, fi, &out);
 	}
 	fuse_reply_attr(req, &out, fs_attr_timeout(fs, ino, &st));
 	return;
@@ -617,6 +624,7 @@ const struct fuse_lowlevel_ops fs_ll_ops = {
 	.setlk = fs_setlk,
 	.flock = fs_flock,
 	.poll = fs_poll,
+	.fallocate = fs_fallocate,
 };
 
 int fs_new(const char *node_name, struct fs **fsp)

@@ -200,6 +200,12 @@ struct fs_file {
 				    * reads past served_len are its EOF */
 	size_t served_len;
 	int write_err;             /* <0: a write failed, publish nothing */
+	pid_t pid;                 /* the opener (a thread id, as FUSE gives) */
+	/* The size its writer sees: len while dirty, else -1 (the store's
+	 * value is the file). Written under lock (fs_file_view), read
+	 * without it, so that a getattr without a handle can find it
+	 * under itab.lock (see fs_file_view_len). */
+	atomic_llong view_len;
 	/* mtime set (utimensat) while open for writing, applied at the
 	 * publish; FS_NO_MTIME if none; a write clears it. Set under
 	 * itab.lock (setattr has no handle for it), read atomically. */
@@ -306,6 +312,17 @@ void fs_reply_entry(struct fs *fs, fuse_req_t req, const char *path,
  * bytes (0 or -ENOMEM); make f->buf hold the whole current value. */
 int fs_file_reserve(struct fs_file *f, size_t want);
 int fs_file_load(struct fs *fs, struct fs_file *f);
+/* Under f->lock, after dirty or len changed: publish view_len. */
+static inline void fs_file_view(struct fs_file *f)
+{
+	atomic_store(&f->view_len, f->dirty ? (long long)f->len : -1);
+}
+/* The size of ino as the process of `req` sees it: the length of an
+ * unpublished buffer of a file it opened for writing (1, *lenp), or
+ * nothing of its own (0: the store's size stands). fi: the request's
+ * handle, if it has one. */
+int fs_file_view_len(struct fs *fs, fuse_req_t req, uint64_t ino,
+		     struct fuse_file_info *fi, uint64_t *lenp);
 
 /* The FUSE handlers, by file; fs.c puts them in fs_ll_ops. */
 /* fs.c */
@@ -331,6 +348,8 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	     struct fuse_pollhandle *ph);
+void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+		  off_t length, struct fuse_file_info *fi);
 void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	      int op);
 void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,

@@ -77,7 +77,10 @@
  * that deletes it (fs_itab_kill_keep): fstat and reads of those files
  * go on seeing it (nlink 0), as on tmpfs. A record deleted by someone
  * else has no snapshot: its open files read EOF and fstat shows the
- * attributes it had when it was opened, never ENOENT.
+ * attributes it had when it was opened, never ENOENT. fchmod, fchown,
+ * futimens (setattr without a handle, by inode) change the snapshot
+ * (fs_itab_gone_setattr) and ftruncate the writer's buffer; fstat
+ * shows both, and nothing is ever published for such a file.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -525,6 +525,23 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	ns_rd(fs);
 	err = fs_itab_path(&fs->itab, ino, path);
+	if (err == -ENOENT && !(mask & STORE_ATTR_SIZE)) {
+		/* Unlinked or replaced while open: fchmod, fchown, futimens
+		 * and ftruncate act on the open file, as on tmpfs; nothing
+		 * reaches the store (see file.c, "Open files of a deleted
+		 * record"). A size without a writable handle cannot come
+		 * here (the kernel refuses ftruncate of a read-only one). */
+		ns_unlock(fs);
+		err = fs_itab_gone_setattr(&fs->itab, ino, &a, mask,
+					   store_now_ns(), &st);
+		if (err)
+			goto out;
+		fs_fill_attr(ino, &st, &out);
+		out.st_nlink = 0;
+		own_size(fs, req, ino, fi, &out);
+		fuse_reply_attr(req, &out, 0);
+		return;
+	}
 	if (err) {
 		ns_unlock(fs);
 		goto out;

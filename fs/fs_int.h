@@ -169,6 +169,14 @@ ssize_t fs_itab_gone_read(struct fs_itab *t, uint64_t ino, uint64_t off,
 			  void *buf, size_t size);
 int fs_itab_gone_copy(struct fs_itab *t, uint64_t ino, void **valp,
 		      size_t *lenp);
+/* setattr of a dead node with open files: apply mode, uid, gid, mtime
+ * (as `mask` of STORE_ATTR_*; ctime becomes now_ns) to its snapshot,
+ * which a node deleted by someone else gets here (the attributes its
+ * first open file had, an empty value), and copy the result to *st.
+ * -ENOENT if the node is live, unknown or has no open file. */
+int fs_itab_gone_setattr(struct fs_itab *t, uint64_t ino,
+			 const struct store_attr *a, unsigned mask,
+			 int64_t now_ns, struct store_stat *st);
 /* Link / unlink an open file to its node (poll wake-ups); detaching the
  * last file of a forgotten node frees it. */
 void fs_itab_file_attach(struct fs_itab *t, struct fs_node *n,

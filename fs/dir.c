@@ -321,6 +321,8 @@ struct rd_ctx {
 	size_t dir_len;
 	uint64_t *refs;            /* inos referenced by this reply (plus) */
 	size_t nrefs, cap_refs;
+	struct store_txn *txn;     /* plus: the listing's read transaction,
+				    * also for the subdirectory counts */
 };
 
 static int rd_add(void *arg, const char *name, size_t name_len,
@@ -379,6 +381,8 @@ static int rd_add(void *arg, const char *name, size_t name_len,
 		c->refs[c->nrefs++] = e.ino;
 		e.generation = c->fs->itab.generation;
 		e.attr.st_ino = e.ino;
+		if (st->type == STORE_DIR)
+			e.attr.st_nlink = fs_dir_nlink(c->fs, c->txn, path);
 		e.entry_timeout = fs_cache_timeout(st);
 		e.attr_timeout = fs_attr_timeout(c->fs, e.ino, st);
 		c->pos += fuse_add_direntry_plus(c->req, c->buf + c->pos,
@@ -477,7 +481,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		after = d->last;
 	else if (c.next > nfixed)
 		c.skip = c.next - nfixed; /* seekdir elsewhere: walk */
-	err = store_list(fs->store, NULL, path, after, rd_add, &c);
+	/* readdirplus counts the subdirectories of each directory listed
+	 * (its nlink) inside the listing: one read transaction for both,
+	 * as LMDB allows one per thread */
+	if (plus)
+		err = store_txn_begin(fs->store, 0, &c.txn);
+	if (!err)
+		err = store_list(fs->store, c.txn, path, after, rd_add, &c);
+	if (c.txn)
+		store_txn_abort(&c.txn);
 	if (err > 0)
 		err = 0;
 done:

@@ -218,7 +218,7 @@ void fs_fill_attr(uint64_t ino, const struct store_stat *st,
 		else
 			a->st_mode |= S_IFREG;
 	}
-	a->st_nlink = 1;
+	a->st_nlink = 1; /* directories: the caller, fs_dir_nlink */
 	a->st_uid = st->uid;
 	a->st_gid = st->gid;
 	a->st_size = st->size;
@@ -229,6 +229,26 @@ void fs_fill_attr(uint64_t ino, const struct store_stat *st,
 	a->st_ctim.tv_sec = st->ctime_ns / 1000000000;
 	a->st_ctim.tv_nsec = st->ctime_ns % 1000000000;
 	a->st_atim = a->st_mtim;
+}
+
+static int count_subdir(void *arg, const char *name, size_t name_len,
+			const struct store_stat *st)
+{
+	(void)name;
+	(void)name_len;
+	if (st->type == STORE_DIR)
+		++*(nlink_t *)arg;
+	return 0;
+}
+
+nlink_t fs_dir_nlink(struct fs *fs, struct store_txn *t, const char *path)
+{
+	/* "." and the entry in the parent; the root also lists .statefs */
+	nlink_t n = path[0] == '/' && path[1] == '\0' ? 3 : 2;
+
+	if (store_list(fs->store, t, path, NULL, count_subdir, &n) < 0)
+		return 1;
+	return n;
 }
 
 /* store_stat with a stand-in for a root the store does not list. */
@@ -260,6 +280,8 @@ void fs_reply_entry(struct fs *fs, fuse_req_t req, const char *path,
 	}
 	e.generation = fs->itab.generation;
 	fs_fill_attr(e.ino, st, &e.attr);
+	if (st->type == STORE_DIR)
+		e.attr.st_nlink = fs_dir_nlink(fs, NULL, path);
 	e.entry_timeout = fs_cache_timeout(st);
 	e.attr_timeout = fs_attr_timeout(fs, e.ino, st);
 	if (fuse_reply_entry(req, &e) != 0)
@@ -398,6 +420,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct fs *fs = fs_of(req);
 	char path[FS_PATH_MAX];
 	struct store_stat st;
+	nlink_t nlink = 1;
 	struct stat a;
 	int err;
 
@@ -411,6 +434,8 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	err = fs_itab_path(&fs->itab, ino, path);
 	if (!err)
 		err = fs_stat_path(fs, NULL, path, &st);
+	if (!err && st.type == STORE_DIR)
+		nlink = fs_dir_nlink(fs, NULL, path);
 	ns_unlock(fs);
 	if (err == -ENOENT && gone_stat(fs, ino, fi, &st) == 0) {
 		/* open but deleted: fstat works, as on tmpfs */
@@ -425,6 +450,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fs_fill_attr(ino, &st, &a);
+	a.st_nlink = nlink;
 	own_size(fs, req, ino, fi, &a);
 	fuse_reply_attr(req, &a, fs_attr_timeout(fs, ino, &st));
 }
@@ -441,6 +467,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct store_stat st;
 	struct store_attr a;
 	unsigned mask = 0;
+	nlink_t nlink = 1;
 	struct stat out;
 	int err, buffered = 0;
 	size_t blen = 0;
@@ -561,10 +588,13 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	} else {
 		err = fs_stat_path(fs, NULL, path, &st);
 	}
+	if (!err && st.type == STORE_DIR)
+		nlink = fs_dir_nlink(fs, NULL, path);
 	ns_unlock(fs);
 	if (err)
 		goto out;
 	fs_fill_attr(ino, &st, &out);
+	out.st_nlink = nlink;
 	if (buffered) {
 		out.st_size = blen;
 		out.st_blocks = (blen + 511) / 512;

@@ -309,6 +309,10 @@ double fs_cache_timeout(const struct store_stat *st);
 double fs_attr_timeout(struct fs *fs, uint64_t ino,
 		       const struct store_stat *st);
 void fs_fill_attr(uint64_t ino, const struct store_stat *st, struct stat *a);
+/* A directory's link count as Linux gives it: 2 + its subdirectories
+ * (the root counts /.statefs), 1 if it cannot be listed. find(1) trusts
+ * it to skip leaf directories. O(children) (store_list, in t). */
+nlink_t fs_dir_nlink(struct fs *fs, struct store_txn *t, const char *path);
 /* store_stat with a stand-in for a root the store does not list. */
 int fs_stat_path(struct fs *fs, struct store_txn *t, const char *path,
 		 struct store_stat *st);

@@ -72,7 +72,7 @@ out:
 }
 
 void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode, dev_t rdev)
+	      mode_t mode, dev_t rdev)
 {
 	(void)rdev;
 	fs_count(fs_of(req), FS_OP_MKNOD);
@@ -84,21 +84,21 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode)
+	      mode_t mode)
 {
 	fs_count(fs_of(req), FS_OP_MKDIR);
 	make_node(req, parent, name, STORE_DIR, mode, NULL);
 }
 
 void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-		       const char *name)
+		const char *name)
 {
 	fs_count(fs_of(req), FS_OP_SYMLINK);
 	make_node(req, parent, name, STORE_SYMLINK, 0777, link);
 }
 
 void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		    const char *newname)
+	     const char *newname)
 {
 	(void)ino;
 	(void)newparent;
@@ -206,8 +206,8 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname,
-		      unsigned int flags)
+	       fuse_ino_t newparent, const char *newname,
+	       unsigned int flags)
 {
 	struct fs *fs = fs_of(req);
 	char from[FS_PATH_MAX], to[FS_PATH_MAX];
@@ -273,7 +273,7 @@ struct fs_dir {
 };
 
 void fs_opendir(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+		struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	char path[FS_PATH_MAX];
@@ -508,19 +508,19 @@ done:
 }
 
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+		struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, fi, 0);
 }
 
 void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
-			   off_t off, struct fuse_file_info *fi)
+		    off_t off, struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, fi, 1);
 }
 
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
-			  struct fuse_file_info *fi)
+		   struct fuse_file_info *fi)
 {
 	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
 
@@ -532,7 +532,7 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 }
 
 void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
-			struct fuse_file_info *fi)
+		 struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)datasync;

@@ -422,7 +422,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, struct fuse_file_info *fi)
+	       mode_t mode, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -478,7 +478,7 @@ out:
 }
 
 void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+	     struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
@@ -551,7 +551,7 @@ fail:
 }
 
 void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-		     size_t size, off_t off, struct fuse_file_info *fi)
+	      size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
@@ -735,7 +735,7 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-		     struct fuse_file_info *fi)
+	      struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
@@ -756,7 +756,7 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 }
 
 void fs_release(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+		struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
@@ -775,7 +775,7 @@ void fs_release(fuse_req_t req, fuse_ino_t ino,
 }
 
 void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-		    struct fuse_pollhandle *ph)
+	     struct fuse_pollhandle *ph)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
@@ -828,7 +828,7 @@ static int lock_path_of(struct fs *fs, fuse_ino_t ino, char *path)
 }
 
 void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-		     int op)
+	      int op)
 {
 	struct fs *fs = fs_of(req);
 	struct fuse_file_info own = *fi;
@@ -849,7 +849,7 @@ void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 }
 
 void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-		     struct flock *lock)
+	      struct flock *lock)
 {
 	struct fs *fs = fs_of(req);
 	char path[FS_PATH_MAX];
@@ -864,7 +864,7 @@ void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 }
 
 void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-		     struct flock *lock, int sleep)
+	      struct flock *lock, int sleep)
 {
 	struct fs *fs = fs_of(req);
 	char path[FS_PATH_MAX];

@@ -140,7 +140,7 @@ int fs_is_ctl_name(fuse_ino_t parent, const char *name)
 /* Path of child `name` of `parent` into buf. -EPERM inside /.statefs
  * or for /.statefs itself (callers that may look it up check first). */
 int fs_child_path(struct fs *fs, fuse_ino_t parent, const char *name,
-		      char *buf)
+		  char *buf)
 {
 	size_t nlen = strlen(name), plen;
 	int err;
@@ -205,7 +205,7 @@ double fs_attr_timeout(struct fs *fs, uint64_t ino,
 }
 
 void fs_fill_attr(uint64_t ino, const struct store_stat *st,
-		      struct stat *a)
+		  struct stat *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->st_ino = ino;
@@ -253,7 +253,7 @@ nlink_t fs_dir_nlink(struct fs *fs, struct store_txn *t, const char *path)
 
 /* store_stat with a stand-in for a root the store does not list. */
 int fs_stat_path(struct fs *fs, struct store_txn *t, const char *path,
-		     struct store_stat *st)
+		 struct store_stat *st)
 {
 	int err = store_stat(fs->store, t, path, st);
 
@@ -268,7 +268,7 @@ int fs_stat_path(struct fs *fs, struct store_txn *t, const char *path,
 
 /* Reply an entry for `path` (stat'ed in st), taking one kernel ref. */
 void fs_reply_entry(struct fs *fs, fuse_req_t req, const char *path,
-			const struct store_stat *st)
+		    const struct store_stat *st)
 {
 	struct fuse_entry_param e;
 
@@ -361,7 +361,7 @@ void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 }
 
 void fs_forget_multi(fuse_req_t req, size_t count,
-			    struct fuse_forget_data *forgets)
+		     struct fuse_forget_data *forgets)
 {
 	struct fs *fs = fs_of(req);
 	size_t i;
@@ -415,7 +415,7 @@ static void own_size(struct fs *fs, fuse_req_t req, uint64_t ino,
 }
 
 void fs_getattr(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+		struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	char path[FS_PATH_MAX];
@@ -458,7 +458,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 /* ---- setattr ---- */
 
 void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-		       int to_set, struct fuse_file_info *fi)
+		int to_set, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_file *f = fi ? (struct fs_file *)(uintptr_t)fi->fh : NULL;

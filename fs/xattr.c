@@ -66,7 +66,7 @@ static int ns_allowed(const char *name)
 }
 
 void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			const char *value, size_t size, int flags)
+		 const char *value, size_t size, int flags)
 {
 	struct fs *fs = fs_of(req);
 	char path[FS_PATH_MAX];
@@ -215,7 +215,7 @@ out:
 }
 
 void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			size_t size)
+		 size_t size)
 {
 	struct fs *fs = fs_of(req);
 

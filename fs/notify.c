@@ -17,6 +17,8 @@
  *             tombstone: notify_delete(parent, ino, name)  (inotify
  *                        sees IN_DELETE), and the node dies
  *             else:      inval_entry(parent, name)
+ *             a directory or a tombstone: inval_inode(parent, attrs
+ *                        only) (its nlink counts subdirectories)
  *         every 10 s: store_sweep()
  *   -ERANGE (the binlog was trimmed past us): invalidate every cached
  *   inode and entry, and go on from the last sequence.
@@ -55,6 +57,7 @@ struct change_copy {
 	size_t len;
 	uint64_t ino;
 	int tombstone;
+	int dir;         /* a directory or a tombstone: parent's nlink */
 };
 
 struct batch {
@@ -104,6 +107,7 @@ static int collect(void *arg, const struct store_change *c)
 	cc->path[c->path_len] = '\0';
 	cc->len = c->path_len;
 	cc->tombstone = st.type == STORE_TOMBSTONE;
+	cc->dir = cc->tombstone || st.type == STORE_DIR;
 	b->n++;
 	return 0;
 }
@@ -115,7 +119,6 @@ static void node_uncache(struct fs *fs, uint64_t ino)
 	pthread_mutex_lock(&fs->itab.lock);
 	n = fs_itab_node_locked(&fs->itab, ino);
 	if (n) {
-		n->cache_valid = 0;
 		/* the kernel drops what it cached; replies from now on
 		 * note their own timeouts */
 		n->kcache_until_ns = 0;
@@ -124,7 +127,7 @@ static void node_uncache(struct fs *fs, uint64_t ino)
 }
 
 static void inval_path(struct fs *fs, const char *path, size_t len,
-		       int tombstone)
+		       int tombstone, int dir)
 {
 	const char *slash = memrchr(path, '/', len);
 	const char *name;
@@ -144,6 +147,8 @@ static void inval_path(struct fs *fs, const char *path, size_t len,
 	}
 	if (!parent || len == 1)
 		return;
+	if (dir) /* a directory came or went: the parent's nlink changed */
+		fuse_lowlevel_notify_inval_inode(fs->se, parent, -1, 0);
 	if (tombstone && ino) {
 		struct store_stat st;
 		int back;
@@ -183,7 +188,7 @@ static void inval_all(struct fs *fs)
 	for (i = 0; i < n; i++) {
 		if (fs_itab_path(&fs->itab, inos[i], path) < 0)
 			continue;
-		inval_path(fs, path, strlen(path), 0);
+		inval_path(fs, path, strlen(path), 0, 0);
 	}
 	free(inos);
 	log_msg(LOG_NOTICE, "binlog trimmed past this mount: invalidated "
@@ -279,7 +284,7 @@ static void *notify_main(void *arg)
 				ino = fs_itab_find(&fs->itab, b->v[i].path,
 						   b->v[i].len);
 				inval_path(fs, b->v[i].path, b->v[i].len,
-					   b->v[i].tombstone);
+					   b->v[i].tombstone, b->v[i].dir);
 			}
 			if (ino)
 				fs_poll_wake(fs, ino);

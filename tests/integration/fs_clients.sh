@@ -108,7 +108,8 @@ expect_eq "$(sqlite3 "$M/db" "pragma integrity_check;")" "ok" "sqlite3 integrity
 [ ! -e "$M/db-journal" ] || fail "sqlite3 left its journal"
 # a reader that holds the database open sees each commit of a writer
 coproc RD { sqlite3 "$M/db"; }
-track_pid $RD_PID
+rd_pid=$RD_PID # bash unsets RD_PID as soon as the coprocess exits
+track_pid $rd_pid
 for i in 31 32 33; do
 	sqlite3 "$M/db" "insert into t values($i);" || fail "sqlite3 insert $i"
 	echo "select max(x) from t;" >&"${RD[1]}"
@@ -116,5 +117,5 @@ for i in 31 32 33; do
 	expect_eq "$got" "$i" "open sqlite3 reader after insert $i"
 done
 exec {RD[1]}>&-
-wait "$RD_PID" 2>/dev/null
+wait "$rd_pid" 2>/dev/null
 finish

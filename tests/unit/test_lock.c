@@ -670,6 +670,99 @@ static void test_posix_ranges(void **ctx)
 			 LOCK_TYPE_UNLOCK);
 }
 
+/* POSIX deadlocks: a blocking request that would wait for its own owner
+ * through a chain of waits is EDEADLK at once (Linux's answer); the
+ * waits already queued stay and are granted as the holders go. */
+static void test_posix_deadlock(void **ctx)
+{
+	struct lockmgr *m = *ctx;
+	static struct record rec;
+	struct waitarg w1, w2, w3;
+	struct lock_req r;
+	uint64_t t1, t2, t3;
+
+	record_init(&rec);
+	w1 = (struct waitarg){ &rec, 1, 0 };
+	w2 = (struct waitarg){ &rec, 2, 0 };
+	w3 = (struct waitarg){ &rec, 3, 0 };
+
+	/* crossed bytes: A holds 0 and waits for 1, B holds 1, asks 0 */
+	assert_int_equal(plk(m, LOCK_TYPE_EXCL, 1, 0, 0), 0);
+	assert_int_equal(plk(m, LOCK_TYPE_EXCL, 2, 1, 1), 0);
+	r = preq("/p", LOCK_TYPE_EXCL, 1, 1, 1, 1);
+	assert_int_equal(m->ops->lock(m, &r, record_cb, &w1, &t1), LOCK_QUEUED);
+	r = preq("/p", LOCK_TYPE_EXCL, 2, 0, 0, 1);
+	assert_int_equal(m->ops->lock(m, &r, record_cb, &w2, &t2), -EDEADLK);
+	/* non-blocking still says EAGAIN; B's lock and A's wait stand */
+	r.wait = 0;
+	assert_int_equal(m->ops->lock(m, &r, NULL, NULL, NULL), -EAGAIN);
+	assert_int_equal(state(m, LOCK_KIND_POSIX, "/p").waiters, 1);
+	m->ops->release(m, "/p", LOCK_KIND_POSIX, 2);
+	assert_int_equal(rec.n, 1);
+	assert_int_equal(rec.order[0], 1);
+	assert_int_equal(rec.errs[0], 0);
+	m->ops->release(m, "/p", LOCK_KIND_POSIX, 1);
+
+	/* a cycle of three owners over two files; shared does not block
+	 * shared, so a reader in the chain breaks it */
+	assert_int_equal(plk(m, LOCK_TYPE_EXCL, 1, 0, 9), 0);
+	r = preq("/q", LOCK_TYPE_SHARED, 2, 0, 9, 0);
+	assert_int_equal(m->ops->lock(m, &r, NULL, NULL, NULL), 0);
+	r = preq("/q", LOCK_TYPE_SHARED, 3, 0, 9, 0);
+	assert_int_equal(m->ops->lock(m, &r, NULL, NULL, NULL), 0);
+	/* 1 waits for 2 (and 3) on /q */
+	r = preq("/q", LOCK_TYPE_EXCL, 1, 5, 5, 1);
+	assert_int_equal(m->ops->lock(m, &r, record_cb, &w1, &t1), LOCK_QUEUED);
+	/* 2 waits for 1 on /p: 2 -> 1 -> {2, 3}: a cycle */
+	r = preq("/p", LOCK_TYPE_SHARED, 2, 3, 3, 1);
+	assert_int_equal(m->ops->lock(m, &r, record_cb, &w2, &t2), -EDEADLK);
+	/* 3 waits for 1 on /p: 3 -> 1 -> {2, 3}: a cycle too */
+	r = preq("/p", LOCK_TYPE_EXCL, 3, 9, 9, 1);
+	assert_int_equal(m->ops->lock(m, &r, record_cb, &w3, &t3), -EDEADLK);
+	/* 4 waits for 1: no cycle, it queues */
+	{
+		struct waitarg w4 = { &rec, 4, 0 };
+		uint64_t t4;
+
+		r = preq("/p", LOCK_TYPE_EXCL, 4, 0, 0, 1);
+		assert_int_equal(m->ops->lock(m, &r, record_cb, &w4, &t4),
+				 LOCK_QUEUED);
+		m->ops->release(m, "/q", LOCK_KIND_POSIX, 2);
+		m->ops->release(m, "/q", LOCK_KIND_POSIX, 3);
+		assert_int_equal(rec.n, 2); /* 1 gets /q 5 */
+		assert_int_equal(rec.order[1], 1);
+		m->ops->release(m, "/p", LOCK_KIND_POSIX, 1);
+		m->ops->release(m, "/q", LOCK_KIND_POSIX, 1);
+		assert_int_equal(rec.n, 3); /* 4 gets /p 0 */
+		assert_int_equal(rec.order[2], 4);
+		m->ops->release(m, "/p", LOCK_KIND_POSIX, 4);
+	}
+	/* a cancelled wait leaves no edge behind */
+	assert_int_equal(plk(m, LOCK_TYPE_EXCL, 1, 0, 0), 0);
+	assert_int_equal(plk(m, LOCK_TYPE_EXCL, 2, 1, 1), 0);
+	r = preq("/p", LOCK_TYPE_EXCL, 1, 1, 1, 1);
+	assert_int_equal(m->ops->lock(m, &r, record_cb, &w1, &t1), LOCK_QUEUED);
+	m->ops->cancel(m, t1);
+	assert_int_equal(rec.errs[3], -EINTR);
+	r = preq("/p", LOCK_TYPE_EXCL, 2, 0, 0, 1);
+	assert_int_equal(m->ops->lock(m, &r, record_cb, &w2, &t2), LOCK_QUEUED);
+	m->ops->release(m, "/p", LOCK_KIND_POSIX, 1);
+	assert_int_equal(rec.n, 5);
+	assert_int_equal(rec.order[4], 2);
+	m->ops->release(m, "/p", LOCK_KIND_POSIX, 2);
+	/* flock has no deadlock check (as on Linux): crossed flocks wait */
+	assert_int_equal(flk(m, "/a", LOCK_TYPE_EXCL, 1), 0);
+	assert_int_equal(flk(m, "/b", LOCK_TYPE_EXCL, 2), 0);
+	assert_int_equal(flk_wait(m, "/b", LOCK_TYPE_EXCL, 1, &w1, &t1),
+			 LOCK_QUEUED);
+	assert_int_equal(flk_wait(m, "/a", LOCK_TYPE_EXCL, 2, &w2, &t2),
+			 LOCK_QUEUED);
+	m->ops->cancel(m, t1);
+	m->ops->cancel(m, t2);
+	assert_int_equal(flk(m, "/a", LOCK_TYPE_UNLOCK, 1), 0);
+	assert_int_equal(flk(m, "/b", LOCK_TYPE_UNLOCK, 2), 0);
+}
+
 static void test_bad_requests(void **ctx)
 {
 	struct lockmgr *m = *ctx;
@@ -896,6 +989,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_posix_ranges, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_deadlock, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup,
 						teardown),

@@ -228,7 +228,9 @@ void fs_fill_attr(uint64_t ino, const struct store_stat *st,
 	a->st_mtim.tv_nsec = st->mtime_ns % 1000000000;
 	a->st_ctim.tv_sec = st->ctime_ns / 1000000000;
 	a->st_ctim.tv_nsec = st->ctime_ns % 1000000000;
-	a->st_atim = a->st_mtim;
+	/* a record made before atime was kept apart has none: its mtime */
+	a->st_atim.tv_sec = (st->atime_ns ? st->atime_ns : st->mtime_ns) / 1000000000;
+	a->st_atim.tv_nsec = (st->atime_ns ? st->atime_ns : st->mtime_ns) % 1000000000;
 }
 
 static int count_subdir(void *arg, const char *name, size_t name_len,
@@ -498,9 +500,17 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			     attr->st_mtim.tv_nsec;
 		mask |= STORE_ATTR_MTIME;
 	}
-	if ((to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) &&
-	    !(mask & STORE_ATTR_MTIME))
-		mask |= STORE_ATTR_TOUCH; /* atime is not kept; a touch */
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+		a.atime_ns = store_now_ns();
+		mask |= STORE_ATTR_ATIME;
+	} else if (to_set & FUSE_SET_ATTR_ATIME) {
+		a.atime_ns = (int64_t)attr->st_atim.tv_sec * 1000000000 +
+			     attr->st_atim.tv_nsec;
+		mask |= STORE_ATTR_ATIME;
+	}
+	/* `touch -a` is a touch too: it renews a TTL deadline */
+	if ((mask & STORE_ATTR_ATIME) && !(mask & STORE_ATTR_MTIME))
+		mask |= STORE_ATTR_TOUCH;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if ((uint64_t)attr->st_size > fs->max_value) {
 			err = -EFBIG;

@@ -535,6 +535,8 @@ int fs_itab_gone_setattr(struct fs_itab *t, uint64_t ino,
 		n->gone_st.gid = a->gid;
 	if (mask & STORE_ATTR_MTIME)
 		n->gone_st.mtime_ns = a->mtime_ns;
+	if (mask & STORE_ATTR_ATIME)
+		n->gone_st.atime_ns = a->atime_ns;
 	if (mask)
 		n->gone_st.ctime_ns = now_ns;
 	*st = n->gone_st;

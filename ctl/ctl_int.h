@@ -77,10 +77,6 @@ int ctl_open(struct ctl *c, int create);
  * components are refused (-EINVAL). Returns a malloc'd string in *out. */
 int ctl_key(const char *arg, char **out);
 
-/* Parse a duration: a number with an optional unit ms, s, m, h, d (no
- * unit: seconds). 0 means no TTL. -EINVAL on anything else. */
-int ctl_parse_ttl(const char *arg, uint64_t *ms);
-
 /* Parse a non-negative decimal integer that fits `max`. -EINVAL else. */
 int ctl_parse_u64(const char *arg, uint64_t max, uint64_t *out);
 

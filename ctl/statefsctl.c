@@ -165,34 +165,6 @@ int ctl_parse_u64(const char *arg, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-int ctl_parse_ttl(const char *arg, uint64_t *ms)
-{
-	static const struct {
-		const char *unit;
-		uint64_t ms;
-	} units[] = { { "", 1000 }, { "ms", 1 }, { "s", 1000 },
-		      { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 } };
-	unsigned long long v;
-	char *end;
-	size_t i;
-
-	if (*arg < '0' || *arg > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(arg, &end, 10);
-	if (errno)
-		return -EINVAL;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].unit) == 0) {
-			if (v > UINT64_MAX / units[i].ms)
-				return -EINVAL;
-			*ms = v * units[i].ms;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
 static int ctl_parse_mode(const char *arg, uint32_t *mode)
 {
 	unsigned long v;
@@ -460,8 +432,9 @@ static int ctl_cmd_put(struct ctl *c, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":s:ht:m:pP", lopts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
-			if (ctl_parse_ttl(optarg, &a.ttl_ms))
-				return ctl_usage(c, "bad --ttl '%s'", optarg);
+			if (store_parse_ttl(optarg, strlen(optarg), &a.ttl_ms))
+				return ctl_usage(c, "bad --ttl '%s' (N[ms|s|m|h|d], "
+						 "at most 3660d)", optarg);
 			mask |= STORE_ATTR_TTL;
 			break;
 		case 'm':

@@ -744,8 +744,9 @@ int ctl_cmd_import(struct ctl *c, int argc, char **argv)
 			csv_only = 1;
 			break;
 		case 't':
-			if (ctl_parse_ttl(optarg, &co.ttl_ms))
-				return ctl_usage(c, "bad --ttl '%s'", optarg);
+			if (store_parse_ttl(optarg, strlen(optarg), &co.ttl_ms))
+				return ctl_usage(c, "bad --ttl '%s' (N[ms|s|m|h|d], "
+						 "at most 3660d)", optarg);
 			co.has_ttl = 1;
 			csv_only = 1;
 			break;

@@ -35,6 +35,5 @@ void fs_destroy(struct fs **fsp);
 
 /* A TTL such as "30", "30s", "5m", "1h", "2d", "1.5" in milliseconds:
  * 0 or -EINVAL. */
-int fs_parse_ttl_ms(const char *s, size_t len, uint64_t *ms);
 
 #endif

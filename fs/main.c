@@ -127,7 +127,7 @@ static int parse_one(struct cfg *c, char *o)
 	if (val && strcmp(o, "maxvalue") == 0)
 		return parse_size(val, &c->so.max_value);
 	if (val && strcmp(o, "ttl") == 0)
-		return fs_parse_ttl_ms(val, strlen(val), &c->so.default_ttl_ms) ? -1 : 0;
+		return store_parse_ttl(val, strlen(val), &c->so.default_ttl_ms) ? -1 : 0;
 	if (val && strcmp(o, "sync") == 0) {
 		if (strcmp(val, "none") == 0)
 			c->so.sync = STORE_SYNC_NONE;

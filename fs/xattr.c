@@ -5,7 +5,7 @@
  * never stored:
  *   user.statefs.ttl         read/write/remove: the record's TTL (on a
  *                            directory, the default of files created in
- *                            it), parsed by fs_parse_ttl_ms
+ *                            it), parsed by store_parse_ttl
  *   user.statefs.expires     read-only: the absolute deadline or "never"
  *   user.statefs.lock        read-only: the lock manager's view
  *   user.statefs.lock.token  read-only: the fencing token
@@ -28,37 +28,6 @@
 #define XATTR_RESERVED "user.statefs."
 
 /* ---- extended attributes ---- */
-
-/* Parse a TTL: "30", "30s", "5m", "1h", "2d", "1.5" (seconds). Used for
- * user.statefs.ttl and the ttl= mount option alike. */
-int fs_parse_ttl_ms(const char *s, size_t len, uint64_t *ms)
-{
-	char tmp[32], *end;
-	double v, mul = 1000;
-
-	if (len == 0 || len >= sizeof(tmp))
-		return -EINVAL;
-	memcpy(tmp, s, len);
-	tmp[len] = '\0';
-	while (len && (tmp[len - 1] == '\n' || tmp[len - 1] == ' '))
-		tmp[--len] = '\0';
-	errno = 0;
-	v = strtod(tmp, &end);
-	if (errno || end == tmp || v < 0)
-		return -EINVAL;
-	if (*end == 's')
-		end++;
-	else if (*end == 'm')
-		mul = 60000, end++;
-	else if (*end == 'h')
-		mul = 3600000, end++;
-	else if (*end == 'd')
-		mul = 86400000, end++;
-	if (*end || v * mul > 1e15)
-		return -EINVAL;
-	*ms = (uint64_t)(v * mul + 0.5);
-	return 0;
-}
 
 static int ns_allowed(const char *name)
 {
@@ -89,7 +58,9 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		struct store_attr a;
 
 		memset(&a, 0, sizeof(a));
-		err = fs_parse_ttl_ms(value, size, &a.ttl_ms);
+		err = store_parse_ttl(value, size, &a.ttl_ms);
+		if (err == -ERANGE)
+			err = -EINVAL;
 		if (!err)
 			err = store_setattr(fs->store, NULL, path, &a,
 					    STORE_ATTR_TTL);

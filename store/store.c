@@ -126,6 +126,38 @@ int64_t store_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int store_parse_ttl(const char *s, size_t len, uint64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		double ms;
+	} units[] = { { "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		      { "h", 3600000 }, { "d", 86400000 } };
+	char tmp[32], *end;
+	double v;
+
+	while (len && (s[len - 1] == '\n' || s[len - 1] == ' '))
+		len--;
+	if (len == 0 || len >= sizeof(tmp) || s[0] < '0' || s[0] > '9')
+		return -EINVAL;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	errno = 0;
+	v = strtod(tmp, &end);
+	if (errno || end == tmp)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			v *= units[i].ms;
+			if (v > (double)STORE_TTL_MAX_MS)
+				return -ERANGE;
+			*ms = (uint64_t)(v + 0.5);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 int64_t store_clock(const struct store *s)
 {
 	return s->opts.clock ? s->opts.clock(s->opts.clock_arg) : store_now_ns();

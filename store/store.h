@@ -446,6 +446,13 @@ uint32_t store_writer_token(struct store *s);
  * keyable. 0, -EINVAL or -ENAMETOOLONG. */
 int store_path_check(struct store *s, const char *path);
 
+/* Parse a TTL, the one grammar of the mount (ttl=, user.statefs.ttl)
+ * and statefsctl (--ttl): a number, whole or decimal, and a unit: ms,
+ * s, m, h, d; none: seconds. Trailing spaces and newlines are ignored
+ * (setfattr values). Up to STORE_TTL_MAX_MS; 0 means none. 0 or
+ * -EINVAL (malformed) or -ERANGE (past the limit). */
+int store_parse_ttl(const char *s, size_t len, uint64_t *ms);
+
 /* Now, CLOCK_REALTIME in nanoseconds. */
 int64_t store_now_ns(void);
 

@@ -53,6 +53,7 @@ expect_rc 2 "unknown option '--bogus'" ctl get --bogus /a
 expect_rc 2 "unknown command 'frob'" ctl frob
 expect_rc 2 "missing COMMAND" ctl
 expect_rc 2 "bad --ttl" ctl put --ttl 5x k v
+expect_rc 2 "at most 3660d" ctl put --ttl 3661d k v
 expect_rc 2 "bad --mode" ctl put --mode 0999 k v
 expect_rc 2 "needs an argument" ctl put k --ttl
 expect_rc 1 "put /q/r: No such file or directory" ctl put --no-parents /q/r v

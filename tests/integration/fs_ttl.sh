@@ -8,6 +8,10 @@ mount_statefs "$T/store" "$M"
 echo v >"$M/f"
 stat "$M/f" >/dev/null  # cached by the kernel before the TTL is set
 setfattr -n user.statefs.ttl -v 2 "$M/f"
+# one grammar and one limit with statefsctl: past 3660 days, EINVAL
+setfattr -n user.statefs.ttl -v 3661d "$M/f" 2>"$T/err" && fail "ttl 3661d accepted"
+grep -q 'Invalid argument' "$T/err" || fail "ttl 3661d: $(cat "$T/err")"
+setfattr -n user.statefs.ttl -v 1e13 "$M/f" 2>/dev/null && fail "ttl 1e13 s accepted"
 expect_eq "$(getfattr --absolute-names --only-values -n user.statefs.ttl "$M/f")" "2" "ttl xattr"
 exp=$(getfattr --absolute-names --only-values -n user.statefs.expires "$M/f")
 [[ $exp =~ ^[0-9]+\.[0-9]{3}$ ]] || fail "expires format: '$exp'"

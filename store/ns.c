@@ -475,39 +475,7 @@ static int tombstone_local(struct store_txn *t, const char *path,
 }
 
 /* Collect the paths of `dir`'s visible descendants (children and
- * deeper), parents before children, as malloc'd paths. */
-struct pathvec {
-	char **v;
-	size_t n, cap;
-};
-
-static int pathvec_add(struct pathvec *pv, const char *p, size_t len)
-{
-	if (pv->n == pv->cap) {
-		size_t cap = pv->cap ? pv->cap * 2 : 64;
-		char **v = realloc(pv->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		pv->v = v;
-		pv->cap = cap;
-	}
-	pv->v[pv->n] = strndup(p, len);
-	if (!pv->v[pv->n])
-		return -ENOMEM;
-	pv->n++;
-	return 0;
-}
-
-static void pathvec_free(struct pathvec *pv)
-{
-	for (size_t i = 0; i < pv->n; i++)
-		free(pv->v[i]);
-	free(pv->v);
-	pv->v = NULL;
-	pv->n = pv->cap = 0;
-}
-
+ * deeper), parents before children. */
 static int cmp_depth(const void *a, const void *b)
 {
 	const char *x = *(char *const *)a, *y = *(char *const *)b;
@@ -520,56 +488,39 @@ static int cmp_depth(const void *a, const void *b)
 	return dx < dy ? -1 : dx > dy;
 }
 
-static int descendants(struct store_txn *t, const char *dir,
-		       struct pathvec *pv)
+struct desc_ctx {
+	struct store_txn *t;
+	struct store_paths *pv;
+};
+
+/* Collect a key under the walked directory if it shows: live, or dead
+ * with something live under it (a derived directory). */
+static int desc_add(void *arg, const MDB_val *k, const MDB_val *v)
 {
-	size_t dlen = strlen(dir);
-	char prefix[PATH_MAX + 1], path[PATH_MAX + 1];
-	MDB_cursor *c;
-	MDB_val k, v;
+	struct desc_ctx *d = arg;
+	char path[PATH_MAX + 1];
 	struct rec r;
-	int rc, err = 0;
+	int below;
 
-	rc = mdb_cursor_open(t->txn, t->s->dbi_rec, &c);
-	if (rc)
-		return store_err(rc);
-	/* Children start with dir + '\0', deeper ones with dir + '/'. For
-	 * the root that is every key but "/" itself. */
-	for (int pass = 0; pass < 2 && !err; pass++) {
-		size_t plen = 0;
-
-		if (dlen > 1) {
-			memcpy(prefix, dir, dlen);
-			prefix[dlen] = pass == 0 ? '\0' : '/';
-			plen = dlen + 1;
-		} else if (pass == 1) {
-			break;
-		}
-		k.mv_size = plen;
-		k.mv_data = prefix;
-		rc = plen ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) :
-			    mdb_cursor_get(c, &k, &v, MDB_FIRST);
-		for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-			if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))
-				break;
-			if (k.mv_size == 1 && ((char *)k.mv_data)[0] == '/')
-				continue;
-			if (rec_decode(v.mv_data, v.mv_size, &r))
-				continue;
-			store_key_path(&k, path);
-			if (!store_live(&r, t->now)) {
-				if (!(r.flags & REC_KIDS))
-					continue;
-				err = store_live_below(t, path);
-				if (err <= 0)
-					continue; /* not visible (or an error) */
-			}
-			err = pathvec_add(pv, path, k.mv_size);
-			if (err)
-				break;
-		}
+	if (rec_decode(v->mv_data, v->mv_size, &r))
+		return 0;
+	store_key_path(k, path);
+	if (!store_live(&r, d->t->now)) {
+		if (!(r.flags & REC_KIDS))
+			return 0;
+		below = store_live_below(d->t, path);
+		if (below <= 0)
+			return below; /* not visible, or an error */
 	}
-	mdb_cursor_close(c);
+	return store_paths_add(d->pv, path, k->mv_size);
+}
+
+static int descendants(struct store_txn *t, const char *dir,
+		       struct store_paths *pv)
+{
+	struct desc_ctx d = { t, pv };
+	int err = store_walk_below(t, dir, desc_add, &d);
+
 	if (!err && pv->n > 1)
 		qsort(pv->v, pv->n, sizeof(*pv->v), cmp_depth);
 	return err;
@@ -579,7 +530,7 @@ int store_del(struct store *s, struct store_txn *t, const char *path,
 	      unsigned flags)
 {
 	struct store_txn *own, own_mem;
-	struct pathvec pv = { 0 };
+	struct store_paths pv = { 0 };
 	struct store_stat view;
 	struct rec r;
 	int err = store_path_ok(s, path);
@@ -630,7 +581,7 @@ int store_del(struct store *s, struct store_txn *t, const char *path,
 	}
 	err = tombstone_local(t, path, &r);
 out:
-	pathvec_free(&pv);
+	store_paths_free(&pv);
 	return store_txn_leave(t, own, err);
 }
 
@@ -717,7 +668,7 @@ int store_rename(struct store *s, struct store_txn *t, const char *from,
 		 const char *to, unsigned flags)
 {
 	struct store_txn *own, own_mem;
-	struct pathvec pv = { 0 };
+	struct store_paths pv = { 0 };
 	struct rec rf, rt;
 	size_t flen = strlen(from), tlen = strlen(to);
 	uint64_t dir_ttl;
@@ -782,7 +733,7 @@ int store_rename(struct store *s, struct store_txn *t, const char *from,
 		err = move_one(t, pv.v[i], dst);
 	}
 out:
-	pathvec_free(&pv);
+	store_paths_free(&pv);
 	return store_txn_leave(t, own, err);
 }
 

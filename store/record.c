@@ -77,21 +77,7 @@ static uint16_t get16(const unsigned char *p)
 	return le16toh(v);
 }
 
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v;
 
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
 
 uint32_t store_type_ifmt(enum store_type type)
 {
@@ -195,9 +181,9 @@ size_t xattr_at(const unsigned char *x, size_t off, struct xattr_ent *e)
 
 	e->name_len = p[0];
 	e->removed = p[1];
-	e->value_len = get32(p + 2);
-	e->ver.hlc = get64(p + 6);
-	e->ver.node = get64(p + 14);
+	e->value_len = le_get32(p + 2);
+	e->ver.hlc = le_get64(p + 6);
+	e->ver.node = le_get64(p + 14);
 	e->name = p + XATTR_HDR_LEN;
 	e->value = e->name + e->name_len;
 	return XATTR_HDR_LEN + e->name_len + e->value_len;
@@ -255,24 +241,24 @@ int rec_decode(const void *buf, size_t len, struct rec *r)
 	if (st->type < STORE_FILE || st->type > STORE_PLACEHOLDER)
 		return -EPROTO;
 	st->nvv = get16(p + 2);
-	st->mode = get32(p + 4);
+	st->mode = le_get32(p + 4);
 	if (st->mode & ~07777u || st->nvv > STORE_VV_MAX)
 		return -EPROTO;
 	st->mode |= store_type_ifmt(st->type);
-	st->uid = get32(p + 8);
-	st->gid = get32(p + 12);
-	st->mtime_ns = (int64_t)get64(p + 16);
-	st->ctime_ns = (int64_t)get64(p + 24);
-	st->atime_ns = (int64_t)get64(p + 32);
-	st->expires_ns = (int64_t)get64(p + 40);
-	st->ttl_ms = get64(p + 48);
-	st->size = get64(p + 56);
-	st->xattr_len = get32(p + 64);
-	r->flags = get32(p + 68);
-	r->dead_ns = (int64_t)get64(p + 72);
+	st->uid = le_get32(p + 8);
+	st->gid = le_get32(p + 12);
+	st->mtime_ns = (int64_t)le_get64(p + 16);
+	st->ctime_ns = (int64_t)le_get64(p + 24);
+	st->atime_ns = (int64_t)le_get64(p + 32);
+	st->expires_ns = (int64_t)le_get64(p + 40);
+	st->ttl_ms = le_get64(p + 48);
+	st->size = le_get64(p + 56);
+	st->xattr_len = le_get32(p + 64);
+	r->flags = le_get32(p + 68);
+	r->dead_ns = (int64_t)le_get64(p + 72);
 	for (int i = 0; i < STORE_FIELDS; i++) {
-		st->fver[i].hlc = get64(p + 80 + 16 * i);
-		st->fver[i].node = get64(p + 88 + 16 * i);
+		st->fver[i].hlc = le_get64(p + 80 + 16 * i);
+		st->fver[i].node = le_get64(p + 88 + 16 * i);
 		if (!version_ok(st->fver[i]))
 			return -EPROTO;
 	}
@@ -301,9 +287,9 @@ int rec_decode(const void *buf, size_t len, struct rec *r)
 	r->xattrs = r->vv + (size_t)st->nvv * REC_VV_LEN;
 	r->value = r->xattrs + st->xattr_len;
 	for (unsigned i = 0; i < st->nvv; i++) {
-		uint64_t node = get64(r->vv + i * REC_VV_LEN);
+		uint64_t node = le_get64(r->vv + i * REC_VV_LEN);
 
-		if (node <= prev || get64(r->vv + i * REC_VV_LEN + 8) == 0)
+		if (node <= prev || le_get64(r->vv + i * REC_VV_LEN + 8) == 0)
 			return -EPROTO;
 		prev = node;
 	}
@@ -314,7 +300,7 @@ int rec_decode(const void *buf, size_t len, struct rec *r)
 		if (st->xattr_len - off < XATTR_HDR_LEN)
 			return -EPROTO;
 		e.name_len = r->xattrs[off];
-		e.value_len = get32(r->xattrs + off + 2);
+		e.value_len = le_get32(r->xattrs + off + 2);
 		/* the floor (an empty name) only first, removed, no value */
 		if ((e.name_len == 0 && (off || r->xattrs[off + 1] != 1)) ||
 		    r->xattrs[off + 1] > 1 ||
@@ -343,15 +329,15 @@ uint64_t vv_lookup(const void *vv, unsigned n, uint64_t node)
 	const unsigned char *p = vv;
 
 	for (unsigned i = 0; i < n; i++)
-		if (get64(p + i * REC_VV_LEN) == node)
-			return get64(p + i * REC_VV_LEN + 8);
+		if (le_get64(p + i * REC_VV_LEN) == node)
+			return le_get64(p + i * REC_VV_LEN + 8);
 	return 0;
 }
 
 struct store_vv_entry store_vv_at(const void *vv, unsigned i)
 {
 	const unsigned char *p = (const unsigned char *)vv + i * REC_VV_LEN;
-	struct store_vv_entry e = { get64(p), get64(p + 8) };
+	struct store_vv_entry e = { le_get64(p), le_get64(p + 8) };
 
 	return e;
 }
@@ -454,10 +440,10 @@ int store_change_decode(const void *buf, size_t len, struct store_change *c)
 	size_t plen, rlen;
 
 	if (len < CHANGE_HDR_LEN || p[0] != STORE_FORMAT ||
-	    (p[1] & ~STORE_CHANGE_MORE) || get32(p + 28) != 0)
+	    (p[1] & ~STORE_CHANGE_MORE) || le_get32(p + 28) != 0)
 		return -EPROTO;
 	plen = get16(p + 2);
-	rlen = get32(p + 24);
+	rlen = le_get32(p + 24);
 	if (plen == 0 || plen > CHANGE_PATH_MAX ||
 	    len != CHANGE_HDR_LEN + plen + rlen)
 		return -EPROTO;
@@ -468,9 +454,9 @@ int store_change_decode(const void *buf, size_t len, struct store_change *c)
 		return -EPROTO;
 	memset(c, 0, sizeof(*c));
 	c->flags = p[1];
-	c->writer = get32(p + 4);
-	c->origin_node = get64(p + 8);
-	c->origin_seq = get64(p + 16);
+	c->writer = le_get32(p + 4);
+	c->origin_node = le_get64(p + 8);
+	c->origin_seq = le_get64(p + 16);
 	c->path = (const char *)p + CHANGE_HDR_LEN;
 	c->path_len = plen;
 	c->rec = p + CHANGE_HDR_LEN + plen;

@@ -615,22 +615,48 @@ int store_rec_get(struct store_txn *t, const char *path, struct rec *r)
 	return 0;
 }
 
-/* Scan the keys under `path` (children: path + '\0', deeper: path +
- * '/'; for the root every key but "/"). With `live`, stop at the first
- * live record (1); without, at the first key (1). 0: none. */
-static int scan_below(struct store_txn *t, const char *path, int live)
+int store_paths_add(struct store_paths *pv, const char *p, size_t len)
+{
+	if (pv->n == pv->cap) {
+		size_t cap = pv->cap ? pv->cap * 2 : 64;
+		char **v = realloc(pv->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		pv->v = v;
+		pv->cap = cap;
+	}
+	pv->v[pv->n] = strndup(p, len);
+	if (!pv->v[pv->n])
+		return -ENOMEM;
+	pv->n++;
+	return 0;
+}
+
+void store_paths_free(struct store_paths *pv)
+{
+	for (size_t i = 0; i < pv->n; i++)
+		free(pv->v[i]);
+	free(pv->v);
+	pv->v = NULL;
+	pv->n = pv->cap = 0;
+}
+
+int store_walk_below(struct store_txn *t, const char *path,
+		     store_walk_cb cb, void *arg)
 {
 	size_t len = strlen(path);
 	char prefix[PATH_MAX + 1];
 	MDB_cursor *c;
 	MDB_val k, v;
-	struct rec r;
-	int rc, found = 0;
+	int rc, ret = 0;
 
 	rc = mdb_cursor_open(t->txn, t->s->dbi_rec, &c);
 	if (rc)
 		return store_err(rc);
-	for (int pass = 0; pass < 2 && !found; pass++) {
+	/* Children start with path + '\0', deeper ones with path + '/'.
+	 * For the root that is every key but "/" itself. */
+	for (int pass = 0; pass < 2 && !ret; pass++) {
 		size_t plen = 0;
 
 		if (len > 1) {
@@ -644,34 +670,46 @@ static int scan_below(struct store_txn *t, const char *path, int live)
 		k.mv_data = prefix;
 		rc = plen ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) :
 			    mdb_cursor_get(c, &k, &v, MDB_FIRST);
-		for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		for (; rc == 0 && !ret; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 			if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))
 				break;
 			if (k.mv_size == 1 && ((char *)k.mv_data)[0] == '/')
 				continue;
-			if (!live) {
-				found = 1;
-				break;
-			}
-			if (rec_decode(v.mv_data, v.mv_size, &r) == 0 &&
-			    store_live(&r, t->now)) {
-				found = 1;
-				break;
-			}
+			ret = cb(arg, &k, &v);
 		}
+		if (rc && rc != MDB_NOTFOUND && !ret)
+			ret = store_err(rc);
 	}
 	mdb_cursor_close(c);
-	return found;
+	return ret;
+}
+
+static int any_key(void *arg, const MDB_val *k, const MDB_val *v)
+{
+	(void)arg;
+	(void)k;
+	(void)v;
+	return 1;
+}
+
+static int any_live(void *arg, const MDB_val *k, const MDB_val *v)
+{
+	struct store_txn *t = arg;
+	struct rec r;
+
+	(void)k;
+	return rec_decode(v->mv_data, v->mv_size, &r) == 0 &&
+	       store_live(&r, t->now);
 }
 
 int store_live_below(struct store_txn *t, const char *path)
 {
-	return scan_below(t, path, 1);
+	return store_walk_below(t, path, any_live, t);
 }
 
 int store_keys_below(struct store_txn *t, const char *path)
 {
-	return scan_below(t, path, 0);
+	return store_walk_below(t, path, any_key, NULL);
 }
 
 /* The visible stat of a stored record (replica.c, rules 5 and 6): live
@@ -1182,63 +1220,51 @@ static int purgeable(const struct store_txn *t, const struct rec *r,
 	return since + grace <= t->now && acked(r, pw, npw) && seen_all(t, r);
 }
 
+struct sweep_ctx {
+	struct store_txn *t;
+	const struct peer_wm *pw;
+	size_t npw;
+	struct store_paths paths;
+};
+
+static int sweep_collect(void *arg, const MDB_val *k, const MDB_val *v)
+{
+	struct sweep_ctx *x = arg;
+	char path[PATH_MAX + 1];
+	struct rec r;
+
+	if (rec_decode(v->mv_data, v->mv_size, &r) ||
+	    !purgeable(x->t, &r, x->pw, x->npw))
+		return 0;
+	return store_paths_add(&x->paths, path, store_key_path(k, path));
+}
+
 /*
- * Collect the keys to purge in one scan, then delete them in reverse key
- * order (children sort after their parent), each only if nothing is
- * left under it. Nothing is written while the cursor walks: a write
- * can move the page that a cursor's key points into.
+ * Collect the paths to purge in one walk, then delete them in reverse
+ * key order (children sort after their parent), each only if nothing is
+ * left under it. Nothing is written while the cursor walks.
  */
 int store_sweep(struct store *s, size_t max)
 {
+	struct sweep_ctx x = { 0 };
 	struct store_txn *t;
 	struct peer_wm *pw = NULL;
-	size_t npw = 0, nk = 0, cap = 0;
-	char **keys = NULL;
-	size_t *klen = NULL;
-	MDB_cursor *c;
-	MDB_val k, v;
 	struct rec r;
-	int rc = 0, err, purged = 0;
+	int err, purged = 0;
 
 	err = store_txn_begin(s, 1, &t);
 	if (err)
 		return err;
-	err = peers_load(t, &pw, &npw);
-	if (err)
-		goto out;
-	rc = mdb_cursor_open(t->txn, s->dbi_rec, &c);
-	if (rc)
-		goto out;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (rec_decode(v.mv_data, v.mv_size, &r) ||
-		    !purgeable(t, &r, pw, npw))
-			continue;
-		if (nk == cap) {
-			cap = cap ? cap * 2 : 64;
-			keys = realloc(keys, cap * sizeof(*keys));
-			klen = realloc(klen, cap * sizeof(*klen));
-			if (!keys || !klen) {
-				err = -ENOMEM;
-				break;
-			}
-		}
-		keys[nk] = malloc(k.mv_size);
-		if (!keys[nk]) {
-			err = -ENOMEM;
-			break;
-		}
-		memcpy(keys[nk], k.mv_data, k.mv_size);
-		klen[nk++] = k.mv_size;
-	}
-	mdb_cursor_close(c);
-	if (rc == MDB_NOTFOUND)
-		rc = 0;
-	for (size_t i = nk; !err && !rc && i-- > 0 && (!max || (size_t)purged < max);) {
-		char path[PATH_MAX + 1];
-		MDB_val dk = { klen[i], keys[i] };
+	err = peers_load(t, &pw, &x.npw);
+	x.t = t;
+	x.pw = pw;
+	if (!err)
+		err = store_walk_below(t, "/", sweep_collect, &x);
+	for (size_t i = x.paths.n; !err && i-- > 0 && (!max || (size_t)purged < max);) {
+		const char *path = x.paths.v[i];
+		char key[PATH_MAX];
+		MDB_val dk;
 
-		store_key_path(&dk, path);
 		err = store_keys_below(t, path);
 		if (err) {
 			err = err < 0 ? err : 0;
@@ -1249,17 +1275,13 @@ int store_sweep(struct store *s, size_t max)
 			break;
 		count(&t->meta, &r, -1);
 		t->meta_dirty = 1;
-		rc = mdb_del(t->txn, s->dbi_rec, &dk, NULL);
+		dk.mv_size = store_key_of(path, strlen(path), key);
+		dk.mv_data = key;
+		err = store_err(mdb_del(t->txn, s->dbi_rec, &dk, NULL));
 		purged++;
 	}
-out:
-	for (size_t i = 0; i < nk; i++)
-		free(keys[i]);
-	free(keys);
-	free(klen);
+	store_paths_free(&x.paths);
 	free(pw);
-	if (rc)
-		err = store_err(rc);
 	if (err) {
 		store_txn_abort(&t);
 		return err;

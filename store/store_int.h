@@ -5,12 +5,31 @@
 #ifndef STATEFS_STORE_INT_H
 #define STATEFS_STORE_INT_H
 
+#include <endian.h>
 #include <lmdb.h>
+#include <string.h>
 #include <pthread.h>
 
 #include "store/store.h"
 
 #define STORE_FORMAT 2
+
+/* Little-endian reads of bytes with no alignment (record.c, upgrade.c). */
+static inline uint32_t le_get32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static inline uint64_t le_get64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
 
 /* ---- record.c: little-endian encodings of records and changes ---- */
 
@@ -198,6 +217,22 @@ int store_txn_leave(struct store_txn *t, struct store_txn *own, int err);
  * with r holding the stored record (or STORE_NONE). */
 int store_rec_get(struct store_txn *t, const char *path, struct rec *r);
 int store_rec_live(struct store_txn *t, const char *path, struct rec *r);
+/* A growing list of malloc'd paths, for work that must collect before
+ * it writes (a write may move the pages a cursor points into). */
+struct store_paths {
+	char **v;
+	size_t n, cap;
+};
+int store_paths_add(struct store_paths *pv, const char *p, size_t len);
+void store_paths_free(struct store_paths *pv);
+
+/* Call cb for every key under `path` (its children, then deeper keys),
+ * in key order, until it returns non-zero, which is returned (0 when
+ * the walk ends; a negative errno from LMDB). k and v point into the
+ * map: cb must not write. */
+typedef int (*store_walk_cb)(void *arg, const MDB_val *k, const MDB_val *v);
+int store_walk_below(struct store_txn *t, const char *path,
+		     store_walk_cb cb, void *arg);
 /* Is anything live under `path` (its children and deeper)? 1, 0 or
  * a negative errno. */
 int store_live_below(struct store_txn *t, const char *path);

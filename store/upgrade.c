@@ -33,25 +33,11 @@
 #define V1_HDR 88
 #define V1_META 120
 
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v;
 
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
 
 static int cmp_vv(const void *a, const void *b)
 {
-	uint64_t x = get64(a), y = get64(b);
+	uint64_t x = le_get64(a), y = le_get64(b);
 
 	return x < y ? -1 : x > y;
 }
@@ -85,25 +71,25 @@ static int convert(const unsigned char *p, size_t len, struct rec *r,
 		return -EIO;
 	memset(r, 0, sizeof(*r));
 	nvv = p[2] | p[3] << 8;
-	xlen = get32(p + 72);
-	size = get64(p + 80);
+	xlen = le_get32(p + 72);
+	size = le_get64(p + 80);
 	if ((uint64_t)V1_HDR + (uint64_t)nvv * REC_VV_LEN + xlen + size != len)
 		return -EIO;
 	r->st.type = p[1];
-	r->st.mode = get32(p + 4) & 07777;
-	r->st.uid = get32(p + 8);
-	r->st.gid = get32(p + 12);
-	r->st.mtime_ns = (int64_t)get64(p + 16);
+	r->st.mode = le_get32(p + 4) & 07777;
+	r->st.uid = le_get32(p + 8);
+	r->st.gid = le_get32(p + 12);
+	r->st.mtime_ns = (int64_t)le_get64(p + 16);
 	r->st.atime_ns = r->st.mtime_ns;
-	r->st.ctime_ns = (int64_t)get64(p + 24);
-	r->st.expires_ns = (int64_t)get64(p + 32);
-	r->st.ttl_ms = get64(p + 40);
+	r->st.ctime_ns = (int64_t)le_get64(p + 24);
+	r->st.expires_ns = (int64_t)le_get64(p + 32);
+	r->st.ttl_ms = le_get64(p + 40);
 	if (r->st.ttl_ms > STORE_TTL_MAX_MS)
 		r->st.ttl_ms = STORE_TTL_MAX_MS;
 	if (r->st.expires_ns < 0)
 		r->st.expires_ns = 0;
-	v.hlc = get64(p + 48);
-	v.node = get64(p + 56);
+	v.hlc = le_get64(p + 48);
+	v.node = le_get64(p + 56);
 	if (!v.hlc || !v.node)
 		v.hlc = v.node = 0;
 	for (int i = 0; i < STORE_FIELDS; i++)
@@ -115,10 +101,10 @@ static int convert(const unsigned char *p, size_t len, struct rec *r,
 	memcpy(buf, vv, (size_t)nvv * REC_VV_LEN);
 	qsort(buf, nvv, REC_VV_LEN, cmp_vv);
 	for (unsigned i = 0, k = 0; i < nvv; i++) {
-		uint64_t node = get64(buf + i * REC_VV_LEN);
+		uint64_t node = le_get64(buf + i * REC_VV_LEN);
 
-		if (!node || !get64(buf + i * REC_VV_LEN + 8) ||
-		    (k && get64(buf + (k - 1) * REC_VV_LEN) == node) ||
+		if (!node || !le_get64(buf + i * REC_VV_LEN + 8) ||
+		    (k && le_get64(buf + (k - 1) * REC_VV_LEN) == node) ||
 		    k == STORE_VV_MAX)
 			continue;
 		memmove(buf + k * REC_VV_LEN, buf + i * REC_VV_LEN, REC_VV_LEN);
@@ -131,7 +117,7 @@ static int convert(const unsigned char *p, size_t len, struct rec *r,
 		if (xlen - off < 5)
 			return -EIO;
 		xs[nx].nl = x[off];
-		xs[nx].vl = get32(x + off + 1);
+		xs[nx].vl = le_get32(x + off + 1);
 		if (!xs[nx].nl || xlen - off - 5 < (uint64_t)xs[nx].nl + xs[nx].vl)
 			return -EIO;
 		xs[nx].name = x + off + 5;
@@ -244,56 +230,33 @@ int store_upgrade_v1(struct store *s, MDB_txn *txn, const char *file)
 	return rc;
 }
 
+static int collect_all(void *arg, const MDB_val *k, const MDB_val *v)
+{
+	char path[PATH_MAX + 1];
+
+	(void)v;
+	return store_paths_add(arg, path, store_key_path(k, path));
+}
+
 int store_upgrade_fixup(struct store *s)
 {
+	struct store_paths paths = { 0 };
 	struct store_txn *t;
-	char **paths = NULL;
-	size_t n = 0, cap = 0;
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc, err;
+	int err;
 
 	err = store_txn_begin(s, 1, &t);
 	if (err)
 		return err;
-	rc = mdb_cursor_open(t->txn, s->dbi_rec, &c);
-	if (rc) {
-		store_txn_abort(&t);
-		return store_err(rc);
-	}
 	/* the paths first: nothing is written while the cursor walks */
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size == 1 && ((char *)k.mv_data)[0] == '/')
-			continue;
-		if (n == cap) {
-			char **p = realloc(paths, (cap = cap ? cap * 2 : 256) *
-						   sizeof(*p));
-
-			if (!p) {
-				err = -ENOMEM;
-				break;
-			}
-			paths = p;
-		}
-		paths[n] = malloc(k.mv_size + 1);
-		if (!paths[n]) {
-			err = -ENOMEM;
-			break;
-		}
-		store_key_path(&k, paths[n++]);
-	}
-	mdb_cursor_close(c);
-	for (size_t i = 0; i < n && !err; i++) {
+	err = store_walk_below(t, "/", collect_all, &paths);
+	for (size_t i = 0; i < paths.n && !err; i++) {
 		char pb[PATH_MAX];
 
-		err = store_ensure_parents(t, paths[i]);
+		err = store_ensure_parents(t, paths.v[i]);
 		if (!err)
-			err = store_mark_kids(t, store_parent_of(paths[i], pb));
+			err = store_mark_kids(t, store_parent_of(paths.v[i], pb));
 	}
-	for (size_t i = 0; i < n; i++)
-		free(paths[i]);
-	free(paths);
+	store_paths_free(&paths);
 	if (err) {
 		store_txn_abort(&t);
 		return err;

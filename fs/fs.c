@@ -204,6 +204,26 @@ double fs_attr_timeout(struct fs *fs, uint64_t ino,
 	return to;
 }
 
+static struct timespec ns_ts(int64_t ns)
+{
+	struct timespec ts = { ns / 1000000000, ns % 1000000000 };
+
+	return ts;
+}
+
+/* A time of setattr: `flag` sets it from ts, `now_flag` to now. */
+static int set_time(int to_set, int flag, int now_flag,
+		    const struct timespec *ts, int64_t *ns)
+{
+	if (to_set & now_flag)
+		*ns = store_now_ns();
+	else if (to_set & flag)
+		*ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+	else
+		return 0;
+	return 1;
+}
+
 void fs_fill_attr(uint64_t ino, const struct store_stat *st,
 		  struct stat *a)
 {
@@ -224,13 +244,10 @@ void fs_fill_attr(uint64_t ino, const struct store_stat *st,
 	a->st_size = st->size;
 	a->st_blksize = 4096;
 	a->st_blocks = (st->size + 511) / 512;
-	a->st_mtim.tv_sec = st->mtime_ns / 1000000000;
-	a->st_mtim.tv_nsec = st->mtime_ns % 1000000000;
-	a->st_ctim.tv_sec = st->ctime_ns / 1000000000;
-	a->st_ctim.tv_nsec = st->ctime_ns % 1000000000;
+	a->st_mtim = ns_ts(st->mtime_ns);
+	a->st_ctim = ns_ts(st->ctime_ns);
 	/* a record made before atime was kept apart has none: its mtime */
-	a->st_atim.tv_sec = (st->atime_ns ? st->atime_ns : st->mtime_ns) / 1000000000;
-	a->st_atim.tv_nsec = (st->atime_ns ? st->atime_ns : st->mtime_ns) % 1000000000;
+	a->st_atim = ns_ts(st->atime_ns ? st->atime_ns : st->mtime_ns);
 }
 
 static int count_subdir(void *arg, const char *name, size_t name_len,
@@ -492,22 +509,10 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		a.gid = attr->st_gid;
 		mask |= STORE_ATTR_GID;
 	}
-	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
-		a.mtime_ns = store_now_ns();
-		mask |= STORE_ATTR_MTIME;
-	} else if (to_set & FUSE_SET_ATTR_MTIME) {
-		a.mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 +
-			     attr->st_mtim.tv_nsec;
-		mask |= STORE_ATTR_MTIME;
-	}
-	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
-		a.atime_ns = store_now_ns();
-		mask |= STORE_ATTR_ATIME;
-	} else if (to_set & FUSE_SET_ATTR_ATIME) {
-		a.atime_ns = (int64_t)attr->st_atim.tv_sec * 1000000000 +
-			     attr->st_atim.tv_nsec;
-		mask |= STORE_ATTR_ATIME;
-	}
+	mask |= set_time(to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW,
+			 &attr->st_mtim, &a.mtime_ns) ? STORE_ATTR_MTIME : 0;
+	mask |= set_time(to_set, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW,
+			 &attr->st_atim, &a.atime_ns) ? STORE_ATTR_ATIME : 0;
 	/* `touch -a` is a touch too: it renews a TTL deadline */
 	if ((mask & STORE_ATTR_ATIME) && !(mask & STORE_ATTR_MTIME))
 		mask |= STORE_ATTR_TOUCH;

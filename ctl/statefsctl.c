@@ -855,18 +855,29 @@ out:
 
 /* ---- digest, status ---- */
 
-static int ctl_cmd_digest(struct ctl *c, int argc, char **argv)
+/* The start of a command that takes only the common options: parse
+ * them, refuse arguments, open the store. -1 to go on, else the exit
+ * code to return now (CTL_OK after --help). */
+static int ctl_open_plain(struct ctl *c, int argc, char **argv)
 {
 	static const struct option lopts[] = { CTL_COMMON_OPTS, { 0 } };
-	unsigned char d[STORE_DIGEST_LEN];
-	int opt, rc, err, i;
+	int opt, rc;
 
 	while ((opt = getopt_long(argc, argv, ":s:h", lopts, NULL)) != -1)
 		if ((rc = ctl_common_opt(c, opt, argv)) >= 0)
 			return rc;
 	if (optind != argc)
 		return ctl_usage(c, "too many arguments");
-	if ((rc = ctl_open(c, 0)) != CTL_OK)
+	rc = ctl_open(c, 0);
+	return rc == CTL_OK ? -1 : rc;
+}
+
+static int ctl_cmd_digest(struct ctl *c, int argc, char **argv)
+{
+	unsigned char d[STORE_DIGEST_LEN];
+	int rc, err, i;
+
+	if ((rc = ctl_open_plain(c, argc, argv)) >= 0)
 		return rc;
 	err = store_digest(c->s, d);
 	if (err)
@@ -900,16 +911,10 @@ static int ctl_status_peer(void *arg, uint64_t peer, uint64_t origin,
  * the first problem on stderr. */
 static int ctl_cmd_check(struct ctl *c, int argc, char **argv)
 {
-	static const struct option lopts[] = { CTL_COMMON_OPTS, { 0 } };
 	char msg[512];
-	int opt, rc, err;
+	int rc, err;
 
-	while ((opt = getopt_long(argc, argv, ":s:h", lopts, NULL)) != -1)
-		if ((rc = ctl_common_opt(c, opt, argv)) >= 0)
-			return rc;
-	if (optind != argc)
-		return ctl_usage(c, "too many arguments");
-	if ((rc = ctl_open(c, 0)) != CTL_OK)
+	if ((rc = ctl_open_plain(c, argc, argv)) >= 0)
 		return rc;
 	err = store_check(c->s, msg, sizeof(msg));
 	if (err == -EUCLEAN) {
@@ -924,16 +929,10 @@ static int ctl_cmd_check(struct ctl *c, int argc, char **argv)
 
 static int ctl_cmd_status(struct ctl *c, int argc, char **argv)
 {
-	static const struct option lopts[] = { CTL_COMMON_OPTS, { 0 } };
 	struct store_info in;
-	int opt, rc, err;
+	int rc, err;
 
-	while ((opt = getopt_long(argc, argv, ":s:h", lopts, NULL)) != -1)
-		if ((rc = ctl_common_opt(c, opt, argv)) >= 0)
-			return rc;
-	if (optind != argc)
-		return ctl_usage(c, "too many arguments");
-	if ((rc = ctl_open(c, 0)) != CTL_OK)
+	if ((rc = ctl_open_plain(c, argc, argv)) >= 0)
 		return rc;
 	err = store_info(c->s, &in);
 	if (err)

@@ -490,6 +490,9 @@ static int log_trim(struct store_txn *t)
 			break;
 		in_group = v.mv_size > 1 &&
 			   (((unsigned char *)v.mv_data)[1] & STORE_CHANGE_MORE);
+		rc = store_horizon_trimmed(t, v.mv_data, v.mv_size);
+		if (rc)
+			break;
 		m->log_bytes -= v.mv_size < m->log_bytes ? v.mv_size : m->log_bytes;
 		rc = mdb_cursor_del(c, 0);
 		if (rc)
@@ -1711,6 +1714,9 @@ static int open_dbs(struct store *s, const char *file)
 		if (rc == 0)
 			rc = mdb_dbi_open(txn, "peer", MDB_CREATE, &s->dbi_peer);
 		if (rc == 0)
+			rc = mdb_dbi_open(txn, "horizon", MDB_CREATE | MDB_INTEGERKEY,
+					  &s->dbi_horizon);
+		if (rc == 0)
 			rc = store_init(s, txn);
 		if (rc == 0)
 			rc = mdb_txn_commit(txn);
@@ -1730,6 +1736,15 @@ static int open_dbs(struct store *s, const char *file)
 		rc = mdb_dbi_open(txn, "vv", cr | MDB_INTEGERKEY, &s->dbi_vv);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "peer", cr, &s->dbi_peer);
+	if (rc == 0) {
+		/* added after 0.2's first stores: absent is empty */
+		rc = mdb_dbi_open(txn, "horizon", cr | MDB_INTEGERKEY,
+				  &s->dbi_horizon);
+		if (rc == MDB_NOTFOUND) {
+			s->dbi_horizon = 0;
+			rc = 0;
+		}
+	}
 	if (rc) {
 		store_set_error("%s: not a statefs store (%s); left untouched", file,
 			  mdb_strerror(rc));

@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "fs/fs.h"
 
@@ -67,30 +68,6 @@ static void usage(FILE *out)
 		"Unmount with: fusermount3 -u MOUNTPOINT\n");
 }
 
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
-	default: break;
-	}
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int add_fuse_opt(struct cfg *c, const char *o)
 {
 	size_t len = strlen(c->fuse_opts);
@@ -123,9 +100,9 @@ static int parse_one(struct cfg *c, char *o)
 	if (val)
 		*val++ = '\0';
 	if (val && strcmp(o, "size") == 0)
-		return parse_size(val, &c->so.map_size);
+		return config_parse_size(val, &c->so.map_size) ? -1 : 0;
 	if (val && strcmp(o, "maxvalue") == 0)
-		return parse_size(val, &c->so.max_value);
+		return config_parse_size(val, &c->so.max_value) ? -1 : 0;
 	if (val && strcmp(o, "ttl") == 0)
 		return store_parse_ttl(val, strlen(val), &c->so.default_ttl_ms) ? -1 : 0;
 	if (val && strcmp(o, "sync") == 0) {

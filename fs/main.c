@@ -318,7 +318,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	char optbuf[1200];
+	char optbuf[1200], store_real[PATH_MAX];
 	const char *node;
 	int rc, err;
 
@@ -338,6 +338,10 @@ int main(int argc, char **argv)
 		return rc;
 	if (open_store(&c, &store))
 		return 1;
+	/* fuse_daemonize() changes to /: the child reopens the store by
+	 * its absolute path (it exists now, store_open created it) */
+	if (realpath(c.store_dir, store_real))
+		c.store_dir = store_real;
 
 	snprintf(optbuf, sizeof(optbuf),
 		 "fsname=%s,subtype=statefs,default_permissions%s%s%s%s",

@@ -109,7 +109,7 @@ struct parser {
 	char *buf; /* getline's */
 	size_t cap;
 	int line;  /* of the line inih handles now */
-	char base[PATH_MAX]; /* the file's directory + '/', or "" */
+	char base[PATH_MAX]; /* the file's directory + '/' */
 	enum sect sect;
 	struct config_peer *peer; /* in S_PEER */
 	int seen[NKEYS];          /* line of each key of the fixed sections */
@@ -415,7 +415,8 @@ static char *conf_reader(char *str, int num, void *arg)
 
 /* ---- keys ---- */
 
-/* A path value: as written if absolute, else relative to the file. */
+/* A path value: as written if absolute, else relative to the file's
+ * directory. */
 static int set_path(struct parser *p, char *dst, size_t size, const char *v)
 {
 	int n;
@@ -668,9 +669,10 @@ void config_init(struct config *c)
 
 int config_load(struct config *c, const char *file, char *err, size_t errlen)
 {
+	char cwd[PATH_MAX] = "";
 	struct parser *p;
 	const char *slash;
-	int r, e;
+	int r, e, n;
 
 	if (errlen)
 		err[0] = '\0';
@@ -686,9 +688,19 @@ int config_load(struct config *c, const char *file, char *err, size_t errlen)
 	p->c = c;
 	p->err = err;
 	p->errlen = errlen;
+	/* base: the file's directory, absolute, so that paths read from
+	 * the file stay right after a chdir (fuse_daemonize goes to /) */
 	slash = strrchr(file, '/');
-	if (slash)
-		memcpy(p->base, file, slash - file + 1);
+	if (*file != '/' && !getcwd(cwd, sizeof(cwd)))
+		cwd[0] = '\0';
+	n = snprintf(p->base, sizeof(p->base), "%s%s%.*s", cwd,
+		     cwd[0] && strcmp(cwd, "/") != 0 ? "/" : "",
+		     slash ? (int)(slash - file + 1) : 0, file);
+	if (n < 0 || (size_t)n >= sizeof(p->base)) {
+		snprintf(err, errlen, "%s: %s", file, strerror(ENAMETOOLONG));
+		free(p);
+		return -ENAMETOOLONG;
+	}
 	p->f = fopen(file, "re");
 	if (!p->f) {
 		e = errno;

@@ -6,13 +6,14 @@
  * through the same store calls as the mount, so they land in the binlog
  * and replicate like any other change.
  *
- * Shape: main() parses the global options (-s, -v, --help, --version)
- * with getopt_long stopping at the first operand, looks the command up
- * in ctl_cmds[] and hands it the rest of argv; each command parses its
- * own options with getopt_long (GNU order: options may follow operands;
- * "--" ends them, for a key or value that starts with '-'). This file holds the small commands
- * (get, put, del, ls, stat, watch, digest, status) and the shared
- * helpers of ctl_int.h; dump and import live in transfer.c.
+ * Shape: main() parses the global options (-s, --config, -v, --help,
+ * --version) with getopt_long stopping at the first operand, looks the
+ * command up in ctl_cmds[] and hands it the rest of argv; each command
+ * parses its own options with getopt_long (GNU order: options may follow
+ * operands; "--" ends them, for a key or value that starts with '-').
+ * This file holds the small commands (get, put, del, ls, stat, watch,
+ * digest, status, check, keygen) and the shared helpers of ctl_int.h;
+ * dump and import live in transfer.c.
  *
  * Invariants:
  *  (1) Exit code 0 ok, 1 no such key, 2 usage, 3 store/system error or
@@ -26,8 +27,14 @@
  *  (4) watch never polls: it sleeps in store_wait() until a commit (from
  *      any process) wakes it; the 1 s timeout only bounds how late a
  *      signal that raced the check is noticed.
+ *  (5) The store directory is the first of: -s (after the command name,
+ *      then before it), the [store] dir of --config FILE, and
+ *      $STATEFS_STORE. A bad config file is a usage error (exit 2).
+ *  (6) keygen never overwrites: both files are created with O_EXCL, and
+ *      the secret one is never readable by anyone but its owner.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -38,7 +45,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "ctl/ctl_int.h"
 
@@ -85,7 +94,8 @@ int ctl_help(const struct ctl_cmd *cmd)
 {
 	printf("usage: statefsctl [-s STORE_DIR] %s\n\n%s\n", cmd->usage,
 	       cmd->summary);
-	printf("  -s, --store DIR  the store directory (else $STATEFS_STORE)\n"
+	printf("  -s, --store DIR  the store directory (else the --config file's\n"
+	       "                   [store] dir, else $STATEFS_STORE)\n"
 	       "  -h, --help       this text\n");
 	return CTL_OK;
 }
@@ -97,7 +107,8 @@ int ctl_open(struct ctl *c, int create)
 	int err;
 
 	if (!c->store_dir || !*c->store_dir)
-		return ctl_usage(c, "no store: use -s STORE_DIR or set STATEFS_STORE");
+		return ctl_usage(c, "no store: use -s STORE_DIR, --config FILE "
+				 "or set STATEFS_STORE");
 	opts.no_create = !create;
 	err = store_open(c->store_dir, &opts, &c->s);
 	if (!err)
@@ -966,6 +977,82 @@ static int ctl_cmd_status(struct ctl *c, int argc, char **argv)
 	return ctl_flush(c, CTL_OK);
 }
 
+/* ---- keygen ---- */
+
+/* Create `path` (never over an existing file) with exactly `mode` and
+ * `text` in it, synced. 0 or -errno; nothing is left behind on error. */
+static int ctl_write_new(const char *path, mode_t mode, const char *text)
+{
+	size_t len = strlen(text), off = 0;
+	int fd, err = 0;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, mode) < 0) /* the umask may have taken bits off */
+		err = -errno;
+	while (!err && off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0 && errno != EINTR)
+			err = -errno;
+		else if (n > 0)
+			off += n;
+	}
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (err)
+		unlink(path);
+	return err;
+}
+
+/* A CURVE key pair for the replicator: PREFIX.key (secret, 0600) and
+ * PREFIX.pub (0644), 40 Z85 characters and a newline each; the public
+ * key also on stdout. */
+static int ctl_cmd_keygen(struct ctl *c, int argc, char **argv)
+{
+	static const struct option lopts[] = { CTL_COMMON_OPTS, { 0 } };
+	char pub[CONFIG_KEY_LEN + 1], sec[CONFIG_KEY_LEN + 1];
+	char keyf[PATH_MAX], pubf[PATH_MAX], line[CONFIG_KEY_LEN + 2];
+	int opt, rc, err;
+
+	while ((opt = getopt_long(argc, argv, ":s:h", lopts, NULL)) != -1)
+		if ((rc = ctl_common_opt(c, opt, argv)) >= 0)
+			return rc;
+	if (optind == argc)
+		return ctl_usage(c, "missing PREFIX");
+	if (argc - optind > 1)
+		return ctl_usage(c, "too many arguments");
+	if (!*argv[optind])
+		return ctl_usage(c, "empty PREFIX");
+	if ((size_t)snprintf(keyf, sizeof(keyf), "%s.key", argv[optind]) >= sizeof(keyf) ||
+	    (size_t)snprintf(pubf, sizeof(pubf), "%s.pub", argv[optind]) >= sizeof(pubf))
+		return ctl_usage(c, "PREFIX too long");
+	if (zmq_curve_keypair(pub, sec) != 0) {
+		ctl_msg("keygen: %s", zmq_strerror(errno));
+		return CTL_ERR;
+	}
+	snprintf(line, sizeof(line), "%s\n", sec);
+	err = ctl_write_new(keyf, 0600, line);
+	explicit_bzero(sec, sizeof(sec));
+	explicit_bzero(line, sizeof(line));
+	if (err) {
+		ctl_msg("keygen %s: %s", keyf, strerror(-err));
+		return CTL_ERR;
+	}
+	snprintf(line, sizeof(line), "%s\n", pub);
+	err = ctl_write_new(pubf, 0644, line);
+	if (err) {
+		unlink(keyf);
+		ctl_msg("keygen %s: %s", pubf, strerror(-err));
+		return CTL_ERR;
+	}
+	printf("%s\n", pub);
+	return ctl_flush(c, CTL_OK);
+}
+
 /* ---- the command table and main ---- */
 
 static const struct ctl_cmd ctl_cmds[] = {
@@ -1011,6 +1098,13 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "check", "Check the store's consistency (every record, key, parent, count\n"
 	  "  and binlog entry); print ok, or the first problem and exit 3",
 	  "check", ctl_cmd_check },
+	{ "keygen", "Make a CURVE key pair for the replicator; print the public key.\n"
+	  "  PREFIX.key       the secret key, mode 0600: [node] key = PREFIX.key\n"
+	  "  PREFIX.pub       the public key, mode 0644: the other nodes'\n"
+	  "                   [peer NAME] public_key (or public_key_file)\n"
+	  "  Each holds 40 Z85 characters and a newline. An existing file is never\n"
+	  "  overwritten (exit 3). No store is needed.",
+	  "keygen PREFIX", ctl_cmd_keygen },
 };
 
 const struct ctl_cmd *ctl_find_cmd(const char *name)
@@ -1027,9 +1121,10 @@ static void ctl_main_help(void)
 {
 	size_t i;
 
-	printf("usage: statefsctl [-s STORE_DIR] [-v] COMMAND [ARGS]\n"
+	printf("usage: statefsctl [-s STORE_DIR | --config FILE] [-v] COMMAND [ARGS]\n"
 	       "       statefsctl COMMAND --help\n\n"
-	       "The store directory comes from -s or $STATEFS_STORE.\n"
+	       "The store directory comes from -s, else the [store] dir of the\n"
+	       "--config file, else $STATEFS_STORE.\n"
 	       "Exit codes: 0 ok, 1 no such key, 2 usage, 3 store or system error.\n\n"
 	       "Commands:\n");
 	for (i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
@@ -1040,6 +1135,7 @@ int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
 		{ "store", required_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -1047,14 +1143,18 @@ int main(int argc, char **argv)
 	};
 	struct ctl c = { .cmd = "statefsctl" };
 	const struct ctl_cmd *cmd;
+	const char *store_opt = NULL, *config = NULL;
+	struct config *conf = NULL;
 	int opt, rc;
 
-	c.store_dir = getenv("STATEFS_STORE");
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+:s:vhV", lopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			c.store_dir = optarg;
+			store_opt = optarg;
+			break;
+		case 'C':
+			config = optarg;
 			break;
 		case 'v':
 			c.verbose = 1;
@@ -1076,6 +1176,7 @@ int main(int argc, char **argv)
 		}
 	}
 	log_init("statefsctl", c.verbose ? LOG_NOTICE : LOG_FATAL);
+	c.store_dir = store_opt ? store_opt : getenv("STATEFS_STORE");
 	if (optind == argc) {
 		ctl_msg("missing COMMAND (try 'statefsctl --help')");
 		return CTL_USAGE;
@@ -1086,11 +1187,29 @@ int main(int argc, char **argv)
 			argv[optind]);
 		return CTL_USAGE;
 	}
+	if (config) {
+		char err[PATH_MAX + 512];
+
+		conf = malloc(sizeof(*conf));
+		if (!conf) {
+			ctl_msg("%s", strerror(ENOMEM));
+			return CTL_ERR;
+		}
+		config_init(conf);
+		if (config_load(conf, config, err, sizeof(err)) != 0) {
+			ctl_msg("%s", err);
+			free(conf);
+			return CTL_USAGE;
+		}
+		if (!store_opt && conf->store_dir[0])
+			c.store_dir = conf->store_dir;
+	}
 	c.cmd = cmd->name;
 	argc -= optind;
 	argv += optind;
 	optind = 0; /* full re-initialisation of getopt for the command */
 	rc = cmd->run(&c, argc, argv);
 	store_close(&c.s);
+	free(conf);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * main.c — `statefs [-f] [-d] [-o OPTS] STORE_DIR MOUNTPOINT`.
+ * main.c — `statefs [-f] [-d] [-o OPTS] STORE_DIR MOUNTPOINT`, or
+ * `statefs -o config=FILE [STORE_DIR MOUNTPOINT]`.
  *
  * Parses the command line (also as called by mount.fuse3 from mount(8)
  * and /etc/fstab: `statefs STORE MNT -o opts`), opens the store, mounts
@@ -11,6 +12,13 @@
  * (_netdev, noauto, user, nofail, atime variants...), accepted and
  * ignored. Anything else is a usage error (exit 2). default_permissions
  * is always on: the kernel checks modes.
+ *
+ * config=FILE (common/config.h) is found first, in whichever -o list it
+ * is: the file's [store] keys, [node] name and [mount] options are
+ * applied, then the command line's options on top, so the command line
+ * wins. STORE_DIR and MOUNTPOINT then default to [store] dir and
+ * [mount] mountpoint. A bad file is a usage error (exit 2) with the
+ * file's "FILE:LINE: key 'KEY': ..." line, before anything is mounted.
  *
  * Order of start-up, and why:
  *  1. a dead FUSE mount at MOUNTPOINT (stat: ENOTCONN) is lazily
@@ -33,6 +41,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "fs/fs.h"
 
@@ -44,12 +53,18 @@ struct cfg {
 	char fuse_opts[1024];     /* mount options passed to libfuse */
 	char node[64];
 	const char *store_dir, *mountpoint;
+	const char *config;       /* config=FILE, or NULL */
 };
+
+/* The config file's contents, for as long as the process runs
+ * (store_dir and mountpoint may point into it). */
+static struct config conf;
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: " PROG " [-f] [-d] [-o OPTIONS] STORE_DIR MOUNTPOINT\n"
+		"       " PROG " [-f] [-d] -o config=FILE[,OPTIONS] [STORE_DIR MOUNTPOINT]\n"
 		"Shared state as a file system: mount the statefs store in STORE_DIR\n"
 		"(created on first use) at MOUNTPOINT.\n\n"
 		"  -f            stay in the foreground\n"
@@ -62,33 +77,13 @@ static void usage(FILE *out)
 		"     node=NAME       node name (default: stored, else host name)\n"
 		"     allow_other     let other users in (needs user_allow_other)\n"
 		"     ro              read-only mount\n"
+		"     config=FILE     read [store], [node] name and [mount] from the\n"
+		"                     config file; STORE_DIR and MOUNTPOINT default\n"
+		"                     to its [store] dir and [mount] mountpoint, and\n"
+		"                     options on the command line override it\n"
 		"  -h, --help    this text\n"
 		"  -V, --version the version\n\n"
 		"Unmount with: fusermount3 -u MOUNTPOINT\n");
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
-	default: break;
-	}
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 static int add_fuse_opt(struct cfg *c, const char *o)
@@ -122,10 +117,12 @@ static int parse_one(struct cfg *c, char *o)
 
 	if (val)
 		*val++ = '\0';
+	if (val && strcmp(o, "config") == 0)
+		return 0; /* read first, by find_config() */
 	if (val && strcmp(o, "size") == 0)
-		return parse_size(val, &c->so.map_size);
+		return config_parse_size(val, &c->so.map_size) ? -1 : 0;
 	if (val && strcmp(o, "maxvalue") == 0)
-		return parse_size(val, &c->so.max_value);
+		return config_parse_size(val, &c->so.max_value) ? -1 : 0;
 	if (val && strcmp(o, "ttl") == 0)
 		return store_parse_ttl(val, strlen(val), &c->so.default_ttl_ms) ? -1 : 0;
 	if (val && strcmp(o, "sync") == 0) {
@@ -165,7 +162,9 @@ static int parse_one(struct cfg *c, char *o)
 	return -2;
 }
 
-static int parse_opts(struct cfg *c, const char *list)
+/* Parse one -o list; `where` prefixes the messages (NULL: the command
+ * line). */
+static int parse_opts(struct cfg *c, const char *list, const char *where)
 {
 	char *copy = strdup(list), *save = NULL, *o;
 	int err = 0;
@@ -176,12 +175,14 @@ static int parse_opts(struct cfg *c, const char *list)
 		int r = parse_one(c, o);
 
 		if (r == -2) {
-			fprintf(stderr, PROG ": unknown option '%s'\n", o);
+			fprintf(stderr, PROG ": %s%sunknown option '%s'\n",
+				where ? where : "", where ? ": " : "", o);
 			err = 2;
 			break;
 		}
 		if (r < 0) {
-			fprintf(stderr, PROG ": bad value in option '%s'\n", o);
+			fprintf(stderr, PROG ": %s%sbad value in option '%s'\n",
+				where ? where : "", where ? ": " : "", o);
 			err = 2;
 			break;
 		}
@@ -190,12 +191,73 @@ static int parse_opts(struct cfg *c, const char *list)
 	return err;
 }
 
+/* The last config=FILE of every -o list on the command line into
+ * c->config (pointing into argv), before anything else is parsed. */
+static void find_config(struct cfg *c, int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *list, *p;
+
+		if (strncmp(argv[i], "-o", 2) != 0)
+			continue;
+		list = argv[i][2] ? argv[i] + 2 : (i + 1 < argc ? argv[++i] : "");
+		for (p = list; p; p = strchr(p, ',')) {
+			if (*p == ',')
+				p++;
+			if (strncmp(p, "config=", 7) == 0)
+				c->config = p + 7;
+		}
+	}
+}
+
+/* Apply the config file: its settings are the defaults of the command
+ * line's. 0, or the exit code. */
+static int load_config(struct cfg *c, const char *file)
+{
+	char path[PATH_MAX], err[PATH_MAX + 512], where[PATH_MAX + 32];
+	size_t len = strcspn(file, ",");
+	int r;
+
+	if (len == 0 || len >= sizeof(path)) {
+		fprintf(stderr, PROG ": bad value in option 'config=%.*s'\n",
+			(int)len, file);
+		return 2;
+	}
+	memcpy(path, file, len);
+	path[len] = '\0';
+	config_init(&conf);
+	r = config_load(&conf, path, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return 2;
+	}
+	c->so = conf.so;
+	c->so.node_name = NULL; /* set from c->node in main() */
+	memcpy(c->node, conf.node_name, sizeof(c->node));
+	if (conf.store_dir[0])
+		c->store_dir = conf.store_dir;
+	if (conf.mountpoint[0])
+		c->mountpoint = conf.mountpoint;
+	snprintf(where, sizeof(where), "%s: [mount] options", path);
+	return conf.mount_options[0] ?
+		parse_opts(c, conf.mount_options, where) : 0;
+}
+
 /* 0: go on; else the exit code. */
 static int parse_args(struct cfg *c, int argc, char **argv)
 {
 	const char *pos[2];
 	int npos = 0, i, r;
 
+	find_config(c, argc, argv);
+	if (c->config) {
+		r = load_config(c, c->config);
+		if (r)
+			return r;
+		c->config = conf.file; /* without the options after it */
+	}
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -219,7 +281,7 @@ static int parse_args(struct cfg *c, int argc, char **argv)
 				fprintf(stderr, PROG ": -o needs options\n");
 				return 2;
 			}
-			r = parse_opts(c, list);
+			r = parse_opts(c, list, NULL);
 			if (r)
 				return r;
 		} else if (a[0] == '-' && a[1]) {
@@ -234,12 +296,19 @@ static int parse_args(struct cfg *c, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (npos != 2) {
+	if (npos == 2) {
+		c->store_dir = pos[0];
+		c->mountpoint = pos[1];
+	} else if (npos != 0 || !c->config) {
 		usage(stderr);
 		return 2;
 	}
-	c->store_dir = pos[0];
-	c->mountpoint = pos[1];
+	if (!c->store_dir || !c->mountpoint) {
+		fprintf(stderr, PROG ": %s: no [%s] %s, and none on the command "
+			"line\n", c->config, c->store_dir ? "mount" : "store",
+			c->store_dir ? "mountpoint" : "dir");
+		return 2;
+	}
 	return 0;
 }
 
@@ -341,7 +410,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	char optbuf[1200];
+	char optbuf[1200], store_real[PATH_MAX];
 	const char *node;
 	int rc, err;
 
@@ -361,6 +430,10 @@ int main(int argc, char **argv)
 		return rc;
 	if (open_store(&c, &store))
 		return 1;
+	/* fuse_daemonize() changes to /: the child reopens the store by
+	 * its absolute path (it exists now, store_open created it) */
+	if (realpath(c.store_dir, store_real))
+		c.store_dir = store_real;
 
 	snprintf(optbuf, sizeof(optbuf),
 		 "fsname=%s,subtype=statefs,default_permissions%s%s%s%s",

@@ -1752,12 +1752,11 @@ static int open_dbs(struct store *s, const char *file)
 		return -EINVAL;
 	}
 	s->node_id = m.node_id;
-	snprintf(s->node_name, sizeof(s->node_name), "%s", m.node_name);
+	/* opts.node_name points at s->node_name: compare before it is
+	 * overwritten with the stored name */
 	if (s->opts.node_name && !ro &&
 	    strcmp(s->opts.node_name, m.node_name) != 0) {
 		snprintf(m.node_name, sizeof(m.node_name), "%s",
-			 s->opts.node_name);
-		snprintf(s->node_name, sizeof(s->node_name), "%s",
 			 s->opts.node_name);
 		rc = meta_save(txn, s->dbi_meta, &m);
 		if (rc) {
@@ -1766,6 +1765,7 @@ static int open_dbs(struct store *s, const char *file)
 			return store_err(rc);
 		}
 	}
+	snprintf(s->node_name, sizeof(s->node_name), "%s", m.node_name);
 	rc = mdb_txn_commit(txn);
 	if (rc) {
 		store_set_error("%s: %s", file, mdb_strerror(rc));

@@ -410,6 +410,7 @@ static int run(struct repl *r)
 		for (i = 1; i < n; i++)
 			if (items[i].revents & ZMQ_POLLIN)
 				drain(r, items[i].socket);
+		status_read_block(r);
 		peer_pump(r);
 		now = repl_now_ms();
 		if (now >= next_tick) {

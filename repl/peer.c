@@ -378,7 +378,7 @@ void peer_pump(struct repl *r)
 		struct link *l = peer_out_link(p);
 		int err = 0;
 
-		if (!p->up || !l || now < p->pause_until)
+		if (!p->up || !l || p->blocked || now < p->pause_until)
 			continue;
 		if (p->snap_wanted && !p->inflight)
 			err = snap_start(r, p, l);
@@ -838,15 +838,22 @@ void peer_receive(struct repl *r, const struct link *l, const void *msg,
 		if (p->node && p->node != h.node && p->up)
 			log_msg(LOG_WARNING, "peer %s has a new node id %016" PRIx64,
 				p->cfg.name, h.node);
-		if (l->rid_len) {
-			p->rl = *l;
+		if (p->blocked) {
+			r->c.drop_blocked++;
+			return;
 		}
+		if (l->rid_len)
+			p->rl = *l;
 		p->last_contact = repl_now_ms();
 		on_hello(r, p, l, &h, &hello);
 		return;
 	}
 	if (!p)
 		p = peer_by_node(r, h.node);
+	if (p && p->blocked) {
+		r->c.drop_blocked++;
+		return;
+	}
 	if (!p || p->node != h.node || h.session != p->their_session) {
 		/* we do not know this session: ask who it is */
 		r->c.drop_session++;
@@ -915,7 +922,7 @@ void peer_tick(struct repl *r)
 				p->cfg.name, now - p->last_contact);
 			snap_abort(p);
 		}
-		if (!l)
+		if (!l || p->blocked)
 			continue;
 		if (!p->up) {
 			if (p->dl.sock && now - p->hello_sent >= (hb < to ? hb : to))

@@ -55,7 +55,7 @@ struct counters {
 	uint64_t in, out, applied, duplicates, superseded, conflicts;
 	uint64_t held, too_old, refused;
 	uint64_t drop_malformed, drop_replayed, drop_session, drop_stale,
-		 drop_unknown, drop_key;
+		 drop_unknown, drop_key, drop_blocked;
 	uint64_t snaps_sent, snaps_received;
 };
 
@@ -66,6 +66,7 @@ struct peer {
 	struct link rl;               /* its connection to our ROUTER, if any */
 	int64_t last_contact, last_sent, hello_sent;
 	int up;                       /* HELLO received and not timed out */
+	int blocked;                  /* cut off by repl.block (a fault point) */
 	uint64_t their_session, their_seq;
 	uint64_t out_seq;             /* our message counter on this peer */
 	/* our stream to it */
@@ -113,6 +114,7 @@ struct repl {
 	pthread_mutex_t refused_lock;
 	volatile int stop;
 	int64_t status_at;
+	int64_t block_mtime_ns, block_checked;
 };
 
 /* time */
@@ -134,5 +136,7 @@ void zap_stop(struct repl *r);
 
 /* status.c: STORE_DIR/repl.status, read by statefsctl and the mount */
 void status_write(struct repl *r);
+/* STORE_DIR/repl.block: peers to cut off (a fault point for tests) */
+void status_read_block(struct repl *r);
 
 #endif

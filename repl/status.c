@@ -11,11 +11,18 @@
  *   peer NAME connected=0|1 last_contact_ms=N behind_out=N behind_in=N
  *        in_per_s=N out_per_s=N address=A key_refused=0|1   (one line)
  *   refused_key KEY address=A count=N
+ *
+ * STORE_DIR/repl.block, if it exists, names peers (separated by
+ * blanks or newlines) whose traffic is dropped both ways while they
+ * are listed, as if the network between us were cut: statefs-mesh's
+ * partition and heal write it. Read when its mtime changes.
  */
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,11 +40,12 @@ static void counters(FILE *f, const struct counters *c)
 		"repl_dropped_malformed %" PRIu64 "\nrepl_dropped_replayed %" PRIu64 "\n"
 		"repl_dropped_session %" PRIu64 "\nrepl_dropped_stale %" PRIu64 "\n"
 		"repl_dropped_unknown %" PRIu64 "\nrepl_dropped_key %" PRIu64 "\n"
+		"repl_dropped_blocked %" PRIu64 "\n"
 		"repl_snapshots_sent %" PRIu64 "\nrepl_snapshots_received %" PRIu64 "\n",
 		c->in, c->out, c->applied, c->duplicates, c->superseded,
 		c->conflicts, c->held, c->too_old, c->refused, c->drop_malformed,
 		c->drop_replayed, c->drop_session, c->drop_stale, c->drop_unknown,
-		c->drop_key, c->snaps_sent, c->snaps_received);
+		c->drop_key, c->drop_blocked, c->snaps_sent, c->snaps_received);
 }
 
 void status_write(struct repl *r)
@@ -90,4 +98,39 @@ void status_write(struct repl *r)
 	r->status_at = now;
 	if (fclose(f) != 0 || rename(tmp, path) != 0)
 		log_rate(LOG_WARNING, "cannot write %s: %m", path);
+}
+
+void status_read_block(struct repl *r)
+{
+	char path[PATH_MAX + 32], *buf = NULL, *save = NULL, *w;
+	struct stat st;
+	int64_t mt = 0, now = repl_now_ms();
+	size_t i, cap = 0;
+	FILE *f;
+
+	if (now - r->block_checked < 50)
+		return;
+	r->block_checked = now;
+	snprintf(path, sizeof(path), "%s/repl.block", r->cfg.store_dir);
+	if (stat(path, &st) == 0)
+		mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec + 1;
+	if (mt == r->block_mtime_ns)
+		return;
+	r->block_mtime_ns = mt;
+	for (i = 0; i < r->npeers; i++)
+		r->peers[i].blocked = 0;
+	f = mt ? fopen(path, "r") : NULL;
+	if (f && getdelim(&buf, &cap, '\0', f) > 0)
+		for (w = strtok_r(buf, " \t\n,", &save); w;
+		     w = strtok_r(NULL, " \t\n,", &save))
+			for (i = 0; i < r->npeers; i++)
+				if (strcmp(r->peers[i].cfg.name, w) == 0)
+					r->peers[i].blocked = 1;
+	if (f)
+		fclose(f);
+	free(buf);
+	for (i = 0; i < r->npeers; i++)
+		if (r->peers[i].blocked)
+			log_msg(LOG_NOTICE, "fault point: traffic with %s is cut",
+				r->peers[i].cfg.name);
 }

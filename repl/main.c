@@ -48,6 +48,10 @@ static void usage(FILE *out)
 		"      --heartbeat T        default 1s\n"
 		"      --peer-timeout T     default 5s\n"
 		"      --max-offset T       clock hold-back, default 500ms\n"
+		"      --conflict POLICY    lww (default), keep (the losing value stays\n"
+		"                           as NAME.conflict-NODE-VERSION) or\n"
+		"                           hook:PROGRAM (PROGRAM PATH WINNER LOSER\n"
+		"                           prints the value that supersedes both)\n"
 		"  -v, --verbose            log more (twice: debug)\n"
 		"  -h, --help               this text\n"
 		"  -V, --version            the version\n\n"
@@ -107,7 +111,7 @@ static int parse_peer(struct config *c, const char *arg)
 /* 0: run; else the exit code. */
 static int parse_args(struct config *c, int argc, char **argv, int *verbose)
 {
-	enum { O_CHECK = 256, O_INSECURE, O_HB, O_PT, O_MO };
+	enum { O_CHECK = 256, O_INSECURE, O_HB, O_PT, O_MO, O_CONFLICT };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", required_argument, NULL, O_CHECK },
@@ -119,6 +123,7 @@ static int parse_args(struct config *c, int argc, char **argv, int *verbose)
 		{ "heartbeat", required_argument, NULL, O_HB },
 		{ "peer-timeout", required_argument, NULL, O_PT },
 		{ "max-offset", required_argument, NULL, O_MO },
+		{ "conflict", required_argument, NULL, O_CONFLICT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -192,6 +197,21 @@ static int parse_args(struct config *c, int argc, char **argv, int *verbose)
 		case O_MO:
 			if (parse_ms("--max-offset", optarg, &c->so.max_offset_ms))
 				return 2;
+			break;
+		case O_CONFLICT:
+			if (strcmp(optarg, "lww") == 0) {
+				c->conflict = CONFLICT_LWW;
+			} else if (strcmp(optarg, "keep") == 0) {
+				c->conflict = CONFLICT_KEEP;
+			} else if (strncmp(optarg, "hook:", 5) == 0 && optarg[5] &&
+				   strlen(optarg + 5) < sizeof(c->hook)) {
+				c->conflict = CONFLICT_HOOK;
+				snprintf(c->hook, sizeof(c->hook), "%s", optarg + 5);
+			} else {
+				fprintf(stderr, PROG ": --conflict: lww, keep or "
+					"hook:PROGRAM, not '%s'\n", optarg);
+				return 2;
+			}
 			break;
 		case 'v':
 			(*verbose)++;

@@ -67,12 +67,19 @@ struct link *peer_out_link(struct peer *p)
 	return NULL;
 }
 
-static void begin(struct repl *r, struct peer *p, enum wire_type type,
-		  unsigned flags)
+/* Message numbers run per link: the DEALER's and the ROUTER's are two
+ * connections, and one may overtake the other. */
+static int lx(const struct link *l)
+{
+	return l->rid_len != 0;
+}
+
+static void begin(struct repl *r, struct peer *p, const struct link *l,
+		  enum wire_type type, unsigned flags)
 {
 	struct wire_hdr h = {
 		.type = type, .flags = flags, .node = r->node,
-		.session = r->session, .seq = p->out_seq + 1,
+		.session = r->session, .seq = p->out_seq[lx(l)] + 1,
 	};
 
 	wbuf_reset(&r->out);
@@ -93,7 +100,7 @@ static int finish(struct repl *r, struct peer *p, const struct link *l)
 		return -errno;
 	if (zmq_send(l->sock, r->out.p, r->out.len, ZMQ_DONTWAIT) < 0)
 		return -errno;
-	p->out_seq++; /* only a message sent uses its number */
+	p->out_seq[lx(l)]++; /* only a message sent uses its number */
 	p->last_sent = repl_now_ms();
 	return 0;
 }
@@ -105,7 +112,7 @@ void peer_hello(struct repl *r, struct peer *p, const struct link *l,
 	size_t n = strlen(r->node_name);
 
 	our_wm(r, &wm);
-	begin(r, p, WIRE_HELLO, flags);
+	begin(r, p, l, WIRE_HELLO, flags);
 	wbuf_u8(&r->out, (uint8_t)n);
 	wbuf_bytes(&r->out, r->node_name, n);
 	wbuf_wm(&r->out, &wm);
@@ -119,7 +126,7 @@ static void send_ack(struct repl *r, struct peer *p, const struct link *l,
 	struct wire_wm wm;
 
 	our_wm(r, &wm);
-	begin(r, p, WIRE_ACK, nack ? WIRE_F_NACK : 0);
+	begin(r, p, l, WIRE_ACK, nack ? WIRE_F_NACK : 0);
 	wbuf_u32(&r->out, p->recv_epoch);
 	wbuf_u64(&r->out, upto);
 	wbuf_u64(&r->out, pause_ms);
@@ -184,7 +191,7 @@ static int send_changes(struct repl *r, struct peer *p, const struct link *l)
 	ssize_t got;
 	int err;
 
-	begin(r, p, WIRE_CHANGES, 0);
+	begin(r, p, l, WIRE_CHANGES, 0);
 	wbuf_u32(&r->out, p->epoch);
 	wbuf_u64(&r->out, 0); /* end, below */
 	b.n_off = r->out.len;
@@ -285,7 +292,7 @@ static int snap_start(struct repl *r, struct peer *p, const struct link *l)
 	}
 	p->snap_id++;
 	p->snap_chunks_sent = p->snap_chunks_acked = p->snap_records = 0;
-	begin(r, p, WIRE_SNAP_BEGIN, 0);
+	begin(r, p, l, WIRE_SNAP_BEGIN, 0);
 	wbuf_u64(&r->out, p->snap_id);
 	wbuf_wm(&r->out, &wm);
 	err = finish(r, p, l);
@@ -311,7 +318,7 @@ static int snap_pump(struct repl *r, struct peer *p, const struct link *l)
 		ssize_t got;
 		int err;
 
-		begin(r, p, WIRE_SNAP_DATA, 0);
+		begin(r, p, l, WIRE_SNAP_DATA, 0);
 		wbuf_u64(&r->out, p->snap_id);
 		n_off = r->out.len;
 		wbuf_u32(&r->out, 0);
@@ -321,7 +328,7 @@ static int snap_pump(struct repl *r, struct peer *p, const struct link *l)
 			return (int)got;
 		}
 		if (got == 0) {
-			begin(r, p, WIRE_SNAP_END, 0);
+			begin(r, p, l, WIRE_SNAP_END, 0);
 			wbuf_u64(&r->out, p->snap_id);
 			wbuf_u64(&r->out, p->snap_records);
 			err = finish(r, p, l);
@@ -430,10 +437,12 @@ static int apply_range(struct repl *r, struct wire_changes *m, uint32_t stop,
 		       struct peer *p, int count)
 {
 	struct wire_changes it = *m;
+	struct conflict_pre pre;
 	struct store_txn *t;
 	uint32_t i, group = 0;
 	int err;
 
+	conflict_drop_hooks(r);
 	*bad = stop;
 	*res = 0;
 	*last_sseq = 0;
@@ -449,9 +458,15 @@ static int apply_range(struct repl *r, struct wire_changes *m, uint32_t stop,
 			store_txn_abort(&t);
 			return -EPROTO; /* checked before: cannot happen */
 		}
-		rc = store_apply_remote(r->store, t, &c);
+		err = conflict_before(r, t, &c, &pre);
+		rc = err ? err : store_apply_remote(r->store, t, &c);
+		if ((rc == STORE_CONFLICT_WON || rc == STORE_CONFLICT_LOST) &&
+		    (err = conflict_after(r, t, &c, rc, &pre)) != 0)
+			rc = err;
+		conflict_pre_free(&pre);
 		if (rc < 0 && !is_refusal(rc)) {
 			store_txn_abort(&t);
+			conflict_drop_hooks(r);
 			*bad = group;
 			*res = rc;
 			return rc;
@@ -460,6 +475,7 @@ static int apply_range(struct repl *r, struct wire_changes *m, uint32_t stop,
 			*bad = group;
 			*res = rc;
 			store_txn_abort(&t);
+			conflict_drop_hooks(r);
 			return 0; /* the caller applies [0, group) again */
 		}
 		if (count) {
@@ -471,6 +487,9 @@ static int apply_range(struct repl *r, struct wire_changes *m, uint32_t stop,
 			case STORE_CONFLICT_LOST:
 				r->c.applied += rc == STORE_CONFLICT_WON;
 				r->c.conflicts++;
+				log_rate(LOG_NOTICE, "conflict on %.*s: concurrent writes "
+					 "from %016" PRIx64 " and here; the higher version "
+					 "stands", (int)c.path_len, c.path, c.origin_node);
 				break;
 			}
 		}
@@ -480,8 +499,10 @@ static int apply_range(struct repl *r, struct wire_changes *m, uint32_t stop,
 		}
 	}
 	err = store_txn_commit(&t);
-	if (err)
+	if (err) {
+		conflict_drop_hooks(r);
 		return err;
+	}
 	/* it holds what it sent us: never send it back */
 	it = *m;
 	for (i = 0; i < stop; i++) {
@@ -517,11 +538,14 @@ static void on_changes(struct repl *r, struct peer *p, const struct link *l,
 	if (!err && bad == m.n) {
 		p->recv_acked = m.end;
 		send_ack(r, p, l, m.end, 0, 0);
+		conflict_run_hooks(r);
 		return;
 	}
 	/* stopped at group `bad`: keep what came before it */
 	if (!err && bad > 0)
 		err = apply_range(r, &m, bad, &bad, &res, &last, p, 0);
+	if (!err)
+		conflict_run_hooks(r);
 	if (!err && last)
 		p->recv_acked = last;
 	if (res == STORE_HELD) {
@@ -531,7 +555,7 @@ static void on_changes(struct repl *r, struct peer *p, const struct link *l,
 		if (repl_now_ms() - p->snap_req_at > 1000) {
 			log_msg(LOG_NOTICE, "%s: its changes are older than our purge "
 				"horizon: asking for a snapshot", p->cfg.name);
-			begin(r, p, WIRE_SNAP_REQ, 0);
+			begin(r, p, l, WIRE_SNAP_REQ, 0);
 			finish(r, p, l);
 			p->snap_req_at = repl_now_ms();
 		}
@@ -600,8 +624,10 @@ static void on_hello(struct repl *r, struct peer *p, const struct link *l,
 	int was_up = p->up;
 
 	p->node = h->node;
+	if (p->their_session != h->session)
+		p->their_seq[0] = p->their_seq[1] = 0;
 	p->their_session = h->session;
-	p->their_seq = h->seq;
+	p->their_seq[lx(l)] = h->seq;
 	p->up = 1;
 	p->wm = hello->wm;
 	p->recv_epoch = 0;
@@ -648,7 +674,7 @@ static void on_snap_begin(struct repl *r, struct peer *p, struct rbuf *rb)
 static void snap_ack(struct repl *r, struct peer *p, const struct link *l,
 		     uint64_t id, uint64_t chunks)
 {
-	begin(r, p, WIRE_SNAP_ACK, 0);
+	begin(r, p, l, WIRE_SNAP_ACK, 0);
 	wbuf_u64(&r->out, id);
 	wbuf_u64(&r->out, chunks);
 	finish(r, p, l);
@@ -660,7 +686,7 @@ static void snap_give_up(struct repl *r, struct peer *p, const struct link *l,
 	log_msg(LOG_WARNING, "%s: cannot install its snapshot (%s): asking again",
 		p->cfg.name, strerror(-err));
 	p->rsnap_id = 0;
-	begin(r, p, WIRE_SNAP_REQ, 0);
+	begin(r, p, l, WIRE_SNAP_REQ, 0);
 	finish(r, p, l);
 }
 
@@ -842,6 +868,11 @@ void peer_receive(struct repl *r, const struct link *l, const void *msg,
 			r->c.drop_blocked++;
 			return;
 		}
+		if (h.session == p->their_session && h.seq <= p->their_seq[lx(l)]) {
+			r->c.drop_replayed++;
+			log_rate(LOG_WARNING, "%s: dropped a replayed HELLO", p->cfg.name);
+			return;
+		}
 		if (l->rid_len)
 			p->rl = *l;
 		p->last_contact = repl_now_ms();
@@ -861,12 +892,12 @@ void peer_receive(struct repl *r, const struct link *l, const void *msg,
 			peer_hello(r, p, l, WIRE_F_REPLY);
 		return;
 	}
-	if (h.seq <= p->their_seq) {
+	if (h.seq <= p->their_seq[lx(l)]) {
 		r->c.drop_replayed++;
 		log_rate(LOG_WARNING, "%s: dropped a replayed message", p->cfg.name);
 		return;
 	}
-	p->their_seq = h.seq;
+	p->their_seq[lx(l)] = h.seq;
 	p->last_contact = repl_now_ms();
 	if (!p->up) {
 		p->up = 1;
@@ -930,7 +961,7 @@ void peer_tick(struct repl *r)
 			continue;
 		}
 		if (now - p->last_sent >= hb) {
-			begin(r, p, WIRE_HEARTBEAT, 0);
+			begin(r, p, l, WIRE_HEARTBEAT, 0);
 			wbuf_u64(&r->out, last);
 			finish(r, p, l);
 		}

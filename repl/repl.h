@@ -67,8 +67,9 @@ struct peer {
 	int64_t last_contact, last_sent, hello_sent;
 	int up;                       /* HELLO received and not timed out */
 	int blocked;                  /* cut off by repl.block (a fault point) */
-	uint64_t their_session, their_seq;
-	uint64_t out_seq;             /* our message counter on this peer */
+	uint64_t their_session;
+	uint64_t their_seq[2], out_seq[2]; /* message numbers: [0] on the
+					    * DEALER, [1] on the ROUTER */
 	/* our stream to it */
 	struct wire_wm wm;            /* what it holds */
 	uint64_t cursor, acked;       /* our binlog seqs: sent, confirmed */
@@ -90,6 +91,22 @@ struct peer {
 	/* for status */
 	uint64_t in, out, in_prev, out_prev;
 	double in_rate, out_rate;
+};
+
+/* conflict.c: a value met before applying a change, and a hook to run
+ * once the batch is committed. */
+struct conflict_pre {
+	int have;
+	struct store_stat st;
+	void *val;
+	size_t len;
+};
+
+struct hook_job {
+	char *path;
+	void *winner, *loser;
+	size_t wlen, llen;
+	struct store_version wver;
 };
 
 struct refused_key {
@@ -115,6 +132,8 @@ struct repl {
 	volatile int stop;
 	int64_t status_at;
 	int64_t block_mtime_ns, block_checked;
+	struct hook_job hooks[64];
+	size_t nhooks;
 };
 
 /* time */
@@ -129,6 +148,16 @@ void peer_receive(struct repl *r, const struct link *l, const void *msg,
 void peer_pump(struct repl *r);      /* send what can be sent */
 void peer_tick(struct repl *r);      /* heartbeats, timeouts, retries */
 struct link *peer_out_link(struct peer *p);
+
+/* conflict.c: the [replication] conflict policy around each apply */
+int conflict_before(struct repl *r, struct store_txn *t,
+		    const struct store_change *c, struct conflict_pre *pre);
+int conflict_after(struct repl *r, struct store_txn *t,
+		   const struct store_change *c, int res,
+		   const struct conflict_pre *pre);
+void conflict_pre_free(struct conflict_pre *pre);
+void conflict_run_hooks(struct repl *r);   /* after a commit */
+void conflict_drop_hooks(struct repl *r);  /* after an abort */
 
 /* zap.c: the CURVE allowlist; bound before any listening socket */
 int zap_start(struct repl *r);

@@ -854,7 +854,9 @@ void peer_receive(struct repl *r, const struct link *l, const void *msg,
 				 "peers: ignored", hello.name);
 			return;
 		}
-		if (!r->cfg.insecure &&
+		/* a DEALER checked the server's key in the handshake; on the
+		 * ROUTER, ZAP gave the client's key as the User-Id */
+		if (!r->cfg.insecure && l->rid_len &&
 		    (!user_id || strcmp(user_id, p->cfg.public_key) != 0)) {
 			r->c.drop_key++;
 			log_rate(LOG_WARNING, "a HELLO as peer '%s' with another key "
@@ -883,6 +885,11 @@ void peer_receive(struct repl *r, const struct link *l, const void *msg,
 		p = peer_by_node(r, h.node);
 	if (p && p->blocked) {
 		r->c.drop_blocked++;
+		return;
+	}
+	if (p && l->rid_len && !r->cfg.insecure &&
+	    (!user_id || strcmp(user_id, p->cfg.public_key) != 0)) {
+		r->c.drop_key++; /* another peer's key under this one's id */
 		return;
 	}
 	if (!p || p->node != h.node || h.session != p->their_session) {

@@ -259,8 +259,10 @@ static int parse_args(struct config *c, int argc, char **argv, int *verbose)
 static int sock_common(void *s)
 {
 	int zero = 0, hwm = 1000;
+	int64_t max = WIRE_MAX;
 
 	return zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) ||
+	       zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) ||
 	       zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) ||
 	       zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) ? -errno : 0;
 }

@@ -598,8 +598,10 @@ static void on_ack(struct repl *r, struct peer *p, struct rbuf *rb,
 		if (--p->inflight == 0 && a.upto == p->sent_end)
 			p->acked = p->cursor;
 	}
-	/* acknowledgements make purges possible (store.h) */
-	{
+	/* acknowledgements make purges possible (store.h): tell the store
+	 * when they moved */
+	if (a.wm.n != p->stored_wm.n ||
+	    memcmp(a.wm.e, p->stored_wm.e, a.wm.n * sizeof(a.wm.e[0]))) {
 		struct store_txn *t;
 
 		if (store_txn_begin(r->store, 1, &t) == 0) {
@@ -612,8 +614,8 @@ static void on_ack(struct repl *r, struct peer *p, struct rbuf *rb,
 							     a.wm.e[i].seq);
 			if (err)
 				store_txn_abort(&t);
-			else
-				store_txn_commit(&t);
+			else if (store_txn_commit(&t) == 0)
+				p->stored_wm = a.wm;
 		}
 	}
 }

@@ -72,6 +72,7 @@ struct peer {
 					    * DEALER, [1] on the ROUTER */
 	/* our stream to it */
 	struct wire_wm wm;            /* what it holds */
+	struct wire_wm stored_wm;     /* its last acknowledgement, as stored */
 	uint64_t cursor, acked;       /* our binlog seqs: sent, confirmed */
 	uint64_t sent_end;            /* end of the last message sent */
 	uint32_t epoch;

@@ -438,6 +438,9 @@ static int run(struct repl *r)
 		if (now >= next_tick) {
 			peer_tick(r);
 			status_write(r);
+			/* what every peer holds leaves the binlog after 10 s */
+			if (store_binlog_trim_acked(r->store, 10000, 20000) < 0)
+				log_rate(LOG_WARNING, "cannot trim the binlog");
 			next_tick = now + (int64_t)(r->cfg.heartbeat_ms < 1000 ?
 						    r->cfg.heartbeat_ms : 1000);
 		}

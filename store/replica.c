@@ -632,6 +632,154 @@ int store_peers(struct store *s, store_peer_cb cb, void *arg)
 	return err;
 }
 
+/* ---- trimming what every peer holds ---- */
+
+/* Per origin, the lowest acknowledgement over every known peer (a peer
+ * that acknowledged nothing of an origin counts as 0). */
+struct acked {
+	uint64_t origin[STORE_VV_MAX], min[STORE_VV_MAX];
+	unsigned n;
+};
+
+static uint64_t acked_min(const struct acked *a, uint64_t origin)
+{
+	unsigned i;
+
+	for (i = 0; i < a->n; i++)
+		if (a->origin[i] == origin)
+			return a->min[i];
+	return 0;
+}
+
+static int acked_load(struct store_txn *t, struct acked *a)
+{
+	uint64_t npeers = 0, cur = 0;
+	unsigned cnt[STORE_VV_MAX] = { 0 }, i;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(t->txn, t->s->dbi_peer, &c);
+	if (rc)
+		return store_err(rc);
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		uint64_t kb[2], seq;
+
+		if (k.mv_size != sizeof(kb) || v.mv_size != sizeof(seq))
+			continue;
+		memcpy(kb, k.mv_data, sizeof(kb));
+		memcpy(&seq, v.mv_data, sizeof(seq));
+		if (kb[0] != cur) {
+			cur = kb[0];
+			npeers++;
+		}
+		if (kb[1] == 0)
+			continue;
+		for (i = 0; i < a->n && a->origin[i] != kb[1]; i++)
+			;
+		if (i == a->n) {
+			if (a->n == STORE_VV_MAX)
+				continue;
+			a->origin[a->n++] = kb[1];
+			a->min[i] = seq;
+		} else if (seq < a->min[i]) {
+			a->min[i] = seq;
+		}
+		cnt[i]++;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return store_err(rc);
+	for (i = 0; i < a->n; i++)
+		if (cnt[i] < npeers)
+			a->min[i] = 0; /* some peer has none of it */
+	return 0;
+}
+
+int store_binlog_trim_acked(struct store *s, uint64_t keep_ms, size_t max)
+{
+	struct store_txn *t;
+	struct acked *a = calloc(1, sizeof(*a));
+	uint64_t now_ms;
+	MDB_cursor *c;
+	MDB_val k, v;
+	size_t n = 0;
+	int rc, err;
+
+	if (!a)
+		return -ENOMEM;
+	err = store_txn_begin(s, 1, &t);
+	if (err) {
+		free(a);
+		return err;
+	}
+	if (!t->meta.npeers || !t->meta.log_first)
+		goto out;
+	err = acked_load(t, a);
+	if (err)
+		goto out;
+	now_ms = t->now > 0 ? (uint64_t)t->now / 1000000 : 0;
+	rc = mdb_cursor_open(t->txn, s->dbi_log, &c);
+	if (rc) {
+		err = store_err(rc);
+		goto out;
+	}
+	/* whole commit groups from the front, while every peer holds every
+	 * entry of them and they are older than keep_ms (for local readers:
+	 * the mount, statefsctl watch) */
+	while (!max || n < max) {
+		size_t len = 0, i2;
+		int ok = 1, more = 1;
+
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && more;
+		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			const unsigned char *p = v.mv_data;
+			uint64_t origin, oseq;
+
+			if (v.mv_size < CHANGE_HDR_LEN) {
+				ok = 0;
+				break;
+			}
+			origin = le_get64(p + 8);
+			oseq = le_get64(p + 16);
+			if ((oseq >> 16) + keep_ms > now_ms ||
+			    acked_min(a, origin) < oseq) {
+				ok = 0;
+				break;
+			}
+			more = p[1] & STORE_CHANGE_MORE;
+			len++;
+		}
+		if (!ok || more || !len)
+			break; /* not all held, or a group still being written */
+		for (i2 = 0; i2 < len; i2++) {
+			uint64_t seq;
+
+			rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+			if (rc)
+				break;
+			memcpy(&seq, k.mv_data, sizeof(seq));
+			rc = store_log_drop(t, c, seq, &v);
+			if (rc)
+				break;
+		}
+		if (rc)
+			break;
+		n += len;
+	}
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND)
+		err = store_err(rc);
+out:
+	free(a);
+	if (err || !n) {
+		store_txn_abort(&t);
+		return err;
+	}
+	err = store_txn_commit(&t);
+	return err ? err : (int)n;
+}
+
 /* ---- binlog ---- */
 
 ssize_t store_binlog_read(struct store *s, uint64_t after, size_t max,

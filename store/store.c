@@ -450,6 +450,23 @@ static int pend_flush(struct store_txn *t, int more)
 	return rc;
 }
 
+int store_log_drop(struct store_txn *t, MDB_cursor *c, uint64_t seq,
+		   const MDB_val *v)
+{
+	struct meta *m = &t->meta;
+	int rc = store_horizon_trimmed(t, v->mv_data, v->mv_size);
+
+	if (rc)
+		return rc;
+	m->log_bytes -= v->mv_size < m->log_bytes ? v->mv_size : m->log_bytes;
+	rc = mdb_cursor_del(c, 0);
+	if (rc)
+		return rc;
+	m->log_first = seq + 1;
+	t->meta_dirty = 1;
+	return 0;
+}
+
 /* Keep about binlog_max entries and a quarter of the map in bytes: drop
  * the oldest. The byte cap is what lets a delete free space in a full
  * store, and what keeps a dead peer from filling it. Both caps are soft:
@@ -490,14 +507,9 @@ static int log_trim(struct store_txn *t)
 			break;
 		in_group = v.mv_size > 1 &&
 			   (((unsigned char *)v.mv_data)[1] & STORE_CHANGE_MORE);
-		rc = store_horizon_trimmed(t, v.mv_data, v.mv_size);
+		rc = store_log_drop(t, c, seq, &v);
 		if (rc)
 			break;
-		m->log_bytes -= v.mv_size < m->log_bytes ? v.mv_size : m->log_bytes;
-		rc = mdb_cursor_del(c, 0);
-		if (rc)
-			break;
-		m->log_first = seq + 1;
 	}
 	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? 0 : rc;

@@ -321,6 +321,15 @@ typedef int (*store_change_cb)(void *arg, const struct store_change *c);
 ssize_t store_binlog_read(struct store *s, uint64_t after, size_t max,
 			  store_change_cb cb, void *arg);
 
+/* Drop binlog entries, whole commit groups from the oldest, that every
+ * known peer has acknowledged (store_peer_ack) and that are older than
+ * keep_ms by their origin's clock (local readers such as the mount may
+ * still be behind): the replicator calls it now and then. The cap
+ * (binlog_max) still bounds what a peer that stays away keeps. With no
+ * known peer nothing is dropped here. At most `max` entries (0: no
+ * limit), whole groups. Returns the count dropped. */
+int store_binlog_trim_acked(struct store *s, uint64_t keep_ms, size_t max);
+
 /* The last committed binlog sequence (0 if none): one read transaction. */
 uint64_t store_last_seq(struct store *s);
 

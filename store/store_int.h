@@ -191,6 +191,10 @@ int store_rec_join(struct store_txn *t, const char *path, const struct rec *in,
 		   const struct store_change *c, int *result, int *wrote);
 int store_mark_kids(struct store_txn *t, const char *path);
 
+/* store.c: drop the binlog's first entry (seq, value v; c is on it):
+ * horizon, bytes, log_first. An LMDB code. */
+int store_log_drop(struct store_txn *t, MDB_cursor *c, uint64_t seq,
+		   const MDB_val *v);
 /* snapshot.c: log_trim drops this binlog entry: raise the horizon.
  * An LMDB code. */
 int store_horizon_trimmed(struct store_txn *t, const void *entry, size_t len);

@@ -700,6 +700,54 @@ static void test_purge_acks(void **state)
 	assert_rc(store_sweep(f->s[3], 0), 1);
 }
 
+/* The binlog drops whole groups every known peer acknowledged, once
+ * they are older than keep_ms; nothing without peers. */
+static void test_trim_acked(void **state)
+{
+	struct fx *f = *state;
+	uint64_t a = node_id(f->s[0]), b = node_id(f->s[1]), c = node_id(f->s[2]);
+	struct store_info in;
+	struct store_txn *t;
+	uint64_t mid, last;
+
+	assert_rc(put_str(f->s[0], "/x", "1"), 0);
+	advance_ms(60000);
+	assert_rc(store_binlog_trim_acked(f->s[0], 1000, 0), 0); /* no peers */
+	assert_rc(store_peer_add(f->s[0], NULL, b), 0);
+	assert_rc(store_peer_add(f->s[0], NULL, c), 0);
+	assert_rc(store_info(f->s[0], &in), 0);
+	mid = in.local_seq;
+	/* a group of three (one transaction) */
+	assert_rc(store_txn_begin(f->s[0], 1, &t), 0);
+	assert_rc(store_put(f->s[0], t, "/g1", "a", 1, NULL, 0, STORE_CREATE), 0);
+	assert_rc(store_put(f->s[0], t, "/g2", "b", 1, NULL, 0, STORE_CREATE), 0);
+	assert_rc(store_put(f->s[0], t, "/g3", "c", 1, NULL, 0, STORE_CREATE), 0);
+	assert_rc(store_txn_commit(&t), 0);
+	assert_rc(store_info(f->s[0], &in), 0);
+	last = in.local_seq;
+	assert_int_equal(in.binlog_count, 4);
+	advance_ms(60000);
+	/* b holds everything, c only the first: only the first goes */
+	assert_rc(store_peer_ack(f->s[0], NULL, b, a, last), 0);
+	assert_rc(store_peer_ack(f->s[0], NULL, c, a, mid), 0);
+	assert_rc(store_binlog_trim_acked(f->s[0], 1000, 0), 1);
+	assert_rc(store_info(f->s[0], &in), 0);
+	assert_int_equal(in.binlog_count, 3);
+	assert_rc(store_peer_ack(f->s[0], NULL, c, a, last), 0);
+	/* too young for local readers */
+	assert_rc(store_binlog_trim_acked(f->s[0], 3600 * 1000, 0), 0);
+	assert_rc(store_binlog_trim_acked(f->s[0], 1000, 0), 3);
+	assert_rc(store_info(f->s[0], &in), 0);
+	assert_int_equal(in.binlog_count, 0);
+	/* a reader that had not seen them is told it fell behind */
+	assert_rc(store_binlog_read(f->s[0], 0, 0, NULL, NULL), -ERANGE);
+	/* and the log goes on */
+	assert_rc(put_str(f->s[0], "/y", "2"), 0);
+	assert_rc(store_info(f->s[0], &in), 0);
+	assert_int_equal(in.binlog_count, 1);
+	check_ok(f->s[0]);
+}
+
 /* A change this node cannot apply stops its origin's stream: the
  * watermark stays before it. */
 static int wm_of_cb(void *arg, uint64_t node, uint64_t seq)
@@ -1057,6 +1105,7 @@ int main(void)
 		T(test_clock_ahead_held),
 		T(test_restore_recovers_own),
 		T(test_purge_acks),
+		T(test_trim_acked),
 		T(test_unapplied_keeps_watermark),
 		T(test_bad_input),
 		T(test_vv_bound),

@@ -438,7 +438,7 @@ static int apply_range(struct repl *r, struct wire_changes *m, uint32_t stop,
 {
 	struct wire_changes it = *m;
 	struct conflict_pre pre;
-	struct store_txn *t;
+	struct store_txn *t = NULL;
 	uint32_t i, group = 0;
 	int err;
 
@@ -696,7 +696,7 @@ static void on_snap_data(struct repl *r, struct peer *p, const struct link *l,
 			 struct rbuf *rb)
 {
 	struct wire_snap_data d;
-	struct store_txn *t;
+	struct store_txn *t = NULL;
 	const char **keep = NULL;
 	char *last = NULL;
 	uint32_t i;
@@ -753,7 +753,7 @@ static void on_snap_end(struct repl *r, struct peer *p, const struct link *l,
 			struct rbuf *rb)
 {
 	uint64_t id = rbuf_u64(rb), records = rbuf_u64(rb);
-	struct store_txn *t;
+	struct store_txn *t = NULL;
 	int err;
 
 	if (rbuf_end(rb)) {

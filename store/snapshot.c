@@ -416,8 +416,21 @@ int store_snap_finish(struct store *s, struct store_txn *t,
 			t->meta.hlc = wm[i].seq;
 			t->meta_dirty = 1;
 		}
-		if (wm[i].node == s->node_id)
-			continue; /* our own: store_peer_ack's business */
+		if (wm[i].node == s->node_id) {
+			/* rule 9: our own changes up to there came back in it */
+			if (t->meta.rec_hi > t->meta.rec_lo &&
+			    wm[i].seq > t->meta.rec_lo) {
+				t->meta.rec_lo = wm[i].seq;
+				if (t->meta.rec_lo >= t->meta.rec_hi) {
+					log_msg(LOG_NOTICE, "%s: our lost changes are "
+						"back", s->path);
+					t->meta.run_base = t->meta.rec_hi;
+					t->meta.rec_lo = t->meta.rec_hi = 0;
+				}
+				t->meta_dirty = 1;
+			}
+			continue;
+		}
 		err = store_err(horizon_raise(t, wm[i].node, wm[i].seq));
 		if (err)
 			break;

@@ -173,6 +173,17 @@ static int build_cb(void *arg, const struct store_change *c)
 	return 0;
 }
 
+/* Start a new epoch of the stream to p at our binlog position `pos`:
+ * its first message says so (WIRE_F_FIRST); later ones must follow
+ * each other without a gap. */
+static void rewind_to(struct peer *p, uint64_t pos, uint32_t epoch)
+{
+	p->epoch = epoch > p->epoch ? epoch : p->epoch + 1;
+	p->cursor = p->acked = p->sent_end = pos;
+	p->inflight = 0;
+	p->first = 1;
+}
+
 /* Does p lack changes that our binlog no longer holds? */
 static int horizon_cb(void *arg, uint64_t node, uint64_t seq)
 {
@@ -191,8 +202,9 @@ static int send_changes(struct repl *r, struct peer *p, const struct link *l)
 	ssize_t got;
 	int err;
 
-	begin(r, p, l, WIRE_CHANGES, 0);
+	begin(r, p, l, WIRE_CHANGES, p->first ? WIRE_F_FIRST : 0);
 	wbuf_u32(&r->out, p->epoch);
+	wbuf_u64(&r->out, p->sent_end); /* prev */
 	wbuf_u64(&r->out, 0); /* end, below */
 	b.n_off = r->out.len;
 	wbuf_u32(&r->out, 0);
@@ -208,7 +220,7 @@ static int send_changes(struct repl *r, struct peer *p, const struct link *l)
 			p->cursor = si.binlog_first - 1;
 			if (!p->inflight)
 				p->acked = p->cursor;
-			return 0;
+			return 0; /* prev stays: the receiver sees no gap */
 		}
 		log_msg(LOG_NOTICE, "%s: fell behind our binlog: sending a snapshot",
 			p->cfg.name);
@@ -244,6 +256,7 @@ static int send_changes(struct repl *r, struct peer *p, const struct link *l)
 	if (err)
 		return err;
 	p->cursor = p->sent_end = b.group_end;
+	p->first = 0;
 	p->inflight++;
 	p->out += b.n;
 	r->c.out += b.n;
@@ -320,6 +333,7 @@ static int snap_pump(struct repl *r, struct peer *p, const struct link *l)
 
 		begin(r, p, l, WIRE_SNAP_DATA, 0);
 		wbuf_u64(&r->out, p->snap_id);
+		wbuf_u64(&r->out, p->snap_chunks_sent + 1);
 		n_off = r->out.len;
 		wbuf_u32(&r->out, 0);
 		got = store_snap_next(p->snap, REPL_SNAP_CHUNK, snap_rec_cb, &sw);
@@ -331,6 +345,7 @@ static int snap_pump(struct repl *r, struct peer *p, const struct link *l)
 			begin(r, p, l, WIRE_SNAP_END, 0);
 			wbuf_u64(&r->out, p->snap_id);
 			wbuf_u64(&r->out, p->snap_records);
+			wbuf_u64(&r->out, p->snap_chunks_sent);
 			err = finish(r, p, l);
 			if (err) {
 				return err == -EAGAIN ? 0 : err;
@@ -361,15 +376,12 @@ static void stream_restart(struct repl *r, struct peer *p)
 {
 	struct store_info si;
 
-	p->epoch++;
-	p->inflight = 0;
 	p->pause_until = 0;
 	p->last_ack = repl_now_ms();
 	if (store_info(r->store, &si) == 0)
-		p->cursor = si.binlog_first ? si.binlog_first - 1 : si.binlog_last;
+		rewind_to(p, si.binlog_first ? si.binlog_first - 1 : si.binlog_last, 0);
 	else
-		p->cursor = 0;
-	p->acked = p->cursor;
+		rewind_to(p, 0, 0);
 	snap_abort(p);
 	if (store_horizon(r->store, horizon_cb, p) == 1)
 		p->snap_wanted = 1;
@@ -515,8 +527,19 @@ static int apply_range(struct repl *r, struct wire_changes *m, uint32_t stop,
 	return 0;
 }
 
+/* Ask p to start its stream again after what we committed, in a new
+ * epoch; until its first message we take nothing of it. */
+static void ask_rewind(struct repl *r, struct peer *p, const struct link *l,
+		       uint32_t seen_epoch, uint64_t pause_ms)
+{
+	p->recv_epoch = (seen_epoch > p->recv_epoch ? seen_epoch : p->recv_epoch) + 1;
+	p->need_first = 1;
+	p->nack_at = repl_now_ms();
+	send_ack(r, p, l, p->recv_acked, 1, pause_ms);
+}
+
 static void on_changes(struct repl *r, struct peer *p, const struct link *l,
-		       struct rbuf *rb)
+		       struct rbuf *rb, unsigned flags)
 {
 	struct wire_changes m;
 	uint32_t bad;
@@ -529,14 +552,29 @@ static void on_changes(struct repl *r, struct peer *p, const struct link *l,
 	}
 	if (m.epoch < p->recv_epoch) {
 		r->c.drop_stale++; /* an older stream, rewound since */
+		if (p->need_first && repl_now_ms() - p->nack_at > 200) {
+			/* our NACK may be lost: say again where to start */
+			send_ack(r, p, l, p->recv_acked, 1, 0);
+			p->nack_at = repl_now_ms();
+		}
+		return;
+	}
+	if (!(flags & WIRE_F_FIRST) &&
+	    (p->need_first || m.epoch != p->recv_epoch || m.prev != p->recv_expect)) {
+		/* something before it never arrived: taking it would skip
+		 * changes for good (a watermark only grows) */
+		r->c.drop_gap++;
+		if (!p->need_first || m.epoch > p->recv_epoch)
+			ask_rewind(r, p, l, m.epoch, 0);
 		return;
 	}
 	p->recv_epoch = m.epoch;
+	p->need_first = 0;
 	r->c.in += m.n;
 	p->in += m.n;
 	err = apply_range(r, &m, m.n, &bad, &res, &last, p, 1);
 	if (!err && bad == m.n) {
-		p->recv_acked = m.end;
+		p->recv_acked = p->recv_expect = m.end;
 		send_ack(r, p, l, m.end, 0, 0);
 		conflict_run_hooks(r);
 		return;
@@ -565,9 +603,8 @@ static void on_changes(struct repl *r, struct peer *p, const struct link *l,
 			p->cfg.name, strerror(-(err ? err : res)));
 	}
 	/* rewind it to just after what we hold, in a new epoch */
-	p->recv_epoch = m.epoch + 1;
-	send_ack(r, p, l, p->recv_acked, 1,
-		 res == STORE_HELD ? 50 : res == STORE_TOO_OLD ? 2000 : 1000);
+	ask_rewind(r, p, l, m.epoch,
+		   res == STORE_HELD ? 50 : res == STORE_TOO_OLD ? 2000 : 1000);
 }
 
 static void on_ack(struct repl *r, struct peer *p, struct rbuf *rb,
@@ -586,12 +623,7 @@ static void on_ack(struct repl *r, struct peer *p, struct rbuf *rb,
 		p->acked = a.upto;
 	p->last_ack = repl_now_ms();
 	if (flags & WIRE_F_NACK) {
-		if (a.epoch > p->epoch)
-			p->epoch = a.epoch;
-		else
-			p->epoch++;
-		p->cursor = p->acked;
-		p->inflight = 0;
+		rewind_to(p, p->acked, a.epoch);
 		p->pause_until = repl_now_ms() + (int64_t)a.pause_ms;
 	} else if (a.epoch == p->epoch && p->inflight) {
 		/* what was left out after the last message needs no word */
@@ -633,6 +665,7 @@ static void on_hello(struct repl *r, struct peer *p, const struct link *l,
 	p->up = 1;
 	p->wm = hello->wm;
 	p->recv_epoch = 0;
+	p->need_first = 1;
 	p->rsnap_id = 0;
 	if (!was_up)
 		log_msg(LOG_NOTICE, "peer %s up", p->cfg.name);
@@ -710,6 +743,11 @@ static void on_snap_data(struct repl *r, struct peer *p, const struct link *l,
 		r->c.drop_stale++;
 		return;
 	}
+	if (d.chunk != p->rsnap_chunks + 1) {
+		/* a chunk went missing: its records would read as deleted */
+		snap_give_up(r, p, l, -EPROTO);
+		return;
+	}
 	keep = calloc(d.n + 1, sizeof(*keep));
 	err = keep ? store_txn_begin(r->store, 1, &t) : -ENOMEM;
 	for (i = 0; !err && i < d.n; i++) {
@@ -752,7 +790,7 @@ static void on_snap_data(struct repl *r, struct peer *p, const struct link *l,
 static void on_snap_end(struct repl *r, struct peer *p, const struct link *l,
 			struct rbuf *rb)
 {
-	uint64_t id = rbuf_u64(rb), records = rbuf_u64(rb);
+	uint64_t id = rbuf_u64(rb), records = rbuf_u64(rb), chunks = rbuf_u64(rb);
 	struct store_txn *t = NULL;
 	int err;
 
@@ -762,6 +800,10 @@ static void on_snap_end(struct repl *r, struct peer *p, const struct link *l,
 	}
 	if (id != p->rsnap_id || !id) {
 		r->c.drop_stale++;
+		return;
+	}
+	if (chunks != p->rsnap_chunks) {
+		snap_give_up(r, p, l, -EPROTO);
 		return;
 	}
 	err = store_txn_begin(r->store, 1, &t);
@@ -805,9 +847,7 @@ static void on_snap_ack(struct repl *r, struct peer *p, struct rbuf *rb)
 		uint64_t seq = store_snap_seq(p->snap);
 
 		snap_abort(p);
-		p->epoch++;
-		p->cursor = p->acked = seq;
-		p->inflight = 0;
+		rewind_to(p, seq, 0);
 		log_msg(LOG_NOTICE, "%s: snapshot sent", p->cfg.name);
 	}
 }
@@ -914,7 +954,7 @@ void peer_receive(struct repl *r, const struct link *l, const void *msg,
 	}
 	switch (h.type) {
 	case WIRE_CHANGES:
-		on_changes(r, p, l, &rb);
+		on_changes(r, p, l, &rb, h.flags);
 		break;
 	case WIRE_ACK:
 		on_ack(r, p, &rb, h.flags);
@@ -983,9 +1023,7 @@ void peer_tick(struct repl *r)
 				snap_abort(p);
 				p->snap_wanted = 1;
 			}
-			p->epoch++;
-			p->cursor = p->acked;
-			p->inflight = 0;
+			rewind_to(p, p->acked, 0);
 			p->last_ack = now;
 		}
 	}

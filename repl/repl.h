@@ -55,7 +55,7 @@ struct counters {
 	uint64_t in, out, applied, duplicates, superseded, conflicts;
 	uint64_t held, too_old, refused;
 	uint64_t drop_malformed, drop_replayed, drop_session, drop_stale,
-		 drop_unknown, drop_key, drop_blocked;
+		 drop_unknown, drop_key, drop_blocked, drop_gap;
 	uint64_t snaps_sent, snaps_received;
 };
 
@@ -76,6 +76,7 @@ struct peer {
 	uint64_t cursor, acked;       /* our binlog seqs: sent, confirmed */
 	uint64_t sent_end;            /* end of the last message sent */
 	uint32_t epoch;
+	int first;                    /* the next message starts the epoch */
 	unsigned inflight;
 	int64_t pause_until, last_ack;
 	/* a snapshot to it */
@@ -84,6 +85,9 @@ struct peer {
 	int snap_wanted, snap_done_sending;
 	/* its stream to us */
 	uint32_t recv_epoch;
+	int need_first;               /* take only an epoch's first message */
+	int64_t nack_at;
+	uint64_t recv_expect;         /* `end` of the last message taken */
 	uint64_t recv_acked, their_last;
 	uint64_t rsnap_id, rsnap_chunks;
 	struct wire_wm rsnap_wm;

@@ -40,12 +40,12 @@ static void counters(FILE *f, const struct counters *c)
 		"repl_dropped_malformed %" PRIu64 "\nrepl_dropped_replayed %" PRIu64 "\n"
 		"repl_dropped_session %" PRIu64 "\nrepl_dropped_stale %" PRIu64 "\n"
 		"repl_dropped_unknown %" PRIu64 "\nrepl_dropped_key %" PRIu64 "\n"
-		"repl_dropped_blocked %" PRIu64 "\n"
+		"repl_dropped_blocked %" PRIu64 "\nrepl_dropped_gap %" PRIu64 "\n"
 		"repl_snapshots_sent %" PRIu64 "\nrepl_snapshots_received %" PRIu64 "\n",
 		c->in, c->out, c->applied, c->duplicates, c->superseded,
 		c->conflicts, c->held, c->too_old, c->refused, c->drop_malformed,
 		c->drop_replayed, c->drop_session, c->drop_stale, c->drop_unknown,
-		c->drop_key, c->drop_blocked, c->snaps_sent, c->snaps_received);
+		c->drop_key, c->drop_blocked, c->drop_gap, c->snaps_sent, c->snaps_received);
 }
 
 void status_write(struct repl *r)

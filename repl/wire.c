@@ -212,7 +212,7 @@ int wire_hdr_decode(struct rbuf *r, struct wire_hdr *h)
 	h->seq = rbuf_u64(r);
 	if (r->err || magic != WIRE_MAGIC || h->type < WIRE_HELLO ||
 	    h->type > WIRE_TYPE_MAX || h->node == 0 ||
-	    (h->flags & ~(WIRE_F_REPLY | WIRE_F_NACK)))
+	    (h->flags & ~(WIRE_F_REPLY | WIRE_F_NACK | WIRE_F_FIRST)))
 		return -EPROTO;
 	return 0;
 }
@@ -274,12 +274,14 @@ int wire_changes_decode(struct rbuf *r, struct wire_changes *c)
 	uint32_t i;
 
 	c->epoch = rbuf_u32(r);
+	c->prev = rbuf_u64(r);
 	c->end = rbuf_u64(r);
 	c->n = rbuf_u32(r);
-	if (r->err || c->n == 0)
+	if (r->err || c->n == 0 || c->prev >= c->end)
 		return -EPROTO;
 	c->r = *r;
 	scan = *c;
+	prev = c->prev;
 	for (i = 0; i < c->n; i++) {
 		if (wire_change_next(&scan, &sseq, &ch) || sseq <= prev)
 			return -EPROTO;
@@ -326,8 +328,9 @@ int wire_snap_data_decode(struct rbuf *r, struct wire_snap_data *d)
 	uint32_t i;
 
 	d->snap = rbuf_u64(r);
+	d->chunk = rbuf_u64(r);
 	d->n = rbuf_u32(r);
-	if (r->err)
+	if (r->err || d->chunk == 0)
 		return -EPROTO;
 	d->r = *r;
 	scan = *d;
@@ -369,6 +372,10 @@ int wire_check(const void *p, size_t len, struct wire_hdr *h)
 	case WIRE_SNAP_DATA:
 		return wire_snap_data_decode(&r, &sd);
 	case WIRE_SNAP_END:
+		rbuf_u64(&r);
+		rbuf_u64(&r);
+		rbuf_u64(&r);
+		return rbuf_end(&r);
 	case WIRE_SNAP_ACK:
 		rbuf_u64(&r);
 		rbuf_u64(&r);

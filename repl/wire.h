@@ -17,13 +17,18 @@
  *   HELLO     u8 name_len, name, u32 n, n x (u64 origin, u64 seq)
  *             the sender's node name and watermarks: "send me what
  *             I lack". WIRE_F_REPLY asks for a HELLO back.
- *   CHANGES   u32 epoch, u64 end, u32 n, n x (u64 sseq, u32 len, change)
+ *   CHANGES   u32 epoch, u64 prev, u64 end, u32 n,
+ *             n x (u64 sseq, u32 len, change)
  *             binlog entries in the sender's order; `change` is
  *             store_change_encode's form; sseq is the sender's binlog
  *             seq, end the last one the sender looked at for this
  *             message (entries the receiver holds are left out): what
- *             ACK counts. Ends at a commit-group boundary: the last
- *             change lacks STORE_CHANGE_MORE.
+ *             ACK counts. prev is the previous message's end in this
+ *             epoch: a receiver takes a message only if it follows the
+ *             last one it took (no gap), or if it carries WIRE_F_FIRST,
+ *             which starts an epoch (after a HELLO, a rewind or a
+ *             snapshot). Ends at a commit-group boundary: the last change
+ *             lacks STORE_CHANGE_MORE.
  *   ACK       u32 epoch, u64 upto, u64 pause_ms, u32 n, n x (origin, seq)
  *             every sender entry up to `upto` is committed here (or was
  *             not needed); the receiver's watermarks. WIRE_F_NACK: the
@@ -33,9 +38,12 @@
  *   SNAP_REQ  (empty) the receiver needs a full snapshot
  *   SNAP_BEGIN u64 snap, u32 n, n x (origin, seq): the snapshot's
  *             watermarks
- *   SNAP_DATA u64 snap, u32 n, n x (u16 path_len, path, u32 len, rec),
- *             records in the store's key order
- *   SNAP_END  u64 snap, u64 records
+ *   SNAP_DATA u64 snap, u64 chunk, u32 n,
+ *             n x (u16 path_len, path, u32 len, rec): records in the
+ *             store's key order; chunks are numbered from 1 and a
+ *             receiver takes only the next one (a lost chunk would
+ *             otherwise read as records deleted at the sender)
+ *   SNAP_END  u64 snap, u64 records, u64 chunks
  *   SNAP_ACK  u64 snap, u64 chunks received and committed
  *
  * Limits: a message is at most WIRE_MAX bytes; at most STORE_VV_MAX
@@ -71,6 +79,7 @@ enum wire_type {
 
 #define WIRE_F_REPLY 0x1u
 #define WIRE_F_NACK 0x2u
+#define WIRE_F_FIRST 0x4u
 
 struct wire_hdr {
 	enum wire_type type;
@@ -134,7 +143,7 @@ int wire_hello_decode(struct rbuf *r, struct wire_hello *h);
  * them in order. */
 struct wire_changes {
 	uint32_t epoch, n;
-	uint64_t end;
+	uint64_t prev, end;
 	struct rbuf r; /* at the first change */
 };
 int wire_changes_decode(struct rbuf *r, struct wire_changes *c);
@@ -150,7 +159,7 @@ int wire_ack_decode(struct rbuf *r, struct wire_ack *a);
 
 /* SNAP_DATA: checked whole, then records one by one. */
 struct wire_snap_data {
-	uint64_t snap;
+	uint64_t snap, chunk;
 	uint32_t n;
 	struct rbuf r;
 };

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *log_prog = "statefs";
 static enum log_level log_level = LOG_NOTICE;
@@ -47,4 +48,22 @@ void log_msg_(enum log_level level, const char *fmt, ...)
 		fprintf(stderr, "<%d>%s: %s\n", prio[level], log_prog, msg);
 	else
 		fprintf(stderr, "%s: %s: %s\n", log_prog, names[level], msg);
+}
+
+int log_limit_pass(struct log_limit *l, enum log_level level)
+{
+	struct timespec ts;
+	long long now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+	if (now < l->next_ms) {
+		l->skipped++;
+		return 0;
+	}
+	if (l->skipped)
+		log_msg_(level, "(%lu more like the next were left out)", l->skipped);
+	l->skipped = 0;
+	l->next_ms = now + 5000;
+	return 1;
 }

@@ -27,4 +27,21 @@ void log_msg_(enum log_level level, const char *fmt, ...)
 			log_msg_((level), __VA_ARGS__);     \
 	} while (0)
 
+/* The same, at most once per 5 s per call site, for what a peer or a
+ * client can make happen at any rate; a line after a pause says how
+ * many were left out. */
+struct log_limit {
+	long long next_ms;
+	unsigned long skipped;
+};
+int log_limit_pass(struct log_limit *l, enum log_level level);
+
+#define log_rate(level, ...)                                        \
+	do {                                                        \
+		static struct log_limit log_lim_;                   \
+		if (log_enabled(level) &&                           \
+		    log_limit_pass(&log_lim_, (level)))             \
+			log_msg_((level), __VA_ARGS__);             \
+	} while (0)
+
 #endif

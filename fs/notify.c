@@ -20,8 +20,10 @@
  *             a directory or a tombstone: inval_inode(parent, attrs
  *                        only) (its nlink counts subdirectories)
  *         every 10 s: store_sweep()
- *   -ERANGE (the binlog was trimmed past us): invalidate every cached
- *   inode and entry, and go on from the last sequence.
+ *   -ERANGE (the binlog was trimmed past us), or a snapshot installed
+ *   (store_resyncs changed; seen within a second, at the next wake):
+ *   invalidate every cached inode and entry, and go on from the last
+ *   sequence.
  *
  * Our own changes are copied out only when they need work: a change
  * whose deadline comes before what the kernel may still cache of the
@@ -240,6 +242,7 @@ static void *notify_main(void *arg)
 	struct fs *fs = arg;
 	struct batch *b = calloc(1, sizeof(*b));
 	uint64_t last = store_last_seq(fs->store);
+	uint64_t resyncs = store_resyncs(fs->store), rs;
 	int64_t next_sweep = store_now_ns() + SWEEP_INTERVAL_NS;
 	size_t i;
 
@@ -258,6 +261,12 @@ static void *notify_main(void *arg)
 			if (n > 0)
 				log_msg(LOG_DEBUG, "swept %d records", n);
 			next_sweep = store_now_ns() + SWEEP_INTERVAL_NS;
+		}
+		rs = store_resyncs(fs->store);
+		if (rs != resyncs) {
+			/* a peer's snapshot changed what no binlog entry says */
+			resyncs = rs;
+			inval_all(fs);
 		}
 		if (r <= 0 && store_last_seq(fs->store) <= last)
 			continue;

@@ -412,22 +412,35 @@ void change_hdr_encode(void *out, const struct store_change *c)
 	put32(p + 28, 0);
 }
 
-int store_change_encode(const struct store_change *c, void **bufp,
-			size_t *lenp)
+size_t store_change_len(const struct store_change *c)
 {
-	unsigned char *p;
-	size_t len;
-
 	if (c->path_len == 0 || c->path_len > CHANGE_PATH_MAX ||
 	    c->rec_len > UINT32_MAX || c->flags & ~STORE_CHANGE_MORE)
-		return -EINVAL;
-	len = CHANGE_HDR_LEN + c->path_len + c->rec_len;
-	p = malloc(len);
-	if (!p)
-		return -ENOMEM;
+		return 0;
+	return CHANGE_HDR_LEN + c->path_len + c->rec_len;
+}
+
+void store_change_encode_to(const struct store_change *c, void *out)
+{
+	unsigned char *p = out;
+
 	change_hdr_encode(p, c);
 	memcpy(p + CHANGE_HDR_LEN, c->path, c->path_len);
 	memcpy(p + CHANGE_HDR_LEN + c->path_len, c->rec, c->rec_len);
+}
+
+int store_change_encode(const struct store_change *c, void **bufp,
+			size_t *lenp)
+{
+	size_t len = store_change_len(c);
+	unsigned char *p;
+
+	if (!len)
+		return -EINVAL;
+	p = malloc(len);
+	if (!p)
+		return -ENOMEM;
+	store_change_encode_to(c, p);
 	*bufp = p;
 	*lenp = len;
 	return 0;

@@ -233,64 +233,18 @@ static int change_check(struct store *s, const struct store_change *c,
 	return 0;
 }
 
-int store_apply_remote(struct store *s, struct store_txn *t,
-		       const struct store_change *c)
+/* Rule 2: join the record `in` into the one stored at path, and write
+ * the result if it changed anything, logging `c` (NULL: a snapshot's
+ * record, not logged). *result gets the outcome (store.h's enum);
+ * *wrote is set once anything may have been written. */
+int store_rec_join(struct store_txn *t, const char *path, const struct rec *in_,
+		   const struct store_change *c, int *result, int *wrote)
 {
-	struct store_txn *own, own_mem;
-	char path[PATH_MAX + 1];
-	struct rec in, cur, nr;
+	struct store *s = t->s;
+	struct rec in = *in_, cur, nr;
 	unsigned char *buf = NULL;
-	uint64_t wm = 0, now_ms, seq_ms = c->origin_seq >> 16;
-	int err, have, changed = 0, wrote = 0, result;
-	int self = c->origin_node == s->node_id;
+	int err, have, changed = 0;
 
-	err = change_check(s, c, path, &in);
-	if (err)
-		return err;
-	err = store_txn_enter(s, &t, 1, &own, &own_mem);
-	if (err)
-		return err;
-	now_ms = t->now > 0 ? (uint64_t)t->now / 1000000 : 0;
-	/* rule 1 of store.h's apply: duplicates; rule 9 for our own */
-	if (self) {
-		if (!(t->meta.rec_hi > t->meta.rec_lo &&
-		      c->origin_seq > t->meta.rec_lo &&
-		      c->origin_seq <= t->meta.rec_hi)) {
-			result = STORE_DUPLICATE;
-			goto out;
-		}
-	} else {
-		err = vv_get(t, c->origin_node, &wm);
-		if (err)
-			goto out;
-		if (c->origin_seq <= wm) {
-			result = STORE_DUPLICATE;
-			goto out;
-		}
-	}
-	/* rule 8 */
-	if (seq_ms > now_ms + s->opts.max_offset_ms) {
-		pthread_mutex_lock(&s->pool_lock);
-		s->held++;
-		if (seq_ms - now_ms > s->held_ahead_ms)
-			s->held_ahead_ms = seq_ms - now_ms;
-		pthread_mutex_unlock(&s->pool_lock);
-		if (s->held == 1 || !(s->held & 1023))
-			log_msg(LOG_WARNING, "%s: holding back a change of node %016" PRIx64
-				" stamped %" PRIu64 " ms ahead of our clock (max %" PRIu64
-				" ms)", s->path, c->origin_node, seq_ms - now_ms,
-				s->opts.max_offset_ms);
-		result = STORE_HELD;
-		goto out;
-	}
-	/* rule 10 */
-	if (seq_ms + s->opts.tombstone_grace_ms < now_ms + s->opts.max_offset_ms) {
-		pthread_mutex_lock(&s->pool_lock);
-		s->too_old++;
-		pthread_mutex_unlock(&s->pool_lock);
-		result = STORE_TOO_OLD;
-		goto out;
-	}
 	err = store_rec_get(t, path, &cur);
 	if (err && err != -ENOENT)
 		goto out;
@@ -307,7 +261,7 @@ int store_apply_remote(struct store *s, struct store_txn *t,
 		nr.flags = 0;
 		nr.dead_ns = in.st.type == STORE_TOMBSTONE ? t->now : 0;
 		changed = 1;
-		result = STORE_APPLIED;
+		*result = STORE_APPLIED;
 	} else {
 		unsigned nvv;
 		int cw;
@@ -361,18 +315,19 @@ int store_apply_remote(struct store *s, struct store_txn *t,
 		/* the outcome, judged on the content field */
 		cw = vcmp(&in.st.fver[STORE_F_CONTENT], &cur.st.fver[STORE_F_CONTENT]);
 		if (!changed)
-			result = saw(&cur, &in.st.version) ? STORE_DUPLICATE :
-							     STORE_CONFLICT_LOST;
+			*result = saw(&cur, &in.st.version) ? STORE_DUPLICATE :
+							      STORE_CONFLICT_LOST;
 		else if (cw > 0 && !saw(&in, &cur.st.fver[STORE_F_CONTENT]))
-			result = STORE_CONFLICT_WON;
-		else if (cw < 0 && in.st.fver[STORE_F_CONTENT].hlc == c->origin_seq &&
+			*result = STORE_CONFLICT_WON;
+		else if (cw < 0 && c &&
+			 in.st.fver[STORE_F_CONTENT].hlc == c->origin_seq &&
 			 in.st.fver[STORE_F_CONTENT].node == c->origin_node)
-			result = STORE_CONFLICT_LOST;
+			*result = STORE_CONFLICT_LOST;
 		else
-			result = STORE_APPLIED;
-		if (!changed && result == STORE_DUPLICATE &&
+			*result = STORE_APPLIED;
+		if (!changed && *result == STORE_DUPLICATE &&
 		    vcmp(&in.st.version, &cur.st.version) != 0)
-			result = STORE_SUPERSEDED;
+			*result = STORE_SUPERSEDED;
 		/* a directory that stops being one may have keys under it */
 		if (changed && nr.st.type != STORE_DIR &&
 		    cur.st.type == STORE_DIR && !(nr.flags & REC_KIDS)) {
@@ -389,11 +344,14 @@ int store_apply_remote(struct store *s, struct store_txn *t,
 			nr.dead_ns = 0;
 	}
 	if (changed) {
-		struct store_change log = *c;
+		struct store_change log;
 
-		log.flags = 0;
-		log.writer = s->writer;
-		wrote = 1;
+		if (c) {
+			log = *c;
+			log.flags = 0;
+			log.writer = s->writer;
+		}
+		*wrote = 1;
 		if (!have) {
 			char pb[PATH_MAX];
 
@@ -403,10 +361,75 @@ int store_apply_remote(struct store *s, struct store_txn *t,
 			if (err)
 				goto out;
 		}
-		err = store_rec_put(t, path, &nr, have ? &cur : NULL, &log);
+		err = store_rec_put(t, path, &nr, have ? &cur : NULL, c ? &log : NULL);
 		if (err)
 			goto out;
 	}
+out:
+	free(buf);
+	return err;
+}
+
+int store_apply_remote(struct store *s, struct store_txn *t,
+		       const struct store_change *c)
+{
+	struct store_txn *own, own_mem;
+	char path[PATH_MAX + 1];
+	struct rec in;
+	uint64_t wm = 0, now_ms, seq_ms = c->origin_seq >> 16;
+	int err, wrote = 0, result = STORE_APPLIED;
+	int self = c->origin_node == s->node_id;
+
+	err = change_check(s, c, path, &in);
+	if (err)
+		return err;
+	err = store_txn_enter(s, &t, 1, &own, &own_mem);
+	if (err)
+		return err;
+	now_ms = t->now > 0 ? (uint64_t)t->now / 1000000 : 0;
+	/* rule 1 of store.h's apply: duplicates; rule 9 for our own */
+	if (self) {
+		if (!(t->meta.rec_hi > t->meta.rec_lo &&
+		      c->origin_seq > t->meta.rec_lo &&
+		      c->origin_seq <= t->meta.rec_hi)) {
+			result = STORE_DUPLICATE;
+			goto out;
+		}
+	} else {
+		err = vv_get(t, c->origin_node, &wm);
+		if (err)
+			goto out;
+		if (c->origin_seq <= wm) {
+			result = STORE_DUPLICATE;
+			goto out;
+		}
+	}
+	/* rule 8 */
+	if (seq_ms > now_ms + s->opts.max_offset_ms) {
+		pthread_mutex_lock(&s->pool_lock);
+		s->held++;
+		if (seq_ms - now_ms > s->held_ahead_ms)
+			s->held_ahead_ms = seq_ms - now_ms;
+		pthread_mutex_unlock(&s->pool_lock);
+		if (s->held == 1 || !(s->held & 1023))
+			log_msg(LOG_WARNING, "%s: holding back a change of node %016" PRIx64
+				" stamped %" PRIu64 " ms ahead of our clock (max %" PRIu64
+				" ms)", s->path, c->origin_node, seq_ms - now_ms,
+				s->opts.max_offset_ms);
+		result = STORE_HELD;
+		goto out;
+	}
+	/* rule 10 */
+	if (seq_ms + s->opts.tombstone_grace_ms < now_ms + s->opts.max_offset_ms) {
+		pthread_mutex_lock(&s->pool_lock);
+		s->too_old++;
+		pthread_mutex_unlock(&s->pool_lock);
+		result = STORE_TOO_OLD;
+		goto out;
+	}
+	err = store_rec_join(t, path, &in, c, &result, &wrote);
+	if (err)
+		goto out;
 	/* rule 11: only now, with everything written */
 	wrote = 1;
 	if (self) {
@@ -427,7 +450,6 @@ int store_apply_remote(struct store *s, struct store_txn *t,
 		t->meta_dirty = 1;
 	}
 out:
-	free(buf);
 	if (err && !wrote) {
 		/* refused before anything was written: the caller's
 		 * transaction stays usable (store.h) */

@@ -490,6 +490,9 @@ static int log_trim(struct store_txn *t)
 			break;
 		in_group = v.mv_size > 1 &&
 			   (((unsigned char *)v.mv_data)[1] & STORE_CHANGE_MORE);
+		rc = store_horizon_trimmed(t, v.mv_data, v.mv_size);
+		if (rc)
+			break;
 		m->log_bytes -= v.mv_size < m->log_bytes ? v.mv_size : m->log_bytes;
 		rc = mdb_cursor_del(c, 0);
 		if (rc)
@@ -1711,6 +1714,9 @@ static int open_dbs(struct store *s, const char *file)
 		if (rc == 0)
 			rc = mdb_dbi_open(txn, "peer", MDB_CREATE, &s->dbi_peer);
 		if (rc == 0)
+			rc = mdb_dbi_open(txn, "horizon", MDB_CREATE | MDB_INTEGERKEY,
+					  &s->dbi_horizon);
+		if (rc == 0)
 			rc = store_init(s, txn);
 		if (rc == 0)
 			rc = mdb_txn_commit(txn);
@@ -1730,6 +1736,15 @@ static int open_dbs(struct store *s, const char *file)
 		rc = mdb_dbi_open(txn, "vv", cr | MDB_INTEGERKEY, &s->dbi_vv);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "peer", cr, &s->dbi_peer);
+	if (rc == 0) {
+		/* added after 0.2's first stores: absent is empty */
+		rc = mdb_dbi_open(txn, "horizon", cr | MDB_INTEGERKEY,
+				  &s->dbi_horizon);
+		if (rc == MDB_NOTFOUND) {
+			s->dbi_horizon = 0;
+			rc = 0;
+		}
+	}
 	if (rc) {
 		store_set_error("%s: not a statefs store (%s); left untouched", file,
 			  mdb_strerror(rc));
@@ -1737,12 +1752,11 @@ static int open_dbs(struct store *s, const char *file)
 		return -EINVAL;
 	}
 	s->node_id = m.node_id;
-	snprintf(s->node_name, sizeof(s->node_name), "%s", m.node_name);
+	/* opts.node_name points at s->node_name: compare before it is
+	 * overwritten with the stored name */
 	if (s->opts.node_name && !ro &&
 	    strcmp(s->opts.node_name, m.node_name) != 0) {
 		snprintf(m.node_name, sizeof(m.node_name), "%s",
-			 s->opts.node_name);
-		snprintf(s->node_name, sizeof(s->node_name), "%s",
 			 s->opts.node_name);
 		rc = meta_save(txn, s->dbi_meta, &m);
 		if (rc) {
@@ -1751,6 +1765,7 @@ static int open_dbs(struct store *s, const char *file)
 			return store_err(rc);
 		}
 	}
+	snprintf(s->node_name, sizeof(s->node_name), "%s", m.node_name);
 	rc = mdb_txn_commit(txn);
 	if (rc) {
 		store_set_error("%s: %s", file, mdb_strerror(rc));

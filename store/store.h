@@ -308,6 +308,10 @@ int store_change_encode(const struct store_change *c, void **bufp,
 			size_t *lenp);
 int store_change_decode(const void *buf, size_t len,
 			struct store_change *c);
+/* The same encoding into the caller's buffer: store_change_len bytes
+ * (0 for a change that cannot be encoded), then store_change_encode_to. */
+size_t store_change_len(const struct store_change *c);
+void store_change_encode_to(const struct store_change *c, void *out);
 
 /* Call cb for every binlog entry with seq > after, in order, at most
  * `max` of them (0: all). cb returning non-zero stops and is returned.
@@ -455,5 +459,58 @@ int store_parse_ttl(const char *s, size_t len, uint64_t *ms);
 
 /* Now, CLOCK_REALTIME in nanoseconds. */
 int64_t store_now_ns(void);
+
+/* ---- snapshots: the whole store, for a peer the binlog cannot serve ---- */
+
+/* The binlog's horizon: cb once per origin with the highest sequence of
+ * that origin whose change this store no longer has in its binlog
+ * (trimmed, or received in a snapshot). A peer whose watermark of an
+ * origin is below its horizon cannot be brought up to date from the
+ * binlog: it needs a snapshot. */
+int store_horizon(struct store *s, store_vv_cb cb, void *arg);
+
+/* How many snapshots this store has installed: a consumer that caches
+ * what it read (the mount) drops its caches when this changes. */
+uint64_t store_resyncs(struct store *s);
+
+/* A snapshot: one consistent read of the whole store (an LMDB read
+ * transaction held until store_snap_close: LMDB cannot reuse pages
+ * freed meanwhile, so close it promptly). Records come in key order,
+ * placeholders left out; store_snap_seq is the binlog's last sequence
+ * at that moment: a consumer follows the binlog from there. */
+struct store_snap;
+int store_snap_open(struct store *s, struct store_snap **snapp);
+uint64_t store_snap_seq(const struct store_snap *snap);
+int store_snap_watermarks(struct store_snap *snap, store_vv_cb cb, void *arg);
+/* The next records, about max_bytes of them: cb(arg, path, path_len,
+ * rec, rec_len) each (pointers valid during the call). Returns the
+ * count given, 0 at the end, or a negative errno. */
+typedef int (*store_snap_cb)(void *arg, const char *path, size_t path_len,
+			     const void *rec, size_t rec_len);
+ssize_t store_snap_next(struct store_snap *snap, size_t max_bytes,
+			store_snap_cb cb, void *arg);
+void store_snap_close(struct store_snap **snapp);
+
+/* Installing a peer's snapshot, in chunks of records in key order:
+ *  - store_snap_merge each record: the join of store_apply_remote,
+ *    not logged and moving no watermark. -EPROTO malformed, -EFBIG over
+ *    max_value, -EAGAIN stamped further ahead of our clock than
+ *    max_offset (try the snapshot again later);
+ *  - store_snap_prune the keys after `from` (NULL: the first) up to and
+ *    including `to` (NULL: the last) that the chunk (`keep`, its paths
+ *    in key order) lacks: those whose whole version vector the
+ *    snapshot's watermarks cover were deleted and purged at the sender,
+ *    and go here too (rule S1 in snapshot.c);
+ *  - store_snap_finish with the snapshot's watermarks: ours take the
+ *    maximum, the horizon too, and store_resyncs counts one more.
+ * Each in the caller's transaction (or its own with NULL). */
+int store_snap_merge(struct store *s, struct store_txn *t, const char *path,
+		     size_t path_len, const void *rec, size_t rec_len);
+int store_snap_prune(struct store *s, struct store_txn *t,
+		     const struct store_vv_entry *wm, unsigned nwm,
+		     const char *from, const char *to,
+		     const char *const *keep, size_t nkeep);
+int store_snap_finish(struct store *s, struct store_txn *t,
+		      const struct store_vv_entry *wm, unsigned nwm);
 
 #endif

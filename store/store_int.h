@@ -132,6 +132,7 @@ struct meta {
 struct store {
 	MDB_env *env;
 	MDB_dbi dbi_meta, dbi_rec, dbi_log, dbi_vv, dbi_peer;
+	MDB_dbi dbi_horizon;  /* 0: absent (a read-only open of an old store) */
 	struct store_opts opts;
 	uint64_t node_id;
 	char node_name[64];
@@ -184,7 +185,15 @@ int store_upgrade_fixup(struct store *s);
 /* replica.c: placeholders for the missing parents of path (rule 6), and
  * REC_KIDS on the record at path if it is not a directory. */
 int store_ensure_parents(struct store_txn *t, const char *path);
+/* replica.c: rule 2, join `in` into the record at path and write the
+ * result if it changed, logging c (NULL: not logged). */
+int store_rec_join(struct store_txn *t, const char *path, const struct rec *in,
+		   const struct store_change *c, int *result, int *wrote);
 int store_mark_kids(struct store_txn *t, const char *path);
+
+/* snapshot.c: log_trim drops this binlog entry: raise the horizon.
+ * An LMDB code. */
+int store_horizon_trimmed(struct store_txn *t, const void *entry, size_t len);
 
 /* Shared between store.c, ns.c and replica.c. */
 int store_live(const struct rec *r, int64_t now);

@@ -353,11 +353,12 @@ static void on_signal(int sig)
 	stop_signal = sig;
 }
 
-static void drain(struct repl *r, void *sock)
+/* Take up to `max` messages waiting on sock. 1 if more may wait. */
+static int drain(struct repl *r, void *sock, int max)
 {
 	int n;
 
-	for (n = 0; n < 256; n++) {
+	for (n = 0; n < max; n++) {
 		struct link l = { .sock = sock };
 		zmq_msg_t m;
 		const char *uid;
@@ -368,7 +369,7 @@ static void drain(struct repl *r, void *sock)
 			zmq_msg_init(&id);
 			if (zmq_msg_recv(&id, sock, ZMQ_DONTWAIT) < 0) {
 				zmq_msg_close(&id);
-				return;
+				return 0;
 			}
 			if (zmq_msg_size(&id) > REPL_RID_MAX || !zmq_msg_more(&id)) {
 				zmq_msg_close(&id);
@@ -382,7 +383,7 @@ static void drain(struct repl *r, void *sock)
 		zmq_msg_init(&m);
 		if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
 			zmq_msg_close(&m);
-			return;
+			return 0;
 		}
 		if (zmq_msg_more(&m)) {
 			/* one frame per message: drop the rest */
@@ -400,6 +401,7 @@ static void drain(struct repl *r, void *sock)
 		peer_receive(r, &l, zmq_msg_data(&m), zmq_msg_size(&m), uid);
 		zmq_msg_close(&m);
 	}
+	return 1;
 }
 
 static int run(struct repl *r)
@@ -429,9 +431,23 @@ static int run(struct repl *r)
 		if (items[0].revents & ZMQ_POLLIN)
 			while (zmq_recv(r->wake_rx, NULL, 0, ZMQ_DONTWAIT) >= 0)
 				;
-		for (i = 1; i < n; i++)
-			if (items[i].revents & ZMQ_POLLIN)
-				drain(r, items[i].socket);
+		/* round robin, a few messages per socket per turn, for at
+		 * most 20 ms: one busy peer never starves the others, nor our
+		 * heartbeats */
+		{
+			int64_t until = repl_now_ms() + 20;
+			int more = 1;
+
+			while (more && repl_now_ms() < until) {
+				more = 0;
+				for (i = 1; i < n; i++)
+					if ((items[i].revents & ZMQ_POLLIN) &&
+					    !drain(r, items[i].socket, 4))
+						items[i].revents = 0;
+					else if (items[i].revents & ZMQ_POLLIN)
+						more = 1;
+			}
+		}
 		status_read_block(r);
 		peer_pump(r);
 		now = repl_now_ms();

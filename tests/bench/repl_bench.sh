@@ -215,6 +215,16 @@ all_connected() { # D NAME: its repl.status lists peers, all connected=1
 	[ -s "$f" ] && grep -q '^peer ' "$f" && ! grep '^peer ' "$f" | grep -q 'connected=0'
 }
 
+mesh_cpu() { # D: CPU seconds (user + system) of its replicators so far
+	local n p t=0 hz
+	hz=$(getconf CLK_TCK)
+	while read -r n p; do
+		[[ $n == *.mount ]] && continue
+		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+	done <"$1/pids"
+	echo "$((t / hz)).$(printf %02d $((t % hz * 100 / hz)))"
+}
+
 mesh_down() { # D: unmount, SIGTERM every process of the mesh, wait
 	local d=$1 n p m
 	for m in "$d"/*/mnt; do
@@ -259,6 +269,11 @@ converge_once() {
 		echo "repl_${label}_rate $((ROWS * 1000000 / us)) rows/s"
 		[ "$blmax" = default ] &&
 			echo "repl_${label}_snapshots_sent $(status_sum "$d" repl_snapshots_sent) snapshots"
+		# the replicators' CPU over the whole run (start to convergence),
+		# and how often a link timed out or a stream was sent again
+		echo "repl_${label}_repl_cpu $(mesh_cpu "$d") s"
+		echo "repl_${label}_peer_downs $(cat "$d"/*.log | grep -c 'down (no word') events"
+		echo "repl_${label}_resends $(cat "$d"/*.log | grep -c 'sending again') events"
 	else
 		bad "$label: no convergence"
 	fi
@@ -300,8 +315,8 @@ if has_part converge; then
 	done | medians | emit
 	# one run with the default binlog cap: the import outruns the
 	# replicator and slow peers get snapshots
-	converge_once line3_defcap line3 insecure default | emit
-	converge_once grid9_defcap grid9 insecure default | emit
+	converge_once line3_defcap line3 insecure default | medians | emit
+	converge_once grid9_defcap grid9 insecure default | medians | emit
 	ratio repl_line3_rate_vs_ref repl_line3_rate repl_ref_import_rate | emit
 	ratio repl_grid9_rate_vs_ref repl_grid9_rate repl_ref_import_rate | emit
 fi

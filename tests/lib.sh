@@ -97,6 +97,12 @@ unmount_statefs() {
 	wait_for 10 bash -c "! kill -0 $STATEFS_PID 2>/dev/null" || die "statefs did not exit after unmount"
 }
 
+# wait_output SECONDS WANT CMD...: poll until CMD prints WANT (its
+# stdout, without the last newline). Not `wait_for N test "$(CMD)" = W`:
+# that runs CMD once, before wait_for starts.
+_output_is() { [ "$("${@:2}" 2>/dev/null)" = "$1" ]; }
+wait_output() { local t=$1; shift; wait_for "$t" _output_is "$@"; }
+
 expect_eq() { # got want what
 	[ "$1" == "$2" ] || fail "$3: got '$1', want '$2'"
 }

@@ -16,7 +16,7 @@ expect_eq "$(peers n6)" "n3 n5 n9 " "peers of n6"
 expect_eq "$(peers n9)" "n6 n8 " "peers of n9"
 
 mesh_ctl "$M" n1 put /grid/a one || die "put on n1"
-wait_for 20 test "$(mesh_ctl "$M" n9 get /grid/a 2>/dev/null)" = one ||
+wait_output 20 one mesh_ctl "$M" n9 get /grid/a ||
 	fail "n1's /grid/a did not reach n9"
 
 mesh kill "$M" n5 || die "statefs-mesh kill n5"
@@ -24,7 +24,7 @@ mesh kill "$M" n5 || die "statefs-mesh kill n5"
 mesh_ctl "$M" n1 put /grid/b two || die "put /grid/b on n1"
 mesh_ctl "$M" n1 del /grid/a || die "del /grid/a on n1"
 for i in $(seq 1 50); do echo "$i"; done | mesh_ctl "$M" n1 put /grid/c || die "put /grid/c"
-wait_for 20 test "$(mesh_ctl "$M" n9 get /grid/b 2>/dev/null)" = two ||
+wait_output 20 two mesh_ctl "$M" n9 get /grid/b ||
 	fail "with n5 down, n1's /grid/b did not reach n9"
 wait_for 20 bash -c "! '$STATEFSCTL' -s '$M/n9/store' get /grid/a >/dev/null 2>&1" ||
 	fail "with n5 down, n1's delete of /grid/a did not reach n9"

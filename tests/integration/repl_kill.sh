@@ -61,7 +61,8 @@ kill_mid_stream() {
 	done
 	# n3's replicator ran throughout: it applied each change once (its
 	# repl.status is rewritten every heartbeat)
-	wait_for 5 test "$(($(mesh_counter "$M" n3 repl_applied) - applied3))" -ge "$((K + 1))"
+	all_applied() { [ "$(($(mesh_counter "$M" n3 repl_applied) - applied3))" -ge "$((K + 1))" ]; }
+	wait_for 5 all_applied
 	expect_eq "$(($(mesh_counter "$M" n3 repl_applied) - applied3))" "$((K + 1))" \
 		"$victim: repl_applied on n3"
 }

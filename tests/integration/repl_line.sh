@@ -15,7 +15,7 @@ m() { echo "$M/$1/mnt"; }
 
 # one write, two hops
 echo hello >"$(m n1)/greeting" || die "write through n1's mount"
-wait_for 10 test "$(cat "$(m n3)/greeting" 2>/dev/null)" = hello ||
+wait_output 10 hello cat "$(m n3)/greeting" ||
 	fail "n1's write not readable through n3's mount: '$(cat "$(m n3)/greeting" 2>&1)'"
 
 # something for everyone to delete and rename later, replicated first

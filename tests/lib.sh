@@ -10,13 +10,18 @@
 #   wait_for 5 test -e "$T/mnt/x"                  # poll with a deadline
 #   expect_eq "$(cat f)" "v" "value of f"
 #   expect_errno ENOENT cat "$T/mnt/nope"          # via strace-free check
+#   mesh_up 3 --topology ring "$T/mesh"            # statefs-mesh, downed at exit
+#   mesh_ctl "$T/mesh" n2 get /k                   # statefsctl on node n2's store
 set -u
 BIN=${STATEFS_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build}
 STATEFS=$BIN/fs/statefs
 STATEFSCTL=$BIN/ctl/statefsctl
+STATEFS_REPL=$BIN/repl/statefs-repl
+STATEFS_MESH=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/mount-helpers/statefs-mesh
 T=$(mktemp -d /tmp/statefs-test.XXXXXX)
 _MOUNTS=()
 _PIDS=()
+_MESHES=()
 _FAILS=0
 
 _cleanup() {
@@ -25,6 +30,17 @@ _cleanup() {
 		echo "--- statefs log (last 30 lines)" >&2
 		tail -n 30 "$T/statefs.log" >&2
 	fi
+	for m in "${_MESHES[@]}"; do
+		if [ $rc -ne 0 ]; then
+			echo "--- statefs-mesh status $m" >&2
+			mesh status "$m" >&2
+			for i in "$m"/n*/repl.log; do
+				echo "--- $i (last 15 lines)" >&2
+				tail -n 15 "$i" >&2
+			done
+		fi
+		mesh down "$m" >&2
+	done
 	# Unmount first so the drivers exit by themselves, then make sure.
 	for m in "${_MOUNTS[@]}"; do
 		fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
@@ -81,6 +97,12 @@ unmount_statefs() {
 	wait_for 10 bash -c "! kill -0 $STATEFS_PID 2>/dev/null" || die "statefs did not exit after unmount"
 }
 
+# wait_output SECONDS WANT CMD...: poll until CMD prints WANT (its
+# stdout, without the last newline). Not `wait_for N test "$(CMD)" = W`:
+# that runs CMD once, before wait_for starts.
+_output_is() { [ "$("${@:2}" 2>/dev/null)" = "$1" ]; }
+wait_output() { local t=$1; shift; wait_for "$t" _output_is "$@"; }
+
 expect_eq() { # got want what
 	[ "$1" == "$2" ] || fail "$3: got '$1', want '$2'"
 }
@@ -92,6 +114,39 @@ expect_fail_msg() {
 	local out
 	if out=$("$@" 2>&1); then fail "'$*' succeeded, want '$want'"; return; fi
 	[[ $out == *"$want"* ]] || fail "'$*': got '$out', want '$want'"
+}
+
+# ---- the mesh (mount-helpers/statefs-mesh) ----
+
+# mesh CMD ARGS...: statefs-mesh with this build's binaries.
+mesh() { STATEFS_BUILD=$BIN "$STATEFS_MESH" "$@"; }
+
+# mesh_up N [OPTIONS] DIR: a mesh, taken down at exit (also on failure).
+# The daemons run sanitized in build-san: give them time to start.
+mesh_up() {
+	local dir=${*: -1}
+	[ -x "$STATEFS_REPL" ] || die "no statefs-repl in $BIN"
+	_MESHES+=("$dir")
+	STATEFS_MESH_TIMEOUT=${STATEFS_MESH_TIMEOUT:-60} mesh up "$@" ||
+		die "statefs-mesh up $* failed"
+}
+
+# mesh_ctl DIR nK ARGS...: statefsctl on that node's store.
+mesh_ctl() { local d=$1 k=$2; shift 2; "$STATEFSCTL" -s "$d/$k/store" "$@"; }
+
+# mesh_counter DIR nK NAME: a counter of nK's repl.status (repl_applied...).
+mesh_counter() { awk -v n="$3" '$1 == n {print $2}' "$1/$2/store/repl.status"; }
+
+# mesh_logs_clean DIR: no daemon of the mesh reported an error or a
+# sanitizer finding.
+mesh_logs_clean() {
+	local f
+	for f in "$1"/n*/repl.log "$1"/n*/mount.log; do
+		[ -f "$f" ] || continue
+		if grep -E -q ': error:|: fatal:|AddressSanitizer|LeakSanitizer|runtime error:' "$f"; then
+			fail "$f reports an error: $(grep -E -m 3 ': error:|: fatal:|Sanitizer|runtime error:' "$f")"
+		fi
+	done
 }
 
 # Call at the end: exit non-zero if any check failed.

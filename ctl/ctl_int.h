@@ -27,6 +27,7 @@ enum ctl_exit {
  * ctl_open() succeeded. */
 struct ctl {
 	const char *store_dir;
+	const struct store_opts *opts; /* the --config file's [store], or NULL */
 	const char *cmd; /* the command's name, for messages */
 	int verbose;
 	struct store *s;

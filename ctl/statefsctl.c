@@ -106,6 +106,8 @@ int ctl_open(struct ctl *c, int create)
 	const char *last;
 	int err;
 
+	if (c->opts)
+		opts = *c->opts; /* sizes, caps and node name from --config */
 	if (!c->store_dir || !*c->store_dir)
 		return ctl_usage(c, "no store: use -s STORE_DIR, --config FILE "
 				 "or set STATEFS_STORE");
@@ -1203,6 +1205,7 @@ int main(int argc, char **argv)
 		}
 		if (!store_opt && conf->store_dir[0])
 			c.store_dir = conf->store_dir;
+		c.opts = &conf->so;
 	}
 	c.cmd = cmd->name;
 	argc -= optind;

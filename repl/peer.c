@@ -960,7 +960,7 @@ void peer_receive(struct repl *r, const struct link *l, const void *msg,
 		on_ack(r, p, &rb, h.flags);
 		break;
 	case WIRE_HEARTBEAT:
-		p->their_last = rbuf_u64(&rb);
+		p->their_behind = rbuf_u64(&rb);
 		break;
 	case WIRE_SNAP_REQ:
 		p->snap_wanted = 1;
@@ -1011,7 +1011,7 @@ void peer_tick(struct repl *r)
 		}
 		if (now - p->last_sent >= hb) {
 			begin(r, p, l, WIRE_HEARTBEAT, 0);
-			wbuf_u64(&r->out, last);
+			wbuf_u64(&r->out, last > p->acked ? last - p->acked : 0);
 			finish(r, p, l);
 		}
 		/* nothing acknowledged for a while: rewind */

@@ -88,7 +88,7 @@ struct peer {
 	int need_first;               /* take only an epoch's first message */
 	int64_t nack_at;
 	uint64_t recv_expect;         /* `end` of the last message taken */
-	uint64_t recv_acked, their_last;
+	uint64_t recv_acked, their_behind;
 	uint64_t rsnap_id, rsnap_chunks;
 	struct wire_wm rsnap_wm;
 	char *rsnap_last;             /* last path of the snapshot so far */

@@ -84,7 +84,7 @@ void status_write(struct repl *r)
 			p->cfg.name, p->up,
 			p->last_contact ? (long long)(now - p->last_contact) : -1LL,
 			last > p->acked ? last - p->acked : 0,
-			p->their_last > p->recv_acked ? p->their_last - p->recv_acked : 0,
+			p->their_behind,
 			p->in_rate, p->out_rate,
 			p->cfg.address[0] ? p->cfg.address : "-");
 	}

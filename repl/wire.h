@@ -34,7 +34,8 @@
  *             not needed); the receiver's watermarks. WIRE_F_NACK: the
  *             stream stopped after `upto` (a held or refused change):
  *             start epoch `epoch` from there after pause_ms.
- *   HEARTBEAT u64 last: the sender's last binlog sequence (for lag)
+ *   HEARTBEAT u64 behind: entries of the sender's binlog it has not yet
+ *             seen acknowledged (or left out) for the receiver: its lag
  *   SNAP_REQ  (empty) the receiver needs a full snapshot
  *   SNAP_BEGIN u64 snap, u32 n, n x (origin, seq): the snapshot's
  *             watermarks

@@ -28,8 +28,8 @@ if [ -z "$CC" ]; then
 fi
 [ -n "$CC" ] || { echo "SKIP: no clang (Debian: apt-get install clang)"; exit 77; }
 command -v pkg-config >/dev/null 2>&1 || { echo "SKIP: no pkg-config"; exit 77; }
-DEPS=$(pkg-config --cflags --libs lmdb libsodium) ||
-	{ echo "SKIP: pkg-config finds no lmdb or libsodium"; exit 77; }
+DEPS=$(pkg-config --cflags --libs lmdb libsodium inih libzmq) ||
+	{ echo "SKIP: pkg-config finds no lmdb, libsodium, inih or libzmq"; exit 77; }
 # The fuzzer runtime is a separate package (libclang-rt-14-dev): a clang
 # without it fails at link time, so probe with a one-line program.
 mkdir -p "$OUT"

@@ -49,6 +49,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/replstat.h"
 #include "ctl/ctl_int.h"
 
 #define CTL_VERSION "0.1.0"
@@ -916,8 +917,30 @@ static int ctl_status_peer(void *arg, uint64_t peer, uint64_t origin,
 		printf("peer_ack %016" PRIx64 " %016" PRIx64 " %" PRIu64 "\n",
 		       peer, origin, seq);
 	else
-		printf("peer %016" PRIx64 "\n", peer);
+		printf("store_peer %016" PRIx64 "\n", peer);
 	return 0;
+}
+
+/* What the replicator says in STORE_DIR/repl.status (common/replstat.h
+ * has the liveness rule): `replicator running|not running`, and while
+ * it runs `replicator_pid`, its repl_* counters, a `peer NAME k=v...`
+ * line per peer and a `refused_key KEY ...` line per refused key. A
+ * file that cannot be read is said on stderr and shown as not running:
+ * the store's own figures above stay right. */
+static void ctl_status_repl(struct ctl *c)
+{
+	struct replstat rs;
+	int err = replstat_read(c->store_dir, &rs);
+
+	if (err)
+		ctl_msg("status: %s/repl.status: %s", c->store_dir, strerror(-err));
+	if (err || rs.state != REPLSTAT_RUNNING) {
+		printf("replicator not running\n");
+	} else {
+		printf("replicator running\nreplicator_pid %d\n", (int)rs.pid);
+		printf("%s%s%s", rs.counters, rs.peers, rs.refused);
+	}
+	replstat_free(&rs);
 }
 
 /* The store's own consistency check: exit 0 and "ok", or exit 3 with
@@ -976,6 +999,7 @@ static int ctl_cmd_status(struct ctl *c, int argc, char **argv)
 		err = store_peers(c->s, ctl_status_peer, NULL);
 	if (err)
 		return ctl_fail(c, NULL, err);
+	ctl_status_repl(c);
 	return ctl_flush(c, CTL_OK);
 }
 

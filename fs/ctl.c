@@ -13,7 +13,22 @@
  *          store_map_size, store_map_used, locks_held_exclusive,
  *          locks_held_shared, lock_waiters, lock_grants, lock_contentions,
  *          locks_orphaned, node (name) and node_id.
+ *          Then repl_running 0|1 and, while the replicator runs, its
+ *          repl_* counters (entries in/out, applied, conflicts, dropped
+ *          messages by reason...) as STORE_DIR/repl.status has them.
  *   node   the node name and id, one line: `NAME ID`.
+ *   peers  the replicator's view of its peers. First line
+ *          `replicator: running pid=N node=NAME ID` or
+ *          `replicator: not running`; then, only while it runs, one
+ *          `peer NAME connected=0|1 last_contact_ms=N behind_out=N
+ *          behind_in=N in_per_s=N out_per_s=N address=A` line per peer
+ *          and one `refused_key KEY address=A count=N` line per CURVE
+ *          key it refused lately.
+ * The repl lines come from STORE_DIR/repl.status (common/replstat.h),
+ * read at each open: trusted while its pid lives and it was rewritten
+ * in the last 10 s. A stale file shows nothing of its peers, not even
+ * marked stale: "connected=1" from a dead replicator would mislead, and
+ * the first line already says why there is nothing.
  * Content is generated when the file is opened, into the open file's
  * private buffer, so every read of one open sees one consistent snapshot;
  * the files are direct_io (no page cache, size 0 in stat). Writes,
@@ -29,6 +44,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/log.h"
+#include "common/replstat.h"
 #include "fs/fs_int.h"
 
 static const struct {
@@ -37,6 +54,7 @@ static const struct {
 } ctl_files[] = {
 	{ "stats", FS_INO_CTL_STATS },
 	{ "node", FS_INO_CTL_NODE },
+	{ "peers", FS_INO_CTL_PEERS },
 };
 #define NCTL (sizeof(ctl_files) / sizeof(ctl_files[0]))
 
@@ -105,6 +123,52 @@ static void out_printf(struct out *o, const char *fmt, ...)
 	}
 }
 
+/* STORE_DIR/repl.status; rs->state REPLSTAT_NONE when it cannot be
+ * read (logged: the rest of the file still shows). */
+static void read_replstat(struct fs *fs, struct replstat *rs)
+{
+	int err;
+
+	if (!fs->store_dir) {
+		memset(rs, 0, sizeof(*rs));
+		return;
+	}
+	err = replstat_read(fs->store_dir, rs);
+	if (err) {
+		log_rate(LOG_WARNING, "%s/repl.status: %s", fs->store_dir,
+			 strerror(-err));
+		rs->state = REPLSTAT_NONE;
+	}
+}
+
+static void gen_peers(struct fs *fs, struct out *o)
+{
+	struct replstat rs;
+
+	read_replstat(fs, &rs);
+	if (rs.state != REPLSTAT_RUNNING) {
+		out_printf(o, "replicator: not running\n");
+	} else {
+		out_printf(o, "replicator: running pid=%d node=%s\n", (int)rs.pid,
+			   rs.node[0] ? rs.node : "-");
+		out_printf(o, "%s%s", rs.peers, rs.refused);
+	}
+	replstat_free(&rs);
+}
+
+static void gen_repl_stats(struct fs *fs, struct out *o)
+{
+	struct replstat rs;
+	int running;
+
+	read_replstat(fs, &rs);
+	running = rs.state == REPLSTAT_RUNNING;
+	out_printf(o, "repl_running %d\n", running);
+	if (running)
+		out_printf(o, "%s", rs.counters);
+	replstat_free(&rs);
+}
+
 static void gen_stats(struct fs *fs, struct out *o)
 {
 	struct store_info info;
@@ -142,6 +206,7 @@ static void gen_stats(struct fs *fs, struct out *o)
 	out_printf(o, "locks_orphaned %" PRIu64 "\n", ls.orphans);
 	out_printf(o, "node %s\n", fs->node_name);
 	out_printf(o, "node_id %" PRIu64 "\n", info.node_id);
+	gen_repl_stats(fs, o);
 }
 
 int fs_ctl_fill(struct fs *fs, uint64_t ino, struct fs_file *f)
@@ -159,6 +224,8 @@ int fs_ctl_fill(struct fs *fs, uint64_t ino, struct fs_file *f)
 		memset(&info, 0, sizeof(info));
 		store_info(fs->store, &info);
 		out_printf(&o, "%s %" PRIu64 "\n", fs->node_name, info.node_id);
+	} else if (ino == FS_INO_CTL_PEERS) {
+		gen_peers(fs, &o);
 	} else {
 		o.err = -EISDIR;
 	}

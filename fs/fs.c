@@ -725,6 +725,17 @@ void fs_attach(struct fs *fs, struct store *s, struct lockmgr *m)
 	}
 }
 
+int fs_set_store_dir(struct fs *fs, const char *dir)
+{
+	char *d = strdup(dir);
+
+	if (!d)
+		return -ENOMEM;
+	free(fs->store_dir);
+	fs->store_dir = d;
+	return 0;
+}
+
 void fs_set_session(struct fs *fs, struct fuse_session *se)
 {
 	fs->se = se;
@@ -737,6 +748,7 @@ void fs_destroy(struct fs **fsp)
 	if (!fs)
 		return;
 	fs_itab_fini(&fs->itab);
+	free(fs->store_dir);
 	free(fs);
 	*fsp = NULL;
 }

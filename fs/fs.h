@@ -26,6 +26,10 @@ int fs_new(const char *node_name, struct fs **fsp);
 /* Give it its store and lock manager before the session loop starts;
  * both stay owned by the caller and must outlive the loop. */
 void fs_attach(struct fs *fs, struct store *s, struct lockmgr *m);
+/* Tell the driver its store directory, absolute (the replicator's
+ * STORE_DIR/repl.status is read from there for /.statefs/peers and
+ * stats). 0 or -ENOMEM. */
+int fs_set_store_dir(struct fs *fs, const char *dir);
 /* Tell the driver its session (needed for kernel notifications). */
 void fs_set_session(struct fs *fs, struct fuse_session *se);
 /* Start / stop the invalidation and sweeper thread (fs/notify.c). */

@@ -27,7 +27,8 @@
 #define FS_INO_CTL_DIR 2
 #define FS_INO_CTL_STATS 3
 #define FS_INO_CTL_NODE 4
-#define FS_INO_CTL_LAST 4
+#define FS_INO_CTL_PEERS 5
+#define FS_INO_CTL_LAST 5
 #define FS_INO_FIRST 16
 #define FS_CTL_NAME ".statefs"
 
@@ -234,6 +235,7 @@ struct fs {
 	uint32_t writer;           /* store_writer_token(store) */
 	uint64_t max_value;
 	char node_name[64];
+	char *store_dir;           /* absolute; NULL: not told (no repl.status) */
 	/* notify.c */
 	pthread_t notify_thread;
 	int notify_running;

@@ -448,6 +448,8 @@ int main(int argc, char **argv)
 	}
 	node = c.node[0] ? c.node : NULL;
 	err = fs_new(node, &fs);
+	if (!err)
+		err = fs_set_store_dir(fs, c.store_dir);
 	if (err) {
 		fprintf(stderr, PROG ": %s\n", strerror(-err));
 		rc = 1;

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# tests/fuzz/build.sh — build the libFuzzer target and the seed generator.
+# tests/fuzz/build.sh — build the libFuzzer targets and the seed generators.
 #
 #   tests/fuzz/build.sh [OUTDIR]     (default: build-fuzz/ at the top)
 #
-# Gives OUTDIR/fuzz_change (libFuzzer + ASan + UBSan) and OUTDIR/gen_corpus
-# (ASan + UBSan, a plain program). Exits 77 with the reason printed when
-# clang or its fuzzer runtime is missing.
+# Gives OUTDIR/fuzz_change and OUTDIR/fuzz_wire (libFuzzer + ASan +
+# UBSan), OUTDIR/gen_corpus and OUTDIR/gen_wire_corpus (ASan + UBSan,
+# plain programs). Exits 77 with the reason printed when clang or its
+# fuzzer runtime is missing.
 #
 # Why a script and not meson: meson picks one C compiler per build
 # directory, and the project's builds use gcc (whose sanitizers have no
@@ -13,8 +14,10 @@
 # be built by tests/run, and a third meson build directory with CC=clang
 # would drag in FUSE and everything else. The fuzzer needs exactly the
 # store's sources (store/*.c, common/*.c: what store/meson.build and
-# common/meson.build compile into store_lib and common_lib), lmdb and
-# libsodium, so it is compiled here with clang directly, in one command,
+# common/meson.build compile into store_lib and common_lib; common/
+# holds the config file's reader too, hence libinih and libzmq), lmdb
+# and libsodium, and the wire target repl/wire.c besides, so they are
+# compiled here with clang directly, in one command,
 # with the project's own warnings and defines from the top meson.build.
 # A new file in store/ or common/ is picked up by the globs.
 set -eu
@@ -28,8 +31,8 @@ if [ -z "$CC" ]; then
 fi
 [ -n "$CC" ] || { echo "SKIP: no clang (Debian: apt-get install clang)"; exit 77; }
 command -v pkg-config >/dev/null 2>&1 || { echo "SKIP: no pkg-config"; exit 77; }
-DEPS=$(pkg-config --cflags --libs lmdb libsodium) ||
-	{ echo "SKIP: pkg-config finds no lmdb or libsodium"; exit 77; }
+DEPS=$(pkg-config --cflags --libs lmdb libsodium inih libzmq) ||
+	{ echo "SKIP: pkg-config finds no lmdb, libsodium, inih or libzmq"; exit 77; }
 # The fuzzer runtime is a separate package (libclang-rt-14-dev): a clang
 # without it fails at link time, so probe with a one-line program.
 mkdir -p "$OUT"
@@ -61,4 +64,13 @@ mv "$OUT/fuzz_change.new" "$OUT/fuzz_change"
 "$CC" "${CFLAGS[@]}" "${SRCS[@]}" "$ROOT/tests/fuzz/gen_corpus.c" \
 	-o "$OUT/gen_corpus.new" $DEPS -lpthread
 mv "$OUT/gen_corpus.new" "$OUT/gen_corpus"
-echo "built $OUT/fuzz_change $OUT/gen_corpus"
+WIRE=("$ROOT/repl/wire.c" "$ROOT/tests/fuzz/wire_samples.c")
+# shellcheck disable=SC2086
+"$CC" "${CFLAGS[@]}" -fsanitize=fuzzer "${SRCS[@]}" "${WIRE[@]}" \
+	"$ROOT/tests/fuzz/fuzz_wire.c" -o "$OUT/fuzz_wire.new" $DEPS -lpthread
+mv "$OUT/fuzz_wire.new" "$OUT/fuzz_wire"
+# shellcheck disable=SC2086
+"$CC" "${CFLAGS[@]}" "${SRCS[@]}" "${WIRE[@]}" "$ROOT/tests/fuzz/gen_wire_corpus.c" \
+	-o "$OUT/gen_wire_corpus.new" $DEPS -lpthread
+mv "$OUT/gen_wire_corpus.new" "$OUT/gen_wire_corpus"
+echo "built $OUT/fuzz_change $OUT/gen_corpus $OUT/fuzz_wire $OUT/gen_wire_corpus"

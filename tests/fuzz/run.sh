@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh — the store's wire decoders and store_apply_remote
-# under libFuzzer (tests/fuzz/fuzz_change.c): every regression input and
-# seed once, then fuzzing for a bounded time.
+# tests/fuzz/run.sh — a libFuzzer target: every regression input and
+# seed once, then fuzzing for a bounded time. Two targets:
+#   change  the store's wire decoders and store_apply_remote
+#           (fuzz_change.c; seeds corpus/, regression inputs regress/)
+#   wire    the replicator's message decoders, repl/wire.h
+#           (fuzz_wire.c; seeds corpus_wire/, regress_wire/ if any)
 #
 #   tests/fuzz/run.sh [SECONDS]   fuzz for SECONDS (default 30; 0: only
 #                                 the regression run)
 #
-# Environment: FUZZ_BUILD (default build-fuzz/ at the top) is where the
+# Environment: FUZZ_TARGET (change, the default, or wire); FUZZ_BUILD (default build-fuzz/ at the top) is where the
 # target is built when missing or older than its sources; FUZZ_ARTIFACTS
 # (default FUZZ_BUILD/artifacts) keeps the inputs of failures.
 #
@@ -26,13 +29,20 @@ ROOT=$(cd "$HERE/../.." && pwd)
 SECS=${1:-30}
 OUT=${FUZZ_BUILD:-$ROOT/build-fuzz}
 ART=${FUZZ_ARTIFACTS:-$OUT/artifacts}
-FUZZ=$OUT/fuzz_change
+TARGET=${FUZZ_TARGET:-change}
+case $TARGET in
+change) CORPUS=$HERE/corpus REGRESS=$HERE/regress ;;
+wire) CORPUS=$HERE/corpus_wire REGRESS=$HERE/regress_wire ;;
+*) echo "FAIL: FUZZ_TARGET=$TARGET: change or wire"; exit 1 ;;
+esac
+FUZZ=$OUT/fuzz_$TARGET
+ART=$ART/$TARGET
 
 # ---- build when needed ----
 stale=
 if [ ! -x "$FUZZ" ]; then
 	stale=1
-elif [ -n "$(find "$ROOT/store" "$ROOT/common" "$HERE" \( -name '*.[ch]' -o -name build.sh \) -newer "$FUZZ" 2>/dev/null | head -n 1)" ]; then
+elif [ -n "$(find "$ROOT/store" "$ROOT/common" "$ROOT/repl" "$HERE" \( -name '*.[ch]' -o -name build.sh \) -newer "$FUZZ" 2>/dev/null | head -n 1)" ]; then
 	stale=1
 fi
 if [ -n "$stale" ]; then
@@ -102,7 +112,8 @@ why() {
 fail=0
 
 # ---- regression: every file once, all in one process ----
-files=("$HERE"/regress/* "$HERE"/corpus/*)
+files=("$CORPUS"/*)
+[ -d "$REGRESS" ] && files=("$REGRESS"/* "${files[@]}")
 if ! "$FUZZ" "${LIBFUZZER[@]}" "${files[@]}" >"$W/regress.log" 2>&1; then
 	# Name the culprits: each file alone, from an empty store.
 	for f in "${files[@]}"; do
@@ -122,11 +133,11 @@ echo "regression: ${#files[@]} inputs, $([ $fail -eq 0 ] && echo ok || echo FAIL
 [ "$SECS" -gt 0 ] 2>/dev/null || exit $fail
 
 # ---- fuzz for SECS seconds on a copy of the corpus ----
-cp "$HERE"/corpus/* "$W/corpus/"
-for f in "$HERE"/regress/*; do # the small ones seed the fuzzer too
-	[ "$(stat -c %s "$f")" -le 4096 ] && cp "$f" "$W/corpus/regress-$(basename "$f")"
+cp "$CORPUS"/* "$W/corpus/"
+for f in "$REGRESS"/*; do # the small ones seed the fuzzer too
+	[ -f "$f" ] && [ "$(stat -c %s "$f")" -le 4096 ] && cp "$f" "$W/corpus/regress-$(basename "$f")"
 done
-log=$OUT/fuzz.log
+log=$OUT/fuzz-$TARGET.log
 start=$SECONDS
 "$FUZZ" "${LIBFUZZER[@]}" -max_total_time="$SECS" -max_len=4096 \
 	-print_final_stats=1 -artifact_prefix="$W/art/" "$W/corpus" >"$log" 2>&1

@@ -142,6 +142,18 @@ expect_eq "$(grep '^binlog_last ' "$T/status")" "binlog_last 4" "status binlog_l
 expect_eq "$(grep '^value_bytes ' "$T/status")" "value_bytes 6" "status value_bytes"
 expect_eq "$(grep '^held ' "$T/status")" "held 0" "status held"
 expect_eq "$(grep '^too_old ' "$T/status")" "too_old 0" "status too_old"
+expect_eq "$(grep '^replicator' "$T/status")" "replicator not running" "status without a replicator"
+# A live, fresh repl.status is shown; the same after its pid died is not.
+printf 'pid %s\nupdated_ms %s\nrepl_in 7\npeer b connected=0 last_contact_ms=-1 behind_out=0 behind_in=0 in_per_s=0 out_per_s=0 address=-\n' \
+	"$$" "$(date +%s%3N)" >"$T/d1/repl.status"
+ctl -s "$T/d1" status >"$T/status" || fail "status with repl.status"
+expect_eq "$(grep -E '^(replicator|repl_|peer )' "$T/status")" "replicator running
+replicator_pid $$
+repl_in 7
+peer b connected=0 last_contact_ms=-1 behind_out=0 behind_in=0 in_per_s=0 out_per_s=0 address=-" "status of a live replicator"
+sed -i 's/^pid .*/pid 999999999/' "$T/d1/repl.status"
+expect_eq "$(ctl -s "$T/d1" status | grep -E '^(replicator|repl_|peer )')" "replicator not running" "status of a dead replicator"
+rm -f "$T/d1/repl.status"
 
 # ---- check: ok on a sound store, exit 3 naming the problem on a bad one ----
 expect_eq "$(ctl -s "$T/d1" check)" "ok" "check of a sound store"

@@ -18,7 +18,27 @@ expect_eq "$(awk '$1 == "node" {print $2}' <<<"$s")" "alpha" "node name"
 expect_eq "$(awk '$1 == "records" {print $2}' <<<"$s")" "1" "records"
 [ "$(awk '$1 == "ops_write" {print $2}' <<<"$s")" -ge 1 ] || fail "ops_write not counted"
 expect_eq "$(ls -a "$M" | grep -c '^\.statefs$')" "1" ".statefs listed in the root"
-expect_eq "$(ls "$M/.statefs" | tr '\n' ' ')" "node stats " "files of /.statefs"
+expect_eq "$(ls "$M/.statefs" | tr '\n' ' ')" "node peers stats " "files of /.statefs"
+# No replicator ran on this store: peers says so and nothing else.
+expect_eq "$(cat "$M/.statefs/peers")" "replicator: not running" "peers without a replicator"
+expect_eq "$(awk '$1 == "repl_running" {print $2}' <<<"$s")" "0" "repl_running without a replicator"
+grep -q '^repl_in ' <<<"$s" && fail "stats shows repl_ counters without a replicator"
+# A repl.status left by a dead replicator is not believed.
+printf 'pid 999999999\nnode x 01\nupdated_ms %s\nrepl_in 5\npeer b connected=1 last_contact_ms=1 behind_out=0 behind_in=0 in_per_s=0 out_per_s=0 address=-\n' \
+	"$(date +%s%3N)" >"$T/store/repl.status"
+expect_eq "$(cat "$M/.statefs/peers")" "replicator: not running" "peers of a dead replicator"
+# One whose pid lives (ours) and that is fresh is.
+printf 'pid %s\nnode x 01\nupdated_ms %s\nrepl_in 5\npeer b connected=1 last_contact_ms=1 behind_out=0 behind_in=0 in_per_s=0 out_per_s=0 address=-\nrefused_key K address=1.2.3.4 count=2\n' \
+	"$$" "$(date +%s%3N)" >"$T/store/repl.status"
+expect_eq "$(cat "$M/.statefs/peers")" "replicator: running pid=$$ node=x 01
+peer b connected=1 last_contact_ms=1 behind_out=0 behind_in=0 in_per_s=0 out_per_s=0 address=-
+refused_key K address=1.2.3.4 count=2" "peers of a live replicator"
+s=$(cat "$M/.statefs/stats")
+expect_eq "$(awk '$1 == "repl_in" {print $2}' <<<"$s")" "5" "repl_in in stats"
+expect_eq "$(awk '$1 == "repl_running" {print $2}' <<<"$s")" "1" "repl_running"
+# ... until it is 11 s old.
+printf 'pid %s\nupdated_ms %s\nrepl_in 5\n' "$$" "$(($(date +%s%3N) - 11000))" >"$T/store/repl.status"
+expect_eq "$(cat "$M/.statefs/peers")" "replicator: not running" "peers of a stale repl.status"
 expect_fail_msg "Operation not permitted" bash -c "echo x > '$M/.statefs/stats'"
 expect_fail_msg "Operation not permitted" touch "$M/.statefs/new"
 expect_fail_msg "Operation not permitted" mkdir "$M/.statefs/d"

@@ -9,7 +9,7 @@
  *   updated_ms N             CLOCK_REALTIME
  *   repl_in N ...            one counter per line (struct counters)
  *   peer NAME connected=0|1 last_contact_ms=N behind_out=N behind_in=N
- *        in_per_s=N out_per_s=N address=A key_refused=0|1   (one line)
+ *        in_per_s=N out_per_s=N address=A   (one line)
  *   refused_key KEY address=A count=N
  *
  * STORE_DIR/repl.block, if it exists, names peers (separated by

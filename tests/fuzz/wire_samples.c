@@ -93,7 +93,8 @@ void ws_changes(struct wbuf *b, struct wire_hdr h, uint32_t epoch,
 	h.type = WIRE_CHANGES;
 	wbuf_hdr(b, &h);
 	wbuf_u32(b, epoch);
-	wbuf_u64(b, n ? v[n - 1].sseq : 0);
+	wbuf_u64(b, n ? v[0].sseq - 1 : 0); /* prev */
+	wbuf_u64(b, n ? v[n - 1].sseq : 0); /* end */
 	wbuf_u32(b, (uint32_t)n);
 	for (i = 0; i < n; i++)
 		wbuf_change(b, v[i].sseq, &v[i].c);
@@ -130,6 +131,7 @@ static int re_changes(const void *msg, size_t len, struct rbuf *r,
 	if (wire_changes_decode(r, &m))
 		return -EFAULT;
 	wbuf_u32(b, m.epoch);
+	wbuf_u64(b, m.prev);
 	wbuf_u64(b, m.end);
 	wbuf_u32(b, m.n);
 	for (i = 0; i < m.n; i++) {
@@ -140,7 +142,7 @@ static int re_changes(const void *msg, size_t len, struct rbuf *r,
 			return -EFAULT;
 		if (!inside(c.path, c.path_len, msg, len) ||
 		    !inside(c.rec, c.rec_len, msg, len) ||
-		    sseq > m.end)
+		    sseq > m.end || sseq <= m.prev)
 			return -EFAULT;
 		if (i + 1 == m.n && (c.flags & STORE_CHANGE_MORE))
 			return -EFAULT;
@@ -166,6 +168,7 @@ static int re_snap_data(const void *msg, size_t len, struct rbuf *r,
 	if (wire_snap_data_decode(r, &d))
 		return -EFAULT;
 	wbuf_u64(b, d.snap);
+	wbuf_u64(b, d.chunk);
 	wbuf_u32(b, d.n);
 	for (i = 0; i < d.n; i++) {
 		if (wire_snap_rec_next(&d, &path, &pl, &rec, &rl))
@@ -240,6 +243,10 @@ int ws_reencode(const void *msg, size_t len, struct wbuf *b)
 		err = re_snap_data(msg, len, &r, b);
 		break;
 	case WIRE_SNAP_END:
+		wbuf_u64(b, rbuf_u64(&r));
+		wbuf_u64(b, rbuf_u64(&r));
+		wbuf_u64(b, rbuf_u64(&r));
+		break;
 	case WIRE_SNAP_ACK:
 		wbuf_u64(b, rbuf_u64(&r));
 		wbuf_u64(b, rbuf_u64(&r));
@@ -432,6 +439,10 @@ static int make(struct store *s, struct ws_set *set)
 	ADD(1, "changes_one");
 	ws_changes(&b, h, 7, cs.v, cs.n);
 	ADD(1, "changes_groups");
+	h.flags = WIRE_F_FIRST;
+	ws_changes(&b, h, 8, cs.v, cs.n);
+	ADD(1, "changes_first");
+	h.flags = 0;
 	h.type = WIRE_ACK;
 	wbuf_hdr(&b, &h);
 	wbuf_u32(&b, 3);
@@ -462,18 +473,21 @@ static int make(struct store *s, struct ws_set *set)
 	h.type = WIRE_SNAP_DATA;
 	wbuf_hdr(&b, &h);
 	wbuf_u64(&b, 1);
+	wbuf_u64(&b, 1); /* chunk */
 	wbuf_u32(&b, (uint32_t)sr.n);
 	for (i = 0; i < sr.n; i++)
 		put_rec(&b, sr.v[i].path, sr.v[i].plen, sr.v[i].rec, sr.v[i].rlen);
 	ADD(1, "snap_data");
 	wbuf_hdr(&b, &h);
 	wbuf_u64(&b, 1);
+	wbuf_u64(&b, 2);
 	wbuf_u32(&b, 0);
 	ADD(1, "snap_data_empty");
 	h.type = WIRE_SNAP_END;
 	wbuf_hdr(&b, &h);
 	wbuf_u64(&b, 1);
 	wbuf_u64(&b, sr.n);
+	wbuf_u64(&b, 2);
 	ADD(1, "snap_end");
 	h.type = WIRE_SNAP_ACK;
 	wbuf_hdr(&b, &h);
@@ -505,7 +519,7 @@ static int make(struct store *s, struct ws_set *set)
 	ADD(0, "hdr_type_past_max");
 	wbuf_hdr(&b, &h);
 	wbuf_u64(&b, 1);
-	b.p[5] = 0x4;
+	b.p[5] = 0x8;
 	ADD(0, "hdr_unknown_flag");
 	wbuf_hdr(&b, &h);
 	wbuf_u64(&b, 1);
@@ -556,17 +570,18 @@ static int make(struct store *s, struct ws_set *set)
 	b.len--;
 	ADD(0, "hello_truncated");
 
-	/* ---- CHANGES: counts at hl + 12 ---- */
+	/* ---- CHANGES: prev at hl + 4, end at hl + 12, count at hl + 20,
+	 * the first change's len at hl + 24 + 8 ---- */
 	ws_changes(&b, h, 0, cs.v, 0);
 	ADD(0, "changes_n_0");
 	ws_changes(&b, h, 0, &cs.v[0], 1);
-	wbuf_set_u32(&b, hl + 12, 0xffffffffu);
+	wbuf_set_u32(&b, hl + 20, 0xffffffffu);
 	ADD(0, "changes_count_huge");
 	ws_changes(&b, h, 0, &cs.v[0], 1);
-	wbuf_set_u32(&b, hl + 12, 2);
+	wbuf_set_u32(&b, hl + 20, 2);
 	ADD(0, "changes_count_plus1");
 	ws_changes(&b, h, 0, &cs.v[0], 1);
-	wbuf_set_u32(&b, hl + 16 + 8, 0x7fffffffu); /* the change's len */
+	wbuf_set_u32(&b, hl + 24 + 8, 0x7fffffffu); /* the change's len */
 	ADD(0, "changes_len_past_end");
 	ws_changes(&b, h, 0, &cs.v[0], 1);
 	b.len--;
@@ -575,7 +590,7 @@ static int make(struct store *s, struct ws_set *set)
 	wbuf_u8(&b, 0);
 	ADD(0, "changes_trailing");
 	ws_changes(&b, h, 0, &cs.v[0], 1);
-	wbuf_set_u32(&b, hl + 16 + 8, (uint32_t)cs.v[0].len - 1);
+	wbuf_set_u32(&b, hl + 24 + 8, (uint32_t)cs.v[0].len - 1);
 	b.len--; /* the change is one byte short, the frame consistent */
 	ADD(0, "changes_change_short");
 	/* the group cut after its first change: ends inside a commit */
@@ -596,9 +611,27 @@ static int make(struct store *s, struct ws_set *set)
 	{
 		uint64_t end = htole64(cs.v[0].sseq - 1);
 
-		memcpy(b.p + hl + 4, &end, 8);
+		memcpy(b.p + hl + 12, &end, 8);
 	}
 	ADD(0, "changes_sseq_past_end");
+	ws_changes(&b, h, 0, &cs.v[0], 1);
+	{
+		uint64_t prev = htole64(cs.v[0].sseq);
+
+		memcpy(b.p + hl + 4, &prev, 8);
+	}
+	ADD(0, "changes_prev_not_before_end");
+	{
+		struct ws_change two[2] = { cs.v[0], cs.v[3] };
+
+		ws_changes(&b, h, 0, two, 2);
+		{
+			uint64_t prev = htole64(cs.v[0].sseq);
+
+			memcpy(b.p + hl + 4, &prev, 8);
+		}
+		ADD(0, "changes_sseq_not_after_prev");
+	}
 
 	/* ---- ACK ---- */
 	h.type = WIRE_ACK;
@@ -643,6 +676,7 @@ static int make(struct store *s, struct ws_set *set)
 	h.type = WIRE_SNAP_END;
 	wbuf_hdr(&b, &h);
 	wbuf_u64(&b, 1);
+	wbuf_u64(&b, 1);
 	ADD(0, "snap_end_short");
 	h.type = WIRE_SNAP_ACK;
 	wbuf_hdr(&b, &h);
@@ -651,21 +685,26 @@ static int make(struct store *s, struct ws_set *set)
 	wbuf_u64(&b, 3);
 	ADD(0, "snap_ack_long");
 
-	/* ---- SNAP_DATA: count at hl + 8, first record at hl + 12 ---- */
+	/* ---- SNAP_DATA: chunk at hl + 8, count at hl + 16, first record
+	 * at hl + 20 ---- */
 	h.type = WIRE_SNAP_DATA;
 #define SNAP_ONE(path, plen, rec, rlen)                 \
 	do {                                            \
 		wbuf_hdr(&b, &h);                       \
 		wbuf_u64(&b, 1);                        \
+		wbuf_u64(&b, 1);                        \
 		wbuf_u32(&b, 1);                        \
 		put_rec(&b, (path), (plen), (rec), (rlen)); \
 	} while (0)
 	SNAP_ONE(sr.v[1].path, sr.v[1].plen, sr.v[1].rec, sr.v[1].rlen);
-	wbuf_set_u32(&b, hl + 8, 0xffffffffu);
+	wbuf_set_u32(&b, hl + 16, 0xffffffffu);
 	ADD(0, "snap_data_count_huge");
 	SNAP_ONE(sr.v[1].path, sr.v[1].plen, sr.v[1].rec, sr.v[1].rlen);
-	wbuf_set_u32(&b, hl + 8, 2);
+	wbuf_set_u32(&b, hl + 16, 2);
 	ADD(0, "snap_data_count_plus1");
+	SNAP_ONE(sr.v[1].path, sr.v[1].plen, sr.v[1].rec, sr.v[1].rlen);
+	memset(b.p + hl + 8, 0, 8);
+	ADD(0, "snap_data_chunk_0");
 	SNAP_ONE(sr.v[1].path + 1, sr.v[1].plen - 1, sr.v[1].rec, sr.v[1].rlen);
 	ADD(0, "snap_data_path_relative");
 	SNAP_ONE("", 0, sr.v[1].rec, sr.v[1].rlen);

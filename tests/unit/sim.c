@@ -251,7 +251,6 @@ struct link {
 	struct store_vv_entry *swm;
 	unsigned nswm;
 	char *slast;
-	uint64_t resyncs_seen; /* the sender's store_resyncs last looked at */
 };
 
 struct edge {
@@ -1556,7 +1555,7 @@ static void want_resync(struct sim *S, struct link *l, int why, int64_t after)
 struct lack_ctx {
 	struct sim *S;
 	uint64_t recv_id;
-	uint64_t wm[MAXN];
+	uint64_t wm[MAXN], swm[MAXN];
 	int lacks;
 };
 
@@ -1565,20 +1564,25 @@ static int lack_cb(void *arg, uint64_t node, uint64_t seq)
 	struct lack_ctx *c = arg;
 	int i = node_of_id(c->S, node);
 
-	if (node != c->recv_id && (i < 0 || c->wm[i] < seq))
+	if (node != c->recv_id && i >= 0 && c->wm[i] < seq &&
+	    c->wm[i] < c->swm[i])
 		c->lacks = 1;
 	return 0;
 }
 
-/* Does the receiver lack changes that the sender's binlog no longer
- * holds (store_horizon against the receiver's watermarks, which a
- * replicator knows from its acknowledgements)? 1, 0 or -1 (failed). */
+/* Does the receiver lack changes that the sender's binlog does not
+ * hold (store_horizon against the receiver's watermarks, which a
+ * replicator knows from its acknowledgements)? Only where the sender's
+ * own watermark is ahead of the receiver's: else a snapshot would not
+ * help (the sender holds a snapshot's changes beyond its watermark;
+ * they reach the receiver once the sender's stream brings them, and
+ * the sender sends nothing of that origin before). 1, 0 or -1. */
 static int link_lacks(struct sim *S, struct link *l)
 {
-	struct lack_ctx c = {S, S->nodes[l->to].id, {0}, 0};
+	struct lack_ctx c = {S, S->nodes[l->to].id, {0}, {0}, 0};
 	int err;
 
-	if (node_wm(S, l->to, c.wm))
+	if (node_wm(S, l->to, c.wm) || node_wm(S, l->from, c.swm))
 		return -1;
 	err = store_horizon(S->nodes[l->from].s, lack_cb, &c);
 	if (err)
@@ -1886,10 +1890,13 @@ static int link_deliver(struct sim *S, struct link *l, size_t want)
 	return 0;
 }
 
+/* Nothing to send, nothing in flight, and nothing the receiver lacks
+ * past the sender's horizon (a snapshot's changes, in no binlog). */
 static int link_idle(struct sim *S, struct link *l)
 {
 	return !l->want && l->qhead == l->qlen &&
-	       l->sent >= store_last_seq(S->nodes[l->from].s);
+	       l->sent >= store_last_seq(S->nodes[l->from].s) &&
+	       link_lacks(S, l) == 0;
 }
 
 /* One link's turn: maybe a snapshot's next chunk, else maybe read,
@@ -1899,9 +1906,8 @@ static int link_step(struct sim *S, struct link *l, int force)
 	unsigned pr = rnd(100), pd = rnd(100), rb = 1 + rnd(16),
 		 db = 1 + rnd(8), pr_snap = rnd(1000);
 	int64_t jitter = (int64_t)rnd(30) * MS;
-	size_t chunk_bytes = 200 + rnd(1000);
+	size_t chunk_bytes = 400 + rnd(2400);
 	int64_t retry = (int64_t)(50 + rnd(250)) * MS;
-	uint64_t resyncs;
 
 	if (S->edges[l->edge].down)
 		return 0;
@@ -1913,23 +1919,28 @@ static int link_step(struct sim *S, struct link *l, int force)
 					: 0;
 	if (l->want)
 		return 0;
-	/* The sender installed a snapshot: its changes are in none of its
-	 * binlog, so a receiver that lacks them must resync. */
-	resyncs = store_resyncs(S->nodes[l->from].s);
-	if (resyncs != l->resyncs_seen) {
+	if (!force && pr_snap < 1) {
+		want_resync(S, l, RESYNC_RANDOM, 0);
+		return 0;
+	}
+	if (force || pr < 40) {
+		/* Before sending past the sender's horizon: changes the
+		 * sender holds from a snapshot are in none of its binlog,
+		 * and a receiver that lacks them must resync. */
 		int lacks = link_lacks(S, l);
+		struct store_info si;
 
 		if (lacks < 0)
 			return -1;
-		l->resyncs_seen = resyncs;
 		if (lacks) {
-			want_resync(S, l, RESYNC_HORIZON, 0);
+			/* trimmed past the link, or a snapshot's */
+			int trimmed = store_info(S->nodes[l->from].s, &si) == 0 &&
+				      si.binlog_first > l->sent + 1;
+
+			want_resync(S, l,
+				    trimmed ? RESYNC_TRIMMED : RESYNC_HORIZON, 0);
 			return 0;
 		}
-	}
-	if (!force && pr_snap < 2) {
-		want_resync(S, l, RESYNC_RANDOM, 0);
-		return 0;
 	}
 	if ((force || pr < 40) && link_read(S, l, rb, jitter))
 		return -1;
@@ -2623,6 +2634,50 @@ static void print_history(struct sim *S, const char *path)
 
 /* ---- one seed ---- */
 
+struct dump_ctx {
+	struct sim *S;
+	int i;
+	const char *path;
+};
+
+static int dump_cb(void *arg, const char *path, size_t path_len,
+		   const void *rec, size_t rec_len)
+{
+	struct dump_ctx *d = arg;
+	struct store_stat st;
+	const void *vv;
+
+	if (path_len != strlen(d->path) || memcmp(path, d->path, path_len) ||
+	    store_rec_decode(rec, rec_len, &st, NULL, &vv, NULL))
+		return 0;
+	printf("  node %d record: type %d content %d/%" PRIu64 " vv", d->i,
+	       st.type, node_of_id(d->S, st.fver[STORE_F_CONTENT].node),
+	       st.fver[STORE_F_CONTENT].hlc);
+	for (unsigned v = 0; v < st.nvv; v++) {
+		struct store_vv_entry e = store_vv_at(vv, v);
+
+		printf(" %d/%" PRIu64, node_of_id(d->S, e.node), e.seq);
+	}
+	printf("\n");
+	return 0;
+}
+
+/* The stored records at `path` (through a snapshot, which shows
+ * tombstones; placeholders and absent keys print nothing). */
+static void dump_records(struct sim *S, const char *path)
+{
+	for (int i = 0; i < S->n; i++) {
+		struct dump_ctx d = {S, i, path};
+		struct store_snap *sn;
+
+		if (!S->nodes[i].s || store_snap_open(S->nodes[i].s, &sn))
+			continue;
+		while (store_snap_next(sn, 1 << 20, dump_cb, &d) > 0)
+			;
+		store_snap_close(&sn);
+	}
+}
+
 static void sim_free(struct sim *S)
 {
 	for (int j = 0; j < S->nlinks; j++)
@@ -2862,8 +2917,10 @@ out:
 		total_resync[k] += S->nresync[k];
 	total_chunks += S->nchunks;
 	total_abort += S->nabort;
-	if (S->failed && !quiet && S->fpath[0])
+	if (S->failed && !quiet && S->fpath[0]) {
 		print_history(S, S->fpath);
+		dump_records(S, S->fpath);
+	}
 	if (S->failed && !quiet && keep)
 		print_history(S, NULL);
 	err = S->failed;

@@ -22,6 +22,20 @@
  * receiver's watermarks), as a replicator would; neighbours are each
  * other's known peers.
  *
+ * Some deliveries go by snapshot instead, as the replicator's do. A link
+ * resyncs at random, when a delivery is STORE_TOO_OLD (some seeds have a
+ * grace shorter than a partition), when the sender's binlog was trimmed
+ * past it (some seeds keep 16 to 79 entries) and, checked before every
+ * read and at quiescence, whenever the receiver lacks changes below the
+ * sender's horizon that the sender's watermarks hold (store.h). The
+ * sender opens a snapshot; the receiver installs it in chunks of a few
+ * hundred bytes, each in its own transaction (merges, then the prune of
+ * the chunk's key range; the last prunes the rest and finishes), while
+ * every other link and the workload go on between chunks; then the link
+ * follows the binlog from the snapshot's sequence. A merge refused with
+ * -EAGAIN, a partition or a restart gives the snapshot up (what was
+ * installed stays); the link starts another later.
+ *
  * Time is virtual. Every store reads its wall clock through opts.clock:
  * the simulation's global time plus the node's offset (a few ms to 300
  * ms, either sign). TTL expiry, hold-back of changes stamped in the

@@ -5,9 +5,9 @@
  *
  * The horizon (DB "horizon", key: origin node, value: origin sequence)
  * is, per origin, the highest sequence whose change this store does not
- * have in its binlog: trimmed (log_trim) or received in a snapshot. Key
- * 0 holds how many snapshots were installed (the mount drops its caches
- * when it changes).
+ * have in its binlog: trimmed (log_trim) or received in a snapshot (rule
+ * S2). Key 0 holds how many snapshots were installed (the mount drops
+ * its caches when it changes).
  *
  * Installing a snapshot is a join like store_apply_remote's (rule 2 of
  * replica.c), record by record, plus one rule of its own:
@@ -17,6 +17,21 @@
  *       at the sender (it saw everything that made our record and kept
  *       nothing): it becomes a placeholder. One the watermarks do not
  *       cover carries changes the sender never saw, and stays.
+ *  (S2) What an install brings is in no binlog of ours, and never will
+ *       be: the same changes arriving later from a stream change
+ *       nothing, so they are not forwarded (rule 7 of replica.c), while
+ *       later changes of their origins are. A peer following our binlog
+ *       would skip them and its watermark would pass them. So each
+ *       chunk raises the horizon as it writes, before anything later
+ *       can be sent: a merge that wrote, over the entries of the
+ *       record's vector beyond our watermarks; a prune that pruned,
+ *       over the snapshot's watermarks beyond ours (the deletes are
+ *       unknown). Not at store_snap_finish: by then a stream may have
+ *       carried later changes out, and raising it for what we already
+ *       had through the binlog sends every peer a needless snapshot.
+ *       Seed 99 of the simulator (with resyncs) showed the hole: a
+ *       parent made by mkdir -p went missing downstream while its child
+ *       arrived.
  */
 #include <errno.h>
 #include <limits.h>
@@ -234,6 +249,35 @@ static int snap_path(struct store *s, const char *p, size_t len, char *path)
 	return 0;
 }
 
+/* Rule S2: the record `in` was merged here without a binlog entry. Its
+ * changes beyond our watermarks are in no binlog of ours, and will not
+ * be when they arrive from the stream (they change nothing then, and
+ * what changes nothing is not forwarded, rule 7 of replica.c), while
+ * later changes of the same origins will: raise the horizon over them,
+ * so that a peer lacking them resyncs instead of skipping them. An LMDB
+ * code. */
+static int horizon_unlogged(struct store_txn *t, const struct rec *in)
+{
+	unsigned i;
+	int rc = 0;
+
+	for (i = 0; !rc && i < in->st.nvv; i++) {
+		struct store_vv_entry e = store_vv_at(in->vv, i);
+		MDB_val k = { sizeof(e.node), &e.node }, v;
+		uint64_t have = 0;
+
+		if (e.node == t->s->node_id)
+			continue; /* our own are in our binlog */
+		rc = mdb_get(t->txn, t->s->dbi_vv, &k, &v);
+		if (rc == 0 && v.mv_size == sizeof(have))
+			memcpy(&have, v.mv_data, sizeof(have));
+		else if (rc && rc != MDB_NOTFOUND)
+			break;
+		rc = e.seq > have ? horizon_raise(t, e.node, e.seq) : 0;
+	}
+	return rc;
+}
+
 int store_snap_merge(struct store *s, struct store_txn *t, const char *p,
 		     size_t len, const void *rec, size_t rec_len)
 {
@@ -256,6 +300,8 @@ int store_snap_merge(struct store *s, struct store_txn *t, const char *p,
 		return -EAGAIN; /* rule 8: not before our clock gets there */
 	}
 	err = store_rec_join(t, path, &in, NULL, &result, &wrote);
+	if (!err && wrote)
+		err = store_err(horizon_unlogged(t, &in));
 	if (!err && in.st.version.hlc > t->meta.hlc) {
 		t->meta.hlc = in.st.version.hlc; /* later writes win over it */
 		t->meta_dirty = 1;
@@ -265,6 +311,33 @@ int store_snap_merge(struct store *s, struct store_txn *t, const char *p,
 		return err;
 	}
 	return store_txn_leave(t, own, err);
+}
+
+/* Rule S2 for a prune: the deletes that made the sender purge what we
+ * just pruned are in no binlog of ours, and never will be (once our
+ * watermarks take the snapshot's, they are duplicates). Which changes
+ * they were we cannot know: raise the horizon to the snapshot's
+ * watermarks where they pass ours. An LMDB code. */
+static int horizon_beyond(struct store_txn *t, const struct store_vv_entry *wm,
+			  unsigned nwm)
+{
+	unsigned i;
+	int rc = 0;
+
+	for (i = 0; !rc && i < nwm; i++) {
+		MDB_val k = { sizeof(wm[i].node), (void *)&wm[i].node }, v;
+		uint64_t have = 0;
+
+		if (wm[i].node == 0 || wm[i].node == t->s->node_id)
+			continue;
+		rc = mdb_get(t->txn, t->s->dbi_vv, &k, &v);
+		if (rc == 0 && v.mv_size == sizeof(have))
+			memcpy(&have, v.mv_data, sizeof(have));
+		else if (rc && rc != MDB_NOTFOUND)
+			break;
+		rc = wm[i].seq > have ? horizon_raise(t, wm[i].node, wm[i].seq) : 0;
+	}
+	return rc;
 }
 
 struct prune {
@@ -388,6 +461,8 @@ int store_snap_prune(struct store *s, struct store_txn *t,
 		err = store_rec_put(t, pr.out.v[i], &ph, &cur, NULL);
 	}
 	if (!err && pr.out.n)
+		err = store_err(horizon_beyond(t, wm, nwm));
+	if (!err && pr.out.n)
 		log_msg(LOG_INFO, "%s: %zu records deleted and purged at the "
 			"snapshot's sender are gone here too", s->path, pr.out.n);
 	store_paths_free(&pr.out);
@@ -431,9 +506,6 @@ int store_snap_finish(struct store *s, struct store_txn *t,
 			}
 			continue;
 		}
-		err = store_err(horizon_raise(t, wm[i].node, wm[i].seq));
-		if (err)
-			break;
 		if (mdb_get(t->txn, s->dbi_vv, &k, &v) == 0 && v.mv_size == 8)
 			memcpy(&old, v.mv_data, 8);
 		if (wm[i].seq > old) {

@@ -474,8 +474,13 @@ int64_t store_now_ns(void);
 /* The binlog's horizon: cb once per origin with the highest sequence of
  * that origin whose change this store no longer has in its binlog
  * (trimmed, or received in a snapshot). A peer whose watermark of an
- * origin is below its horizon cannot be brought up to date from the
- * binlog: it needs a snapshot. */
+ * origin is below its horizon and below ours cannot be brought up to
+ * date from the binlog: it needs a snapshot. The horizon rises with
+ * any commit (a trim, each chunk of a snapshot being installed): check
+ * it before every send, not only when the binlog says -ERANGE. (Below
+ * the horizon but not below ours: a snapshot would not help; we merged
+ * changes beyond our watermark, and send nothing of that origin until
+ * our stream has brought them, which then raises our watermark.) */
 int store_horizon(struct store *s, store_vv_cb cb, void *arg);
 
 /* How many snapshots this store has installed: a consumer that caches
@@ -511,7 +516,10 @@ void store_snap_close(struct store_snap **snapp);
  *    snapshot's watermarks cover were deleted and purged at the sender,
  *    and go here too (rule S1 in snapshot.c);
  *  - store_snap_finish with the snapshot's watermarks: ours take the
- *    maximum, the horizon too, and store_resyncs counts one more.
+ *    maximum, and store_resyncs counts one more.
+ * Merges and prunes raise the horizon as they write (rule S2 in
+ * snapshot.c), finished or not: an install given up half way leaves
+ * what it brought, and the horizon that says so.
  * Each in the caller's transaction (or its own with NULL). */
 int store_snap_merge(struct store *s, struct store_txn *t, const char *path,
 		     size_t path_len, const void *rec, size_t rec_len);

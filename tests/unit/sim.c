@@ -22,6 +22,20 @@
  * receiver's watermarks), as a replicator would; neighbours are each
  * other's known peers.
  *
+ * Some deliveries go by snapshot instead, as the replicator's do. A link
+ * resyncs at random, when a delivery is STORE_TOO_OLD (some seeds have a
+ * grace shorter than a partition), when the sender's binlog was trimmed
+ * past it (some seeds keep 16 to 79 entries) and, checked before every
+ * read and at quiescence, whenever the receiver lacks changes below the
+ * sender's horizon that the sender's watermarks hold (store.h). The
+ * sender opens a snapshot; the receiver installs it in chunks of a few
+ * hundred bytes, each in its own transaction (merges, then the prune of
+ * the chunk's key range; the last prunes the rest and finishes), while
+ * every other link and the workload go on between chunks; then the link
+ * follows the binlog from the snapshot's sequence. A merge refused with
+ * -EAGAIN, a partition or a restart gives the snapshot up (what was
+ * installed stays); the link starts another later.
+ *
  * Time is virtual. Every store reads its wall clock through opts.clock:
  * the simulation's global time plus the node's offset (a few ms to 300
  * ms, either sign). TTL expiry, hold-back of changes stamped in the
@@ -210,6 +224,20 @@ struct pathinfo {
 	size_t nvals, capvals;
 };
 
+/* Why a link resyncs by snapshot. */
+enum {
+	RESYNC_RANDOM = 1,  /* at random, as a test of the path */
+	RESYNC_TOO_OLD = 2, /* a delivery got STORE_TOO_OLD */
+	RESYNC_TRIMMED = 3, /* the sender's binlog was trimmed past the
+			     * link, and the receiver lacks what went */
+	RESYNC_HORIZON = 4, /* the sender installed a snapshot whose
+			     * changes the receiver lacks (they are in
+			     * no binlog of the sender's) */
+	RESYNC_KINDS = 5,
+};
+static const char *const resync_name[RESYNC_KINDS] = {
+    "", "random", "too-old", "trimmed", "horizon"};
+
 /* One change in flight on a link (copied out of the sender's binlog). */
 struct msg {
 	uint64_t seq; /* the sender's binlog sequence */
@@ -227,6 +255,16 @@ struct link {
 	size_t qhead, qlen, qcap;
 	int64_t delay; /* base delay, ns */
 	int64_t last_due;
+	/* Resync by snapshot. want: start one when the link is up and
+	 * resync_at has passed (why: a RESYNC_* reason, for the figures).
+	 * snap: the sender's open snapshot being installed chunk by chunk,
+	 * swm its watermarks, slast the last path of the chunk before. */
+	int want;
+	int64_t resync_at;
+	struct store_snap *snap;
+	struct store_vv_entry *swm;
+	unsigned nswm;
+	char *slast;
 };
 
 struct edge {
@@ -240,6 +278,8 @@ struct node {
 	char dir[64];
 	uint64_t id;
 	int64_t off; /* clock offset, ns */
+	uint64_t counted; /* binlog seq up to which its own changes are
+			   * counted (S->nchanges) */
 };
 
 /* A concurrent chmod / value write / xattr set on one file (c). */
@@ -283,6 +323,10 @@ struct sim {
 	uint64_t npurged, nrestarts, noracle;
 	uint64_t nlocal, nfailed_local, ndeliver, napplied, ndup, nsuper, nwon,
 	    nlost, nheld, nbatches;
+	uint64_t nresync[RESYNC_KINDS]; /* snapshots installed, by reason */
+	uint64_t nchunks, nabort, nskip;
+	uint64_t nchanges;   /* local changes: binlog entries they made */
+	uint64_t binlog_max; /* every node's; 0: the default */
 	int failed;
 	char err[1024];
 	char cls[PATHMAX + 32]; /* what kind of failure, and where: a
@@ -293,6 +337,9 @@ struct sim {
 };
 
 static struct sim *cur; /* for the clock and cleanup */
+
+/* Figures over every seed run. */
+static uint64_t total_resync[RESYNC_KINDS], total_chunks, total_abort;
 
 static void sim_log(struct sim *S, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -1042,6 +1089,39 @@ static void retop(char *p, char top)
 /* One local step: an op, or 2-4 ops in one transaction, or a sweep. In
  * the final round (force_node >= 0) node force_node makes one op or
  * transaction under /top only. */
+struct count_ctx {
+	uint64_t self, n;
+};
+
+static int count_cb(void *arg, const struct store_change *c)
+{
+	struct count_ctx *cc = arg;
+
+	cc->n += c->origin_node == cc->self;
+	return 0;
+}
+
+/* Count node i's own changes made since the last count: called after
+ * every local op, before any other commit can trim them (a small
+ * binlog_max trims the binlog, which cannot be counted at the end). */
+static void count_own(struct sim *S, int i)
+{
+	struct node *nd = &S->nodes[i];
+	struct count_ctx cc = {nd->id, 0};
+	ssize_t n = store_binlog_read(nd->s, nd->counted, 0, count_cb, &cc);
+	struct store_info si;
+
+	if (n == -ERANGE && store_info(nd->s, &si) == 0) {
+		/* others' changes were trimmed past the count: skip them */
+		nd->counted = si.binlog_first - 1;
+		n = store_binlog_read(nd->s, nd->counted, 0, count_cb, &cc);
+	}
+	if (n >= 0) {
+		S->nchanges += cc.n;
+		nd->counted = store_last_seq(nd->s);
+	}
+}
+
 static int local_step(struct sim *S, int force_node, char top)
 {
 	int i = (int)rnd(S->n);
@@ -1149,6 +1229,7 @@ static int local_step(struct sim *S, int force_node, char top)
 		goto out;
 	}
 	S->nlocal++;
+	count_own(S, i);
 	memset(&op, 0, sizeof(op));
 	op.node = i;
 	op.seq = local_seq(S, i);
@@ -1205,6 +1286,7 @@ static int record_simple(struct sim *S, int i, const char *path,
 
 	int err;
 
+	count_own(S, i);
 	memset(&op, 0, sizeof(op));
 	op.node = i;
 	op.seq = local_seq(S, i);
@@ -1313,6 +1395,9 @@ static int fm_step(struct sim *S)
 
 /* ---- links ---- */
 
+static void want_resync(struct sim *S, struct link *l, int why, int64_t after);
+static int link_lacks(struct sim *S, struct link *l);
+
 static void msg_free(struct msg *m)
 {
 	free(m->path);
@@ -1368,6 +1453,30 @@ static int link_read(struct sim *S, struct link *l, size_t want, int64_t jitter)
 	r.due = due > l->last_due ? due : l->last_due;
 	l->last_due = r.due;
 	n = store_binlog_read(S->nodes[l->from].s, l->sent, 0, read_cb, &r);
+	if (n == -ERANGE) {
+		/* Trimmed past the link: if the receiver holds what went, go
+		 * on from the oldest entry kept, else only a snapshot helps
+		 * (what the replicator does). */
+		struct store_info si;
+		int lacks = link_lacks(S, l);
+
+		if (lacks < 0)
+			return -1;
+		if (lacks) {
+			want_resync(S, l, RESYNC_TRIMMED, 0);
+			return 0;
+		}
+		if (store_info(S->nodes[l->from].s, &si))
+			return fail(S, "node %d: store_info", l->from);
+		sim_log(S, "link %d->%d: binlog trimmed past %" PRIu64
+			", the receiver lacks nothing: on from %" PRIu64,
+			l->from, l->to, l->sent, si.binlog_first);
+		S->nskip++;
+		l->sent = si.binlog_first - 1;
+		if (l->qhead == l->qlen)
+			l->acked = l->sent;
+		return 0;
+	}
 	if (n < 0)
 		set_cls(S, "binlog-read", NULL);
 	if (n < 0)
@@ -1426,6 +1535,227 @@ static const char *apply_name(int r)
 		return "too-old";
 	}
 	return "?";
+}
+
+/* ---- resync by snapshot ---- */
+
+/* Give up the link's snapshot, if any (a partition, a restart, an
+ * install refused): what was installed stays (joins and purges the
+ * sender had made: true whatever follows), the link's cursor did not
+ * move, and it starts a new snapshot when it can. */
+static void snap_abort(struct link *l)
+{
+	if (!l->snap)
+		return;
+	store_snap_close(&l->snap);
+	free(l->swm);
+	l->swm = NULL;
+	l->nswm = 0;
+	free(l->slast);
+	l->slast = NULL;
+}
+
+static void want_resync(struct sim *S, struct link *l, int why, int64_t after)
+{
+	if (!l->want)
+		sim_log(S, "link %d->%d: resync wanted (%s)", l->from, l->to,
+			resync_name[why]);
+	if (!l->want || S->vt + after > l->resync_at)
+		l->resync_at = S->vt + after;
+	if (!l->want)
+		l->want = why;
+}
+
+struct lack_ctx {
+	struct sim *S;
+	uint64_t recv_id;
+	uint64_t wm[MAXN], swm[MAXN];
+	int lacks;
+};
+
+static int lack_cb(void *arg, uint64_t node, uint64_t seq)
+{
+	struct lack_ctx *c = arg;
+	int i = node_of_id(c->S, node);
+
+	if (node != c->recv_id && i >= 0 && c->wm[i] < seq &&
+	    c->wm[i] < c->swm[i])
+		c->lacks = 1;
+	return 0;
+}
+
+/* Does the receiver lack changes that the sender's binlog does not
+ * hold (store_horizon against the receiver's watermarks, which a
+ * replicator knows from its acknowledgements)? Only where the sender's
+ * own watermark is ahead of the receiver's: else a snapshot would not
+ * help (the sender holds a snapshot's changes beyond its watermark;
+ * they reach the receiver once the sender's stream brings them, and
+ * the sender sends nothing of that origin before). 1, 0 or -1. */
+static int link_lacks(struct sim *S, struct link *l)
+{
+	struct lack_ctx c = {S, S->nodes[l->to].id, {0}, {0}, 0};
+	int err;
+
+	if (node_wm(S, l->to, c.wm) || node_wm(S, l->from, c.swm))
+		return -1;
+	err = store_horizon(S->nodes[l->from].s, lack_cb, &c);
+	if (err)
+		return fail(S, "node %d: store_horizon: %s", l->from,
+			    store_strerror(err));
+	return c.lacks;
+}
+
+struct swm_ctx {
+	struct link *l;
+	unsigned cap;
+};
+
+static int swm_cb(void *arg, uint64_t node, uint64_t seq)
+{
+	struct swm_ctx *c = arg;
+	struct link *l = c->l;
+
+	if (l->nswm == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 8;
+		l->swm = xrealloc(l->swm, c->cap * sizeof(*l->swm));
+	}
+	l->swm[l->nswm].node = node;
+	l->swm[l->nswm++].seq = seq;
+	return 0;
+}
+
+/* The sender opens a snapshot for the link: what was in flight is
+ * dropped, the binlog waits until it is installed. */
+static int snap_begin(struct sim *S, struct link *l)
+{
+	struct swm_ctx c = {l, 0};
+	int err;
+
+	link_drop(l);
+	err = store_snap_open(S->nodes[l->from].s, &l->snap);
+	if (!err)
+		err = store_snap_watermarks(l->snap, swm_cb, &c);
+	if (err) {
+		snap_abort(l);
+		return fail(S, "node %d: store_snap_open: %s", l->from,
+			    store_strerror(err));
+	}
+	sim_log(S, "link %d->%d: snapshot at binlog %" PRIu64 " (%s)",
+		l->from, l->to, store_snap_seq(l->snap), resync_name[l->want]);
+	return 0;
+}
+
+/* One chunk as the sender reads it (copied: its pointers live only
+ * during the callback). */
+struct chunk {
+	char **path;
+	void **rec;
+	size_t *rec_len;
+	size_t n, cap;
+};
+
+static int chunk_cb(void *arg, const char *path, size_t path_len,
+		    const void *rec, size_t rec_len)
+{
+	struct chunk *ch = arg;
+
+	if (ch->n == ch->cap) {
+		ch->cap = ch->cap ? 2 * ch->cap : 8;
+		ch->path = xrealloc(ch->path, ch->cap * sizeof(*ch->path));
+		ch->rec = xrealloc(ch->rec, ch->cap * sizeof(*ch->rec));
+		ch->rec_len =
+		    xrealloc(ch->rec_len, ch->cap * sizeof(*ch->rec_len));
+	}
+	ch->path[ch->n] = xrealloc(NULL, path_len + 1);
+	memcpy(ch->path[ch->n], path, path_len);
+	ch->path[ch->n][path_len] = '\0';
+	ch->rec[ch->n] = memcpy(xrealloc(NULL, rec_len), rec, rec_len);
+	ch->rec_len[ch->n++] = rec_len;
+	return 0;
+}
+
+static void chunk_free(struct chunk *ch)
+{
+	for (size_t k = 0; k < ch->n; k++) {
+		free(ch->path[k]);
+		free(ch->rec[k]);
+	}
+	free(ch->path);
+	free(ch->rec);
+	free(ch->rec_len);
+}
+
+/* Install the next chunk of the link's snapshot (about max_bytes) in
+ * one receiver transaction: merge each record, prune the chunk's key
+ * range; at the end, prune past the last chunk and finish; then the
+ * link follows the sender's binlog from the snapshot's sequence. */
+static int snap_chunk(struct sim *S, struct link *l, size_t max_bytes,
+		      int64_t retry)
+{
+	struct store *rs = S->nodes[l->to].s;
+	struct chunk ch = {0};
+	struct store_txn *t = NULL;
+	ssize_t n;
+	int err = 0;
+
+	n = store_snap_next(l->snap, max_bytes, chunk_cb, &ch);
+	if (n < 0) {
+		chunk_free(&ch);
+		set_cls(S, "snap-next", NULL);
+		return fail(S, "node %d: store_snap_next: %s", l->from,
+			    store_strerror((int)n));
+	}
+	err = store_txn_begin(rs, 1, &t);
+	for (size_t k = 0; !err && k < ch.n; k++) {
+		err = store_snap_merge(rs, t, ch.path[k], strlen(ch.path[k]),
+				       ch.rec[k], ch.rec_len[k]);
+		if (err)
+			sim_log(S, "link %d->%d: snapshot merge %s: %s",
+				l->from, l->to, ch.path[k],
+				store_strerror(err));
+	}
+	if (!err)
+		err = store_snap_prune(rs, t, l->swm, l->nswm, l->slast,
+				       ch.n ? ch.path[ch.n - 1] : NULL,
+				       (const char *const *)ch.path, ch.n);
+	if (!err && !ch.n)
+		err = store_snap_finish(rs, t, l->swm, l->nswm);
+	if (!err)
+		err = store_txn_commit(&t);
+	else if (t)
+		store_txn_abort(&t);
+	if (err == -EAGAIN) {
+		/* stamped ahead of the receiver's clock: not yet */
+		S->nabort++;
+		chunk_free(&ch);
+		snap_abort(l);
+		want_resync(S, l, l->want, retry);
+		return 0;
+	}
+	if (err) {
+		chunk_free(&ch);
+		set_cls(S, "snap-install", NULL);
+		return fail(S, "link %d->%d: installing a snapshot: %s",
+			    l->from, l->to, store_strerror(err));
+	}
+	S->nchunks++;
+	sim_log(S, "link %d->%d: snapshot chunk of %zu records after %s",
+		l->from, l->to, ch.n, l->slast ? l->slast : "the start");
+	if (ch.n) {
+		free(l->slast);
+		l->slast = ch.path[ch.n - 1];
+		ch.path[ch.n - 1] = NULL;
+		chunk_free(&ch);
+		return 0;
+	}
+	chunk_free(&ch);
+	S->nresync[l->want]++;
+	l->sent = l->acked = store_snap_seq(l->snap);
+	sim_log(S, "link %d->%d: snapshot installed, binlog from %" PRIu64,
+		l->from, l->to, l->sent);
+	l->want = 0;
+	snap_abort(l);
+	return link_ack(S, l);
 }
 
 /* Deliver up to `want` due entries (whole commit groups) in one receiver
@@ -1534,15 +1864,11 @@ static int link_deliver(struct sim *S, struct link *l, size_t want)
 				held = 1;
 				break;
 			case STORE_TOO_OLD:
+				/* Older than the receiver's purge horizon:
+				 * only a snapshot brings it up to date. */
 				store_txn_abort(&t);
-				set_cls(S, "too-old", NULL);
-				return fail(
-				    S,
-				    "link %d->%d: %.*s origin %d/%" PRIu64
-				    " too old",
-				    l->from, l->to, (int)m->c.path_len,
-				    m->c.path, node_of_id(S, m->c.origin_node),
-				    m->c.origin_seq);
+				want_resync(S, l, RESYNC_TOO_OLD, 0);
+				return 0;
 			default:
 				store_txn_abort(&t);
 				return fail(S, "link %d->%d: apply: result %d",
@@ -1578,21 +1904,58 @@ static int link_deliver(struct sim *S, struct link *l, size_t want)
 	return 0;
 }
 
+/* Nothing to send, nothing in flight, and nothing the receiver lacks
+ * past the sender's horizon (a snapshot's changes, in no binlog). */
 static int link_idle(struct sim *S, struct link *l)
 {
-	return l->qhead == l->qlen &&
-	       l->sent >= store_last_seq(S->nodes[l->from].s);
+	return !l->want && l->qhead == l->qlen &&
+	       l->sent >= store_last_seq(S->nodes[l->from].s) &&
+	       link_lacks(S, l) == 0;
 }
 
-/* One link's turn: maybe read, maybe deliver. Fixed draws. */
+/* One link's turn: maybe a snapshot's next chunk, else maybe read,
+ * maybe deliver. Fixed draws. */
 static int link_step(struct sim *S, struct link *l, int force)
 {
 	unsigned pr = rnd(100), pd = rnd(100), rb = 1 + rnd(16),
-		 db = 1 + rnd(8);
+		 db = 1 + rnd(8), pr_snap = rnd(1000);
 	int64_t jitter = (int64_t)rnd(30) * MS;
+	size_t chunk_bytes = 400 + rnd(2400);
+	int64_t retry = (int64_t)(50 + rnd(250)) * MS;
 
 	if (S->edges[l->edge].down)
 		return 0;
+	if (l->want && !l->snap && S->vt >= l->resync_at &&
+	    snap_begin(S, l))
+		return -1;
+	if (l->snap)
+		return force || pd < 50 ? snap_chunk(S, l, chunk_bytes, retry)
+					: 0;
+	if (l->want)
+		return 0;
+	if (!force && pr_snap < 1) {
+		want_resync(S, l, RESYNC_RANDOM, 0);
+		return 0;
+	}
+	if (force || pr < 40) {
+		/* Before sending past the sender's horizon: changes the
+		 * sender holds from a snapshot are in none of its binlog,
+		 * and a receiver that lacks them must resync. */
+		int lacks = link_lacks(S, l);
+		struct store_info si;
+
+		if (lacks < 0)
+			return -1;
+		if (lacks) {
+			/* trimmed past the link, or a snapshot's */
+			int trimmed = store_info(S->nodes[l->from].s, &si) == 0 &&
+				      si.binlog_first > l->sent + 1;
+
+			want_resync(S, l,
+				    trimmed ? RESYNC_TRIMMED : RESYNC_HORIZON, 0);
+			return 0;
+		}
+	}
 	if ((force || pr < 40) && link_read(S, l, rb, jitter))
 		return -1;
 	if ((force || pd < 50) && link_deliver(S, l, force ? 64 : db))
@@ -1678,8 +2041,10 @@ static void partition_step(struct sim *S)
 			/* In-flight messages are lost; the sender resends
 			 * from what the receiver acknowledged. */
 			for (int j = 0; j < S->nlinks; j++)
-				if (S->links[j].edge == k)
+				if (S->links[j].edge == k) {
 					link_drop(&S->links[j]);
+					snap_abort(&S->links[j]);
+				}
 		}
 	}
 }
@@ -2283,8 +2648,54 @@ static void print_history(struct sim *S, const char *path)
 
 /* ---- one seed ---- */
 
+struct dump_ctx {
+	struct sim *S;
+	int i;
+	const char *path;
+};
+
+static int dump_cb(void *arg, const char *path, size_t path_len,
+		   const void *rec, size_t rec_len)
+{
+	struct dump_ctx *d = arg;
+	struct store_stat st;
+	const void *vv;
+
+	if (path_len != strlen(d->path) || memcmp(path, d->path, path_len) ||
+	    store_rec_decode(rec, rec_len, &st, NULL, &vv, NULL))
+		return 0;
+	printf("  node %d record: type %d content %d/%" PRIu64 " vv", d->i,
+	       st.type, node_of_id(d->S, st.fver[STORE_F_CONTENT].node),
+	       st.fver[STORE_F_CONTENT].hlc);
+	for (unsigned v = 0; v < st.nvv; v++) {
+		struct store_vv_entry e = store_vv_at(vv, v);
+
+		printf(" %d/%" PRIu64, node_of_id(d->S, e.node), e.seq);
+	}
+	printf("\n");
+	return 0;
+}
+
+/* The stored records at `path` (through a snapshot, which shows
+ * tombstones; placeholders and absent keys print nothing). */
+static void dump_records(struct sim *S, const char *path)
+{
+	for (int i = 0; i < S->n; i++) {
+		struct dump_ctx d = {S, i, path};
+		struct store_snap *sn;
+
+		if (!S->nodes[i].s || store_snap_open(S->nodes[i].s, &sn))
+			continue;
+		while (store_snap_next(sn, 1 << 20, dump_cb, &d) > 0)
+			;
+		store_snap_close(&sn);
+	}
+}
+
 static void sim_free(struct sim *S)
 {
+	for (int j = 0; j < S->nlinks; j++)
+		snap_abort(&S->links[j]); /* before its store closes */
 	for (int i = 0; i < S->n; i++)
 		if (S->nodes[i].s)
 			store_close(&S->nodes[i].s);
@@ -2329,6 +2740,7 @@ static int node_open(struct sim *S, int i)
 	o.clock = sim_clock;
 	o.clock_arg = nd;
 	o.max_offset_ms = S->max_offset_ms;
+	o.binlog_max = S->binlog_max;
 	err = store_open(nd->dir, &o, &nd->s);
 	if (err)
 		return fail(S, "store_open %s: %s: %s", nd->dir,
@@ -2346,6 +2758,10 @@ static int node_open(struct sim *S, int i)
 static int node_restart(struct sim *S, int i)
 {
 	sim_log(S, "node %d: restart", i);
+	/* A snapshot being sent or installed starts over. */
+	for (int j = 0; j < S->nlinks; j++)
+		if (S->links[j].from == i || S->links[j].to == i)
+			snap_abort(&S->links[j]);
 	store_close(&S->nodes[i].s);
 	S->nrestarts++;
 	return node_open(S, i);
@@ -2375,33 +2791,6 @@ static int sim_open(struct sim *S)
 				    store_strerror(err));
 	}
 	return 0;
-}
-
-struct count_ctx {
-	uint64_t self, n;
-};
-
-static int count_cb(void *arg, const struct store_change *c)
-{
-	struct count_ctx *cc = arg;
-
-	cc->n += c->origin_node == cc->self;
-	return 0;
-}
-
-/* The changes the workload made: every node's own binlog entries. */
-static uint64_t total_changes(struct sim *S)
-{
-	uint64_t n = 0;
-
-	for (int i = 0; i < S->n; i++) {
-		struct count_ctx cc = {S->nodes[i].id, 0};
-
-		if (S->nodes[i].s &&
-		    store_binlog_read(S->nodes[i].s, 0, 0, count_cb, &cc) >= 0)
-			n += cc.n;
-	}
-	return n;
 }
 
 /* Run one seed. Returns 0 if every check passed. `changes` gets the
@@ -2436,6 +2825,18 @@ static int run_seed(uint64_t seed, int steps, int quiet, uint64_t *changes,
 	S->grace_ms = chance(50) ? 20000 : 0;
 	S->max_offset_ms = chance(70) ? 0 : 100;
 	S->nfm = (int)rnd(4);
+	{
+		/* Some runs trim the binlog hard, so that links fall behind
+		 * it; some have a grace shorter than a partition, so that
+		 * changes arrive older than the purge horizon (STORE_TOO_OLD):
+		 * both resync by snapshot. */
+		unsigned pb = rnd(100), pg = rnd(100);
+		uint64_t bm = 16 + rnd(64), gm = 1000 + rnd(2000);
+
+		S->binlog_max = pb < 30 ? bm : 0;
+		if (pg < 15)
+			S->grace_ms = gm;
+	}
 	make_topology(S);
 	if (sim_open(S))
 		goto out;
@@ -2503,7 +2904,7 @@ static int run_seed(uint64_t seed, int steps, int quiet, uint64_t *changes,
 	if (quiesce(S) || check_all(S, 0))
 		goto out;
 out:
-	chg = total_changes(S);
+	chg = S->nchanges;
 	*changes += chg;
 	if (quiet < 2 && (!quiet || S->failed))
 		printf("seed %" PRIu64 ": %d nodes %s, ops %" PRIu64
@@ -2511,15 +2912,29 @@ out:
 		       ", delivered %" PRIu64 " (applied %" PRIu64
 		       " dup %" PRIu64 " superseded %" PRIu64 " won %" PRIu64
 		       " lost %" PRIu64 " held %" PRIu64 ") in %" PRIu64
-		       " txns, purged %" PRIu64 ", restarts %" PRIu64
+		       " txns, resyncs %" PRIu64 "/%" PRIu64 "/%" PRIu64
+		       "/%" PRIu64 " (random/too-old/trimmed/horizon) in %"
+		       PRIu64 " chunks, %" PRIu64 " aborted, %" PRIu64
+		       " trims skipped, binlog_max %" PRIu64 ", grace %"
+		       PRIu64 " ms, purged %" PRIu64 ", restarts %" PRIu64
 		       ", oracle paths %" PRIu64 ", %.1f s virtual: %s%s\n",
 		       seed, S->n, S->topo, S->nlocal, S->nfailed_local, chg,
 		       S->ndeliver, S->napplied, S->ndup, S->nsuper, S->nwon,
-		       S->nlost, S->nheld, S->nbatches, S->npurged,
+		       S->nlost, S->nheld, S->nbatches,
+		       S->nresync[RESYNC_RANDOM], S->nresync[RESYNC_TOO_OLD],
+		       S->nresync[RESYNC_TRIMMED], S->nresync[RESYNC_HORIZON],
+		       S->nchunks, S->nabort, S->nskip, S->binlog_max,
+		       S->grace_ms, S->npurged,
 		       S->nrestarts, S->noracle, (double)S->vt / 1e9,
 		       S->failed ? "FAIL " : "ok", S->failed ? S->err : "");
-	if (S->failed && !quiet && S->fpath[0])
+	for (int k = 0; k < RESYNC_KINDS; k++)
+		total_resync[k] += S->nresync[k];
+	total_chunks += S->nchunks;
+	total_abort += S->nabort;
+	if (S->failed && !quiet && S->fpath[0]) {
 		print_history(S, S->fpath);
+		dump_records(S, S->fpath);
+	}
 	if (S->failed && !quiet && keep)
 		print_history(S, NULL);
 	err = S->failed;
@@ -2739,6 +3154,13 @@ int main(int argc, char **argv)
 	       nseeds, changes, ndiv,
 	       (double)(t1.tv_sec - t0.tv_sec) +
 		   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	printf("resyncs by snapshot %" PRIu64 " (random %" PRIu64
+	       ", too-old %" PRIu64 ", trimmed %" PRIu64 ", horizon %" PRIu64
+	       ") in %" PRIu64 " chunks, %" PRIu64 " aborted (-EAGAIN)\n",
+	       total_resync[1] + total_resync[2] + total_resync[3] +
+		   total_resync[4],
+	       total_resync[1], total_resync[2], total_resync[3],
+	       total_resync[4], total_chunks, total_abort);
 	for (size_t k = 0; k < nkinds; k++)
 		printf("%s%s %d%s",
 		       k ? ", " : "failures by kind: ", kinds[k].name,

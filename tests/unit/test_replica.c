@@ -3,7 +3,8 @@
  * merges that converge whatever the order, derived directories, clocks
  * held back, own changes recovered after a restore, purges that wait
  * for acknowledgements, bounds on what a peer can send, the binlog cap,
- * and the sweep that once corrupted keys.
+ * the sweep that once corrupted keys, and snapshots: installing one,
+ * rule S1's prune, the horizon, what a merge refuses.
  *
  * Each test runs two to four stores in one process, in a mkdtemp
  * directory under /dev/shm removed afterwards. Every store reads a
@@ -1087,6 +1088,278 @@ static void test_counts(void **state)
 	check_ok(f->s[1]);
 }
 
+/* ==== 4. snapshots ==== */
+
+/* One chunk as read from the sender (copied: its pointers live only
+ * during the callback). */
+struct chunk {
+	char *path[64];
+	void *rec[64];
+	size_t len[64];
+	size_t n;
+};
+
+static int chunk_cb(void *arg, const char *path, size_t path_len,
+		    const void *rec, size_t rec_len)
+{
+	struct chunk *c = arg;
+
+	assert_true(c->n < 64);
+	c->path[c->n] = strndup(path, path_len);
+	c->rec[c->n] = malloc(rec_len);
+	assert_non_null(c->path[c->n]);
+	assert_non_null(c->rec[c->n]);
+	memcpy(c->rec[c->n], rec, rec_len);
+	c->len[c->n++] = rec_len;
+	return 0;
+}
+
+/* The index of path in the chunk (it must be there). */
+static size_t chunk_find(const struct chunk *c, const char *path)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->path[i], path) == 0)
+			return i;
+	fail_msg("%s not in the snapshot", path);
+	return 0;
+}
+
+struct wmv {
+	struct store_vv_entry e[16];
+	unsigned n;
+};
+
+static int wmv_cb(void *arg, uint64_t node, uint64_t seq)
+{
+	struct wmv *w = arg;
+
+	assert_true(w->n < 16);
+	w->e[w->n].node = node;
+	w->e[w->n++].seq = seq;
+	return 0;
+}
+
+/* Install from's whole store into to, as the replicator does: chunks
+ * of about max_bytes, each merged and pruned in its own transaction,
+ * then the rest pruned and the install finished. Returns the chunks
+ * installed, or the first error of a merge (the install is given up). */
+static int install(struct store *from, struct store *to, size_t max_bytes)
+{
+	struct store_snap *snap;
+	struct wmv wm = { .n = 0 };
+	char *last = NULL;
+	int chunks = 0, err = 0;
+
+	assert_rc(store_snap_open(from, &snap), 0);
+	assert_rc(store_snap_watermarks(snap, wmv_cb, &wm), 0);
+	for (;;) {
+		struct chunk c = { .n = 0 };
+		struct store_txn *t;
+		ssize_t n = store_snap_next(snap, max_bytes, chunk_cb, &c);
+
+		assert_true(n >= 0);
+		assert_rc(store_txn_begin(to, 1, &t), 0);
+		for (size_t i = 0; !err && i < c.n; i++)
+			err = store_snap_merge(to, t, c.path[i], strlen(c.path[i]),
+					       c.rec[i], c.len[i]);
+		if (!err)
+			assert_rc(store_snap_prune(to, t, wm.e, wm.n, last,
+						   c.n ? c.path[c.n - 1] : NULL,
+						   (const char *const *)c.path,
+						   c.n), 0);
+		if (!err && !c.n)
+			assert_rc(store_snap_finish(to, t, wm.e, wm.n), 0);
+		if (err)
+			store_txn_abort(&t);
+		else
+			assert_rc(store_txn_commit(&t), 0);
+		for (size_t i = 0; i < c.n; i++)
+			free(c.rec[i]);
+		if (!err && c.n) {
+			free(last);
+			last = c.path[c.n - 1];
+			c.path[c.n - 1] = NULL;
+		}
+		for (size_t i = 0; i < c.n; i++)
+			free(c.path[i]);
+		if (err || !n)
+			break;
+		chunks++;
+	}
+	free(last);
+	store_snap_close(&snap);
+	return err ? err : chunks;
+}
+
+/* A fresh store gets the whole of another in several chunks: the same
+ * digest, a consistent store, one resync counted. */
+static void test_snap_fresh(void **state)
+{
+	struct fx *f = *state;
+	char p[32];
+
+	for (int i = 0; i < 12; i++) {
+		snprintf(p, sizeof(p), "/d%d/f%d", i % 3, i);
+		assert_rc(put_str(f->s[0], p, "some value"), 0);
+	}
+	assert_rc(store_xattr_set(f->s[0], NULL, "/d1/f1", "user.k", "x", 1, 0), 0);
+	assert_rc(store_del(f->s[0], NULL, "/d2/f2", 0), 0);
+	assert_rc(store_mknod(f->s[0], NULL, "/ln", STORE_SYMLINK, "/d0/f0",
+			      NULL, 0, 0), 0);
+	assert_rc(store_resyncs(f->s[1]), 0);
+	assert_true(install(f->s[0], f->s[1], 300) > 3);
+	assert_same(f, 2);
+	assert_rc(store_resyncs(f->s[1]), 1);
+	assert_rc(store_resyncs(f->s[0]), 0);
+	/* again: nothing changes, one more counted */
+	assert_true(install(f->s[0], f->s[1], 1 << 20) == 1);
+	assert_same(f, 2);
+	assert_rc(store_resyncs(f->s[1]), 2);
+}
+
+/* Rule S1: what the sender deleted and purged goes; what carries
+ * changes the sender never saw stays. */
+static void test_snap_prune(void **state)
+{
+	struct fx *f = *state;
+	struct store_stat st;
+
+	assert_rc(put_str(f->s[0], "/gone", "old"), 0);
+	assert_rc(put_str(f->s[0], "/d/gone", "old"), 0);
+	assert_rc(put_str(f->s[0], "/kept", "k"), 0);
+	converge(f, 2);
+	assert_rc(store_del(f->s[0], NULL, "/gone", 0), 0);
+	assert_rc(store_del(f->s[0], NULL, "/d", STORE_DEL_RECURSIVE), 0);
+	assert_rc(store_sweep(f->s[0], 0), 3); /* no known peer: at once */
+	assert_rc(put_str(f->s[1], "/mine", "unseen"), 0);
+	assert_rc(put_str(f->s[1], "/d/mine", "unseen"), 0);
+	assert_true(install(f->s[0], f->s[1], 200) >= 1);
+	assert_rc(store_stat(f->s[1], NULL, "/gone", &st), -ENOENT);
+	assert_rc(store_stat(f->s[1], NULL, "/d/gone", &st), -ENOENT);
+	check_str(f->s[1], "/kept", "k");
+	check_str(f->s[1], "/mine", "unseen");
+	check_str(f->s[1], "/d/mine", "unseen");
+	check_ok(f->s[1]);
+	/* the other way, they agree */
+	ship(f->s[1], f->s[0]);
+	assert_same(f, 2);
+}
+
+static int horizon_of_cb(void *arg, uint64_t node, uint64_t seq)
+{
+	uint64_t *x = arg;
+
+	if (node == x[0])
+		x[1] = seq;
+	return 0;
+}
+
+/* The horizon grows as the binlog is trimmed, and with what a snapshot
+ * brings that the binlog never held. */
+static void test_snap_horizon(void **state)
+{
+	struct fx *f = *state;
+	struct store_opts o = { .node_name = "cap", .binlog_max = 10,
+				.clock = vclock_read, .clock_arg = &f->clk[3] };
+	struct store *s;
+	uint64_t h[2], last = 0;
+	char p[128];
+	int n = 0;
+
+	snprintf(p, sizeof(p), "%s/cap", f->dir);
+	assert_rc(store_open(p, &o, &s), 0);
+	h[0] = node_id(s);
+	for (int i = 0; i < 40; i++) {
+		struct store_stat st;
+
+		snprintf(p, sizeof(p), "/f%02d", i);
+		assert_rc(put_str(s, p, "x"), 0);
+		h[1] = 0;
+		assert_rc(store_horizon(s, horizon_of_cb, h), 0);
+		assert_true(h[1] >= last); /* only grows */
+		last = h[1];
+		assert_rc(store_stat(s, NULL, p, &st), 0);
+		assert_true(h[1] < st.origin_seq);
+	}
+	assert_true(last > 0);
+	assert_rc(store_binlog_read(s, 0, 0, count_chg, &n), -ERANGE);
+	/* a snapshot's records are in no binlog of the receiver's */
+	h[0] = node_id(s);
+	h[1] = 0;
+	assert_rc(store_horizon(f->s[1], horizon_of_cb, h), 0);
+	assert_int_equal(h[1], 0);
+	assert_true(install(s, f->s[1], 500) > 1);
+	assert_rc(store_horizon(f->s[1], horizon_of_cb, h), 0);
+	assert_true(h[1] > last);
+	check_ok(s);
+	check_ok(f->s[1]);
+	store_close(&s);
+}
+
+/* What store_snap_merge refuses, before writing anything. */
+static void test_snap_refusals(void **state)
+{
+	struct fx *f = *state;
+	struct store_opts o = { .node_name = "small", .max_value = 100,
+				.clock = vclock_read, .clock_arg = &f->clk[3] };
+	struct chunk c = { .n = 0 };
+	struct store_snap *snap;
+	struct store_txn *t;
+	struct store *small;
+	struct store_stat st;
+	char big[200], p[128];
+	unsigned char junk[16] = { 0 };
+	size_t bi, fi;
+
+	memset(big, 'b', sizeof(big));
+	assert_rc(store_put(f->s[0], NULL, "/big", big, sizeof(big), NULL, 0,
+			    STORE_CREATE), 0);
+	f->clk[2].offset_ns = 3600 * 1000000000LL; /* an hour ahead */
+	assert_rc(put_str(f->s[2], "/future", "f"), 0);
+
+	assert_rc(store_snap_open(f->s[0], &snap), 0);
+	assert_true(store_snap_next(snap, 1 << 20, chunk_cb, &c) >= 1);
+	store_snap_close(&snap);
+	assert_rc(store_snap_open(f->s[2], &snap), 0);
+	assert_true(store_snap_next(snap, 1 << 20, chunk_cb, &c) >= 1);
+	store_snap_close(&snap);
+	bi = chunk_find(&c, "/big");
+	fi = chunk_find(&c, "/future");
+
+	snprintf(p, sizeof(p), "%s/small", f->dir);
+	assert_rc(store_open(p, &o, &small), 0);
+	assert_rc(store_txn_begin(small, 1, &t), 0);
+	/* malformed: the record, the path, a reserved path */
+	assert_rc(store_snap_merge(small, t, "/x", 2, junk, sizeof(junk)), -EPROTO);
+	assert_rc(store_snap_merge(small, t, "x", 1, c.rec[fi], c.len[fi]), -EPROTO);
+	assert_rc(store_snap_merge(small, t, "/a/../b", 7, c.rec[fi], c.len[fi]),
+		  -EPROTO);
+	assert_rc(store_snap_merge(small, t, "/.statefs", 9, c.rec[fi], c.len[fi]),
+		  -EPROTO);
+	/* over our max_value */
+	assert_rc(store_snap_merge(small, t, c.path[bi], strlen(c.path[bi]),
+				   c.rec[bi], c.len[bi]), -EFBIG);
+	/* stamped an hour ahead of our clock: not yet */
+	assert_rc(store_snap_merge(small, t, c.path[fi], strlen(c.path[fi]),
+				   c.rec[fi], c.len[fi]), -EAGAIN);
+	/* the transaction is still usable */
+	assert_rc(store_put(small, t, "/ok", "v", 1, NULL, 0, STORE_CREATE), 0);
+	assert_rc(store_txn_commit(&t), 0);
+	check_str(small, "/ok", "v");
+	assert_rc(store_stat(small, NULL, "/future", &st), -ENOENT);
+	/* once our clock gets there, it merges */
+	advance_ms(3600 * 1000);
+	assert_rc(store_snap_merge(small, NULL, c.path[fi], strlen(c.path[fi]),
+				   c.rec[fi], c.len[fi]), 0);
+	check_str(small, "/future", "f");
+	check_ok(small);
+	store_close(&small);
+	for (size_t i = 0; i < c.n; i++) {
+		free(c.path[i]);
+		free(c.rec[i]);
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -1112,6 +1385,10 @@ int main(void)
 		T(test_deep_path),
 		T(test_binlog_groups),
 		T(test_counts),
+		T(test_snap_fresh),
+		T(test_snap_prune),
+		T(test_snap_horizon),
+		T(test_snap_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

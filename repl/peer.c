@@ -184,14 +184,44 @@ static void rewind_to(struct peer *p, uint64_t pos, uint32_t epoch)
 	p->first = 1;
 }
 
-/* Does p lack changes that our binlog no longer holds? */
+/* Does p lack changes that our binlog no longer holds (store.h,
+ * store_horizon)? Below our horizon of an origin and below our own
+ * watermark: only a snapshot brings them (HZ_SNAP). Below the horizon
+ * but not below our watermark: we merged a snapshot's records beyond
+ * our watermark and are still installing it; sending it that origin's
+ * later changes would move its watermark past what it never got, so
+ * the stream waits (HZ_WAIT) until our watermark catches up. */
+enum { HZ_OK = 0, HZ_SNAP = 1, HZ_WAIT = 2 };
+
+struct hz {
+	struct peer *p;
+	struct wire_wm ours;
+	int verdict;
+};
+
 static int horizon_cb(void *arg, uint64_t node, uint64_t seq)
 {
-	struct peer *p = arg;
+	struct hz *h = arg;
+	uint64_t theirs = wm_get(&h->p->wm, node);
 
-	if (node != p->node && wm_get(&p->wm, node) < seq)
+	if (theirs >= seq)
+		return 0;
+	if (theirs < wm_get(&h->ours, node)) {
+		h->verdict = HZ_SNAP;
 		return 1;
+	}
+	h->verdict = HZ_WAIT;
 	return 0;
+}
+
+static int horizon_check(struct repl *r, struct peer *p)
+{
+	struct hz h = { .p = p };
+
+	our_wm(r, &h.ours);
+	if (store_horizon(r->store, horizon_cb, &h) < 0)
+		return HZ_WAIT;
+	return h.verdict;
 }
 
 /* One CHANGES message to p, if there is anything to send: 1 sent, 0
@@ -215,7 +245,7 @@ static int send_changes(struct repl *r, struct peer *p, const struct link *l)
 		 * on from the oldest entry kept, else only a snapshot helps */
 		struct store_info si;
 
-		if (store_horizon(r->store, horizon_cb, p) == 0 &&
+		if (horizon_check(r, p) == HZ_OK &&
 		    store_info(r->store, &si) == 0 && si.binlog_first) {
 			p->cursor = si.binlog_first - 1;
 			if (!p->inflight)
@@ -383,8 +413,6 @@ static void stream_restart(struct repl *r, struct peer *p)
 	else
 		rewind_to(p, 0, 0);
 	snap_abort(p);
-	if (store_horizon(r->store, horizon_cb, p) == 1)
-		p->snap_wanted = 1;
 }
 
 void peer_pump(struct repl *r)
@@ -399,6 +427,17 @@ void peer_pump(struct repl *r)
 
 		if (!p->up || !l || p->blocked || now < p->pause_until)
 			continue;
+		if (!p->snap && !p->snap_wanted) {
+			int hz = horizon_check(r, p);
+
+			if (hz == HZ_WAIT)
+				continue;
+			if (hz == HZ_SNAP) {
+				log_msg(LOG_NOTICE, "%s: it lacks changes our binlog no "
+					"longer holds: sending a snapshot", p->cfg.name);
+				p->snap_wanted = 1;
+			}
+		}
 		if (p->snap_wanted && !p->inflight)
 			err = snap_start(r, p, l);
 		if (!err && p->snap)

@@ -607,7 +607,7 @@ int store_rec_get(struct store_txn *t, const char *path, struct rec *r)
 		r->st.type = STORE_NONE;
 		return store_err(rc);
 	}
-	if (rec_decode(v.mv_data, v.mv_size, r)) {
+	if (rec_decode_local(v.mv_data, v.mv_size, r)) {
 		log_msg(LOG_ERROR, "%s: corrupt record for %s", t->s->path,
 			path);
 		return -EIO;
@@ -698,7 +698,7 @@ static int any_live(void *arg, const MDB_val *k, const MDB_val *v)
 	struct rec r;
 
 	(void)k;
-	return rec_decode(v->mv_data, v->mv_size, &r) == 0 &&
+	return rec_decode_local(v->mv_data, v->mv_size, &r) == 0 &&
 	       store_live(&r, t->now);
 }
 
@@ -1233,7 +1233,7 @@ static int sweep_collect(void *arg, const MDB_val *k, const MDB_val *v)
 	char path[PATH_MAX + 1];
 	struct rec r;
 
-	if (rec_decode(v->mv_data, v->mv_size, &r) ||
+	if (rec_decode_local(v->mv_data, v->mv_size, &r) ||
 	    !purgeable(x->t, &r, x->pw, x->npw))
 		return 0;
 	return store_paths_add(&x->paths, path, store_key_path(k, path));
@@ -1331,7 +1331,7 @@ int store_digest(struct store *s, unsigned char out[STORE_DIGEST_LEN])
 		uint64_t x;
 		int vis;
 
-		if (rec_decode(v.mv_data, v.mv_size, &r)) {
+		if (rec_decode_local(v.mv_data, v.mv_size, &r)) {
 			err = -EIO;
 			break;
 		}

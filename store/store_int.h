@@ -144,6 +144,10 @@ struct store {
 	unsigned psize;
 	int run_fd;           /* flock'ed shared by every opener (run start) */
 	int upgraded;         /* open_dbs upgraded a format 1 store */
+	int prefault;         /* populate the map ahead of growth (tmpfs) */
+	char *map;            /* LMDB's map, for the prefault (NULL: none) */
+	size_t map_pages;     /* its size in pages */
+	size_t prefaulted;    /* pages of the map populated so far */
 	struct notify *notify;
 	uint32_t uid, gid;    /* of this process, for new records */
 	struct store_txn *wcache; /* owned by the holder of the writer lock */

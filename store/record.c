@@ -226,6 +226,12 @@ static int version_ok(struct store_version v)
 	return (v.node == 0) == (v.hlc == 0);
 }
 
+static inline int vnewer(const struct store_version *a,
+			 const struct store_version *b)
+{
+	return a->hlc > b->hlc || (a->hlc == b->hlc && a->node > b->node);
+}
+
 /* The header fields and pointers, with the checks that keep every later
  * read in bounds (the lengths add up; the type, mode and vector size are
  * in range). 0 or -EPROTO. */
@@ -236,7 +242,10 @@ static int rec_header(const unsigned char *p, size_t len, struct rec *r)
 
 	if (len < REC_HDR_LEN || p[0] != STORE_FORMAT)
 		return -EPROTO;
-	memset(r, 0, sizeof(*r));
+	/* every field of r is set below: no memset */
+	r->derived = 0;
+	st->version.hlc = st->version.node = 0;
+	st->origin_seq = 0;
 	st->type = p[1];
 	if (st->type < STORE_FILE || st->type > STORE_PLACEHOLDER)
 		return -EPROTO;
@@ -288,7 +297,7 @@ int rec_decode_local(const void *buf, size_t len, struct rec *r)
 		return err;
 	v = st->fver[0];
 	for (int i = 1; i < STORE_FIELDS; i++)
-		if (vcmp(&st->fver[i], &v) > 0)
+		if (vnewer(&st->fver[i], &v))
 			v = st->fver[i];
 	for (size_t off = 0; off < st->xattr_len;) {
 		struct xattr_ent e;
@@ -298,7 +307,7 @@ int rec_decode_local(const void *buf, size_t len, struct rec *r)
 		off += xattr_at(r->xattrs, off, &e);
 		if (off > st->xattr_len)
 			return -EPROTO;
-		if (vcmp(&e.ver, &v) > 0)
+		if (vnewer(&e.ver, &v))
 			v = e.ver;
 	}
 	st->version = v;

@@ -436,8 +436,11 @@ static int txn_begin(struct store *s, int write, struct store_txn **tp,
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (rc == MDB_MAP_RESIZED) {
 		mdb_env_set_mapsize(s->env, 0);
-		map_find(s); /* LMDB mapped the file anew */
 		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		/* LMDB mapped the file anew; find it under the writer lock,
+		 * which guards s->map in this process */
+		if (rc == 0)
+			map_find(s);
 	}
 	if (rc)
 		return store_err(rc);

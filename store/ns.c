@@ -164,7 +164,7 @@ int store_list(struct store *s, struct store_txn *t, const char *dir,
 		 * child name cannot hold NUL, so check it. */
 		if (memchr((char *)k.mv_data + plen, '\0', k.mv_size - plen))
 			continue;
-		if (rec_decode(v.mv_data, v.mv_size, &r)) {
+		if (rec_decode_local(v.mv_data, v.mv_size, &r)) {
 			err = -EIO;
 			break;
 		}
@@ -502,7 +502,7 @@ static int desc_add(void *arg, const MDB_val *k, const MDB_val *v)
 	struct rec r;
 	int below;
 
-	if (rec_decode(v->mv_data, v->mv_size, &r))
+	if (rec_decode_local(v->mv_data, v->mv_size, &r))
 		return 0;
 	store_key_path(k, path);
 	if (!store_live(&r, d->t->now)) {

@@ -226,17 +226,26 @@ static int version_ok(struct store_version v)
 	return (v.node == 0) == (v.hlc == 0);
 }
 
-int rec_decode(const void *buf, size_t len, struct rec *r)
+static inline int vnewer(const struct store_version *a,
+			 const struct store_version *b)
 {
-	const unsigned char *p = buf;
+	return a->hlc > b->hlc || (a->hlc == b->hlc && a->node > b->node);
+}
+
+/* The header fields and pointers, with the checks that keep every later
+ * read in bounds (the lengths add up; the type, mode and vector size are
+ * in range). 0 or -EPROTO. */
+static int rec_header(const unsigned char *p, size_t len, struct rec *r)
+{
 	struct store_stat *st = &r->st;
-	uint64_t need, prev = 0;
-	const unsigned char *pname = NULL;
-	size_t plen = 0;
+	uint64_t need;
 
 	if (len < REC_HDR_LEN || p[0] != STORE_FORMAT)
 		return -EPROTO;
-	memset(r, 0, sizeof(*r));
+	/* every field of r is set below: no memset */
+	r->derived = 0;
+	st->version.hlc = st->version.node = 0;
+	st->origin_seq = 0;
 	st->type = p[1];
 	if (st->type < STORE_FILE || st->type > STORE_PLACEHOLDER)
 		return -EPROTO;
@@ -259,14 +268,67 @@ int rec_decode(const void *buf, size_t len, struct rec *r)
 	for (int i = 0; i < STORE_FIELDS; i++) {
 		st->fver[i].hlc = le_get64(p + 80 + 16 * i);
 		st->fver[i].node = le_get64(p + 88 + 16 * i);
-		if (!version_ok(st->fver[i]))
-			return -EPROTO;
 	}
-	if (st->ttl_ms > STORE_TTL_MAX_MS || st->expires_ns < 0)
-		return -EPROTO;
 	need = (uint64_t)REC_HDR_LEN + (uint64_t)st->nvv * REC_VV_LEN +
 	       st->xattr_len;
 	if (st->size > len || need + st->size != len)
+		return -EPROTO;
+	r->vv = p + REC_HDR_LEN;
+	r->xattrs = r->vv + (size_t)st->nvv * REC_VV_LEN;
+	r->value = r->xattrs + st->xattr_len;
+	return 0;
+}
+
+/*
+ * A record this store wrote itself (read back from its own LMDB file):
+ * the header and the bounds of every part, without the order and range
+ * checks of rec_decode, which validated the record when it came in (a
+ * peer's change) or was made here. The xattr run is walked once, for
+ * the newest version, with every entry kept inside the run. store_check
+ * still decodes every record with rec_decode.
+ */
+int rec_decode_local(const void *buf, size_t len, struct rec *r)
+{
+	struct store_stat *st = &r->st;
+	struct store_version v;
+	int err = rec_header(buf, len, r);
+
+	if (err)
+		return err;
+	v = st->fver[0];
+	for (int i = 1; i < STORE_FIELDS; i++)
+		if (vnewer(&st->fver[i], &v))
+			v = st->fver[i];
+	for (size_t off = 0; off < st->xattr_len;) {
+		struct xattr_ent e;
+
+		if (st->xattr_len - off < XATTR_HDR_LEN)
+			return -EPROTO;
+		off += xattr_at(r->xattrs, off, &e);
+		if (off > st->xattr_len)
+			return -EPROTO;
+		if (vnewer(&e.ver, &v))
+			v = e.ver;
+	}
+	st->version = v;
+	st->origin_seq = v.hlc;
+	return 0;
+}
+
+int rec_decode(const void *buf, size_t len, struct rec *r)
+{
+	struct store_stat *st = &r->st;
+	uint64_t prev = 0;
+	const unsigned char *pname = NULL;
+	size_t plen = 0;
+	int err = rec_header(buf, len, r);
+
+	if (err)
+		return err;
+	for (int i = 0; i < STORE_FIELDS; i++)
+		if (!version_ok(st->fver[i]))
+			return -EPROTO;
+	if (st->ttl_ms > STORE_TTL_MAX_MS || st->expires_ns < 0)
 		return -EPROTO;
 	/* What each type may carry. */
 	switch (st->type) {
@@ -283,9 +345,6 @@ int rec_decode(const void *buf, size_t len, struct rec *r)
 	default:
 		break;
 	}
-	r->vv = p + REC_HDR_LEN;
-	r->xattrs = r->vv + (size_t)st->nvv * REC_VV_LEN;
-	r->value = r->xattrs + st->xattr_len;
 	for (unsigned i = 0; i < st->nvv; i++) {
 		uint64_t node = le_get64(r->vv + i * REC_VV_LEN);
 

@@ -60,8 +60,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -323,6 +327,80 @@ void store_rtxn_put(struct store *s, MDB_txn *txn)
 }
 
 /*
+ * A store on tmpfs with MDB_WRITEMAP grows by writing pages of the map
+ * past the end of the data, and each first write of a page is a page
+ * fault that allocates it: the commonest cost of a write that grows the
+ * store (a virtual machine makes each fault dearer still). Populating
+ * the map ahead of the end in runs, one madvise per run, costs much less
+ * than faulting page by page. At most PREFAULT_AHEAD pages past the data
+ * are allocated early; they are the next pages LMDB uses.
+ */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define PREFAULT_AHEAD 256 /* pages populated past the last one used */
+#define PREFAULT_LOW 64    /* refill when fewer are left ahead */
+
+/* Find LMDB's map of the store's file (LMDB does not say where it is;
+ * me_mapaddr is only set for MDB_FIXEDMAP): the mapping of the file's
+ * inode that is as long as the map. NULL when not found. */
+static void map_find(struct store *s)
+{
+	MDB_envinfo ei;
+	struct stat sb;
+	char line[4352];
+	FILE *f;
+
+	s->map = NULL;
+	s->prefaulted = 0;
+	if (!s->prefault || mdb_env_info(s->env, &ei) || stat(s->path, &sb))
+		return;
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi, ino;
+		unsigned maj, min;
+
+		if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj,
+			   &min, &ino) == 5 &&
+		    ino == sb.st_ino && maj == major(sb.st_dev) &&
+		    min == minor(sb.st_dev) && hi - lo == ei.me_mapsize) {
+			s->map = (char *)lo;
+			s->map_pages = ei.me_mapsize / s->psize;
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static void map_prefault(struct store *s)
+{
+	MDB_envinfo ei;
+	size_t next, want;
+
+	if (!s->map || mdb_env_info(s->env, &ei))
+		return;
+	next = ei.me_last_pgno + 1;
+	if (next + PREFAULT_LOW <= s->prefaulted)
+		return;
+	want = next + PREFAULT_AHEAD < s->map_pages ? next + PREFAULT_AHEAD :
+						       s->map_pages;
+	if (s->prefaulted < next)
+		s->prefaulted = next;
+	if (want <= s->prefaulted)
+		return;
+	/* Older kernels (before 5.14) refuse it: then fault page by page.
+	 * It never changes what the pages hold. */
+	if (madvise(s->map + s->prefaulted * s->psize,
+		    (want - s->prefaulted) * s->psize, MADV_POPULATE_WRITE)) {
+		s->map = NULL;
+		return;
+	}
+	s->prefaulted = want;
+}
+
+/*
  * A read transaction's struct lives in `mem` (the caller's stack) when
  * given, else it is allocated. A write transaction's struct comes from
  * s->wcache: only the holder of LMDB's writer lock touches it, so it
@@ -359,9 +437,14 @@ static int txn_begin(struct store *s, int write, struct store_txn **tp,
 	if (rc == MDB_MAP_RESIZED) {
 		mdb_env_set_mapsize(s->env, 0);
 		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		/* LMDB mapped the file anew; find it under the writer lock,
+		 * which guards s->map in this process */
+		if (rc == 0)
+			map_find(s);
 	}
 	if (rc)
 		return store_err(rc);
+	map_prefault(s);
 	if (s->wcache) {
 		t = s->wcache;
 		s->wcache = NULL;
@@ -622,7 +705,7 @@ int store_rec_get(struct store_txn *t, const char *path, struct rec *r)
 		r->st.type = STORE_NONE;
 		return store_err(rc);
 	}
-	if (rec_decode(v.mv_data, v.mv_size, r)) {
+	if (rec_decode_local(v.mv_data, v.mv_size, r)) {
 		log_msg(LOG_ERROR, "%s: corrupt record for %s", t->s->path,
 			path);
 		return -EIO;
@@ -713,7 +796,7 @@ static int any_live(void *arg, const MDB_val *k, const MDB_val *v)
 	struct rec r;
 
 	(void)k;
-	return rec_decode(v->mv_data, v->mv_size, &r) == 0 &&
+	return rec_decode_local(v->mv_data, v->mv_size, &r) == 0 &&
 	       store_live(&r, t->now);
 }
 
@@ -1248,7 +1331,7 @@ static int sweep_collect(void *arg, const MDB_val *k, const MDB_val *v)
 	char path[PATH_MAX + 1];
 	struct rec r;
 
-	if (rec_decode(v->mv_data, v->mv_size, &r) ||
+	if (rec_decode_local(v->mv_data, v->mv_size, &r) ||
 	    !purgeable(x->t, &r, x->pw, x->npw))
 		return 0;
 	return store_paths_add(&x->paths, path, store_key_path(k, path));
@@ -1346,7 +1429,7 @@ int store_digest(struct store *s, unsigned char out[STORE_DIGEST_LEN])
 		uint64_t x;
 		int vis;
 
-		if (rec_decode(v.mv_data, v.mv_size, &r)) {
+		if (rec_decode_local(v.mv_data, v.mv_size, &r)) {
 			err = -EIO;
 			break;
 		}
@@ -1970,8 +2053,15 @@ int store_open(const char *dir, const struct store_opts *opts,
 	{
 		MDB_stat ms;
 
+		struct statfs fs;
+
 		mdb_env_stat(s->env, &ms);
 		s->psize = ms.ms_psize;
+		s->prefault = !s->opts.readonly &&
+			      s->opts.sync == STORE_SYNC_NONE &&
+			      statfs(file, &fs) == 0 &&
+			      fs.f_type == TMPFS_MAGIC;
+		map_find(s);
 	}
 	err = open_dbs(s, file);
 	if (err)

@@ -69,6 +69,9 @@ struct xattr_ent {
 size_t rec_encoded_len(const struct rec *r);
 void rec_encode(void *out, const struct rec *r);
 int rec_decode(const void *buf, size_t len, struct rec *r);
+/* A record read back from our own LMDB file: bounds checked, but none
+ * of the order and range checks that rec_decode makes of peer input. */
+int rec_decode_local(const void *buf, size_t len, struct rec *r);
 struct store_version rec_newest(const struct rec *r);
 /* The CHANGE_HDR_LEN-byte header of a change (path and record follow). */
 void change_hdr_encode(void *out, const struct store_change *c);
@@ -142,6 +145,10 @@ struct store {
 	unsigned psize;
 	int run_fd;           /* flock'ed shared by every opener (run start) */
 	int upgraded;         /* open_dbs upgraded a format 1 store */
+	int prefault;         /* populate the map ahead of growth (tmpfs) */
+	char *map;            /* LMDB's map, for the prefault (NULL: none) */
+	size_t map_pages;     /* its size in pages */
+	size_t prefaulted;    /* pages of the map populated so far */
 	struct notify *notify;
 	uint32_t uid, gid;    /* of this process, for new records */
 	struct store_txn *wcache; /* owned by the holder of the writer lock */

@@ -861,13 +861,14 @@ static void lock_evict(struct locktable *t, struct lt_lockobj *l)
 }
 
 /* Invariant (3): a lock with nobody on it is freed, or idle if it has a
- * vv to hand over; past max_idle the oldest idle lock is evicted. */
+ * vv to hand over or a token to show; past max_idle the oldest idle lock
+ * is evicted. */
 static void lock_put(struct locktable *t, struct lt_lockobj *l)
 {
 	if (l->idle_seq || !list_empty(&l->holders) || !list_empty(&l->queue))
 		return;
 	t->nactive--;
-	if (!l->vv || l->vv->n == 0 || t->lim.max_idle == 0) {
+	if (((!l->vv || l->vv->n == 0) && !l->token) || t->lim.max_idle == 0) {
 		if (l->vv)
 			vv_merge(&t->floor, l->vv);
 		hash_remove(t, l);
@@ -1787,7 +1788,8 @@ static int restore_into(struct locktable *n, struct rbuf *r)
 		if (l->nexcl > 1 || (l->nexcl && l->nshared))
 			goto out;
 		if (idle_seq) {
-			if (nh || nw || !l->vv || idle_seq > n->idle_seq)
+			if (nh || nw || ((!l->vv || !l->vv->n) && !token) ||
+			    idle_seq > n->idle_seq)
 				goto out;
 			l->idle_seq = idle_seq;
 			idle[nidle++] = l;
@@ -2003,7 +2005,7 @@ int lt_check(const struct locktable *t, char *msg, size_t msglen)
 			if (l->token > t->token_high)
 				return fail(msg, msglen, "%s: token", l->path);
 			if (l->idle_seq) {
-				if (nh || nw || !l->vv || !l->vv->n)
+				if (nh || nw || ((!l->vv || !l->vv->n) && !l->token))
 					return fail(msg, msglen, "%s: idle",
 						    l->path);
 				idle++;

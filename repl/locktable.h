@@ -84,7 +84,8 @@
  * shared holders may write too), and every grant carries that vv; the
  * grantee waits until its store has applied it. A lock with no holder and
  * no waiter but a non-empty vv stays as an "idle" lock so the next grant
- * still hands the vv over; past max_idle idle locks the oldest is evicted
+ * still hands the vv over (also one with a token, so user.statefs.lock.token
+ * keeps showing it); past max_idle idle locks the oldest is evicted
  * and its vv merged into the table's floor vv, which every lock created
  * later starts from. So a grant's vv always dominates the vv of every
  * earlier release of that path (maybe more: the floor).
@@ -123,7 +124,7 @@
  *   (2) flock: the queue head does not fit (nothing grantable waits);
  *       POSIX: no waiter fits;
  *   (3) a lock is active iff it has a holder or a waiter; an idle lock
- *       has neither and a non-empty vv; at most max_idle idle locks;
+ *       has neither, and a non-empty vv or a token; at most max_idle idle locks;
  *   (4) every holder and waiter belongs to a live session, each (session,
  *       owner) holds a lock at most once;
  *   (5) token_high >= every lock's token; tokens only grow;

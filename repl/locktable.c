@@ -1923,6 +1923,47 @@ void lt_stats(const struct locktable *t, struct lt_stats *out)
 	out->token_high = t->token_high;
 }
 
+int lt_foreach(const struct locktable *t,
+	       void (*fn)(void *arg, const struct lt_entry *e), void *arg)
+{
+	struct lt_lockobj **v = locks_sorted(t);
+	size_t i;
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < t->nlocks_all; i++) {
+		const struct lt_lockobj *l = v[i];
+		struct lt_entry e = { .kind = l->kind, .path = l->path,
+				      .token = l->token };
+		const struct list *p;
+
+		list_for(p, &l->holders) {
+			const struct lt_holder *h =
+				container_of(p, struct lt_holder, link);
+
+			e.session = h->s->id;
+			e.owner = h->owner;
+			e.pid = h->pid;
+			e.mode = h->mode;
+			fn(arg, &e);
+		}
+		e.waiting = 1;
+		list_for(p, &l->queue) {
+			const struct lt_waiter *w =
+				container_of(p, struct lt_waiter, link);
+
+			e.session = w->s->id;
+			e.owner = w->owner;
+			e.seq = w->seq;
+			e.pid = w->pid;
+			e.mode = w->mode;
+			fn(arg, &e);
+		}
+	}
+	free(v);
+	return 0;
+}
+
 static int fail(char *msg, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -320,6 +320,25 @@ int lt_session(const struct locktable *t, uint64_t id,
 	       struct lt_sessioninfo *out);
 void lt_stats(const struct locktable *t, struct lt_stats *out);
 
+/* One holder or waiter, as lt_foreach shows it (path: the table's). */
+struct lt_entry {
+	enum lt_kind kind;
+	const char *path;
+	int waiting;        /* 0: a holder, 1: a waiter */
+	uint64_t session, owner;
+	uint64_t seq;       /* waiters: their ACQUIRE's seq */
+	uint32_t pid;
+	enum lt_mode mode;
+	uint64_t token;     /* the lock's last exclusive token */
+};
+
+/* Every holder and waiter: locks by (kind, path), each lock's holders in
+ * grant order, then its waiters in arrival order (for re-announcing
+ * grants after a leader change). fn must not change the table.
+ * 0, or -ENOMEM. */
+int lt_foreach(const struct locktable *t,
+	       void (*fn)(void *arg, const struct lt_entry *e), void *arg);
+
 /* Check the invariants; 0, or -1 with a description in msg. */
 int lt_check(const struct locktable *t, char *msg, size_t msglen);
 

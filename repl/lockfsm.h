@@ -20,6 +20,20 @@
  * Proposing: lockfsm_propose_buf() encodes a command into a raft_malloc'd
  * buffer whose length is a multiple of 8 (libraft 0.15 writes other
  * lengths and then corrupts or trims its log after a restart).
+ *
+ * What the service around it must do (libraft 0.15; the tests do it):
+ *   - wrap every raft_io with raftguard_wrap() before raft_start: without
+ *     it a leader can commit entries that are not on a majority
+ *     (raftguard.h);
+ *   - enable pre-vote, and make every raft call on the loop thread;
+ *   - on RAFT_LEADERSHIPLOST (or a lost leader) propose the same bytes
+ *     again, at the new leader: the outcome is unknown and the session
+ *     sequence makes the retry safe (locktable.h, Idempotency);
+ *   - answer a read (lt_query) only after a raft_barrier of its own has
+ *     completed on the leader: a new leader commits no entry of its
+ *     term by itself, so its table may lag what the old one answered;
+ *   - tell waiters of the grants listed in results, and after a leader
+ *     change re-announce from lt_foreach: announcements are not state.
  */
 #ifndef STATEFS_REPL_LOCKFSM_H
 #define STATEFS_REPL_LOCKFSM_H

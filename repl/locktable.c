@@ -1637,7 +1637,7 @@ static int restore_into(struct locktable *n, struct rbuf *r)
 	struct lt_lockobj *prev = NULL, **idle = NULL;
 	struct lt_waiter **pw = NULL;
 	uint64_t count, i, j;
-	size_t nidle = 0, npw = 0;
+	size_t nidle = 0, npw = 0, cappw = 0;
 	int err = -EINVAL;
 
 	if (r_u64(r) != SNAP_MAGIC || r_u32(r) != SNAP_FORMAT || r_u32(r))
@@ -1706,12 +1706,8 @@ static int restore_into(struct locktable *n, struct rbuf *r)
 	if (r->err || count > (uint64_t)n->lim.max_locks + n->lim.max_idle)
 		return -EINVAL;
 	idle = calloc(count + 1, sizeof(*idle));
-	pw = calloc((size_t)n->lim.max_waiters + 1, sizeof(*pw));
-	if (!idle || !pw) {
-		free(idle);
-		free(pw);
+	if (!idle)
 		return -ENOMEM;
-	}
 	for (i = 0; i < count; i++) {
 		uint32_t kind = r_u32(r), pathlen = r_u32(r), nh, nw;
 		uint64_t token = r_u64(r), idle_seq = r_u64(r);
@@ -1775,8 +1771,21 @@ static int restore_into(struct locktable *n, struct rbuf *r)
 			list_add_tail(&l->queue, &w->link);
 			list_add_tail(&s->waits, &w->slink);
 			list_init(&w->plink);
-			if (l->kind == LT_POSIX)
+			if (l->kind == LT_POSIX) {
+				if (npw == cappw) {
+					size_t cap = cappw ? cappw * 2 : 64;
+					struct lt_waiter **np =
+						realloc(pw, cap * sizeof(*np));
+
+					if (!np) {
+						err = -ENOMEM;
+						goto out;
+					}
+					pw = np;
+					cappw = cap;
+				}
 				pw[npw++] = w;
+			}
 			l->nwaiters++;
 			s->nwaits++;
 			n->nwaiters++;

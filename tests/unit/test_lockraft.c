@@ -28,7 +28,7 @@
  *
  *   test_lockraft [--seeds N] [--seed S] [--verbose]
  * The default (300 seeds, half with 3 voters, half with 5) takes about
- * 5 s; under ASan+UBSan 100 seeds, about 25 s. --no-guard runs without
+ * 5 s; under ASan+UBSan 60 seeds, about 25 s. --no-guard runs without
  * repl/raftguard.c to show libraft 0.15's commit bug (seed 47).
  */
 #include <errno.h>
@@ -56,7 +56,7 @@
 
 /* Sanitizers slow the run about 15 times: fewer seeds by default there. */
 #if defined(__SANITIZE_ADDRESS__)
-#define DEFAULT_SEEDS 100
+#define DEFAULT_SEEDS 60
 #else
 #define DEFAULT_SEEDS 300
 #endif

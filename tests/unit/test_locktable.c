@@ -345,6 +345,20 @@ static void test_fifo(void **state)
 	assert_int_equal(r->grants[1].owner, 2);
 	assert_int_equal(q(t, LT_FLOCK, "/q").holders, 2);
 	assert_int_equal(q(t, LT_FLOCK, "/q").waiters, 0);
+
+	/* a change that does not let the head in grants nobody behind it,
+	 * even a waiter that would fit */
+	assert_int_equal(acq(&a, LT_FLOCK, "/q", 3, LT_EX, 1)->code,
+			 LT_QUEUED);
+	assert_int_equal(acq(&a, LT_FLOCK, "/q", 4, LT_SH, 1)->code,
+			 LT_QUEUED);
+	r = rel(&c, "/q", 1);  /* c's owner 2 still holds SH */
+	assert_int_equal(r->code, LT_OK);
+	assert_int_equal(r->ngrants, 0);
+	assert_int_equal(q(t, LT_FLOCK, "/q").waiters, 2);
+	r = rel(&c, "/q", 2);
+	assert_int_equal(r->ngrants, 1);
+	assert_int_equal(r->grants[0].owner, 3);
 }
 
 static void test_tokens(void **state)

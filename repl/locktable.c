@@ -131,7 +131,8 @@ static void list_del(struct list *n)
 	n->prev = n->next = n;
 }
 
-#define list_for(p, head) for ((p) = (head)->next; (p) != (head); (p) = (p)->next)
+#define list_for(p, head) \
+	for ((p) = (head)->next; (p) != (head); (p) = (p)->next)
 
 /* ---- objects ---- */
 
@@ -1988,10 +1989,82 @@ static int fail(char *msg, size_t len, const char *fmt, ...)
 	return -1;
 }
 
+struct check_sums {
+	size_t active, idle, holders, waiters, nexcl, nshared;
+};
+
+/* Invariants (1)-(5) for one lock; adds its counts to *sum. */
+static int check_lock(const struct locktable *t, const struct lt_lockobj *l,
+		      struct check_sums *sum, char *msg, size_t msglen)
+{
+	const struct list *p, *q;
+	unsigned ex = 0, sh = 0, nh = 0, nw = 0;
+
+	list_for(p, &l->holders) {
+		const struct lt_holder *h =
+			container_of(p, struct lt_holder, link);
+
+		nh++;
+		if (h->mode == LT_EX)
+			ex++;
+		else if (h->mode == LT_SH)
+			sh++;
+		else
+			return fail(msg, msglen, "bad mode");
+		if (session_find(t, h->s->id) != h->s)
+			return fail(msg, msglen, "holder of a dead session");
+		for (q = p->next; q != &l->holders; q = q->next) {
+			const struct lt_holder *h2 =
+				container_of(q, struct lt_holder, link);
+
+			if (h2->s == h->s && h2->owner == h->owner)
+				return fail(msg, msglen, "%s: owner twice",
+					    l->path);
+		}
+	}
+	if (ex > 1 || (ex && sh))
+		return fail(msg, msglen, "%s: %u exclusive, %u shared holders",
+			    l->path, ex, sh);
+	if (ex != l->nexcl || sh != l->nshared || nh != l->nholders)
+		return fail(msg, msglen, "%s: counts", l->path);
+	list_for(p, &l->queue) {
+		const struct lt_waiter *w =
+			container_of(p, struct lt_waiter, link);
+
+		nw++;
+		if (session_find(t, w->s->id) != w->s)
+			return fail(msg, msglen, "waiter of a dead session");
+		/* flock: only the head must not fit */
+		if ((l->kind == LT_POSIX || nw == 1) &&
+		    !conflicts(l, holder_find(l, w->s, w->owner), w->mode))
+			return fail(msg, msglen, "%s: a waiter fits but waits",
+				    l->path);
+	}
+	if (nw != l->nwaiters)
+		return fail(msg, msglen, "%s: waiters", l->path);
+	if (l->token > t->token_high)
+		return fail(msg, msglen, "%s: token", l->path);
+	if (l->idle_seq) {
+		if (nh || nw || ((!l->vv || !l->vv->n) && !l->token))
+			return fail(msg, msglen, "%s: idle", l->path);
+		sum->idle++;
+	} else {
+		if (!nh && !nw)
+			return fail(msg, msglen, "%s: empty, not idle",
+				    l->path);
+		sum->active++;
+	}
+	sum->holders += nh;
+	sum->waiters += nw;
+	sum->nexcl += ex;
+	sum->nshared += sh;
+	return 0;
+}
+
 int lt_check(const struct locktable *t, char *msg, size_t msglen)
 {
-	size_t i, active = 0, idle = 0, holders = 0, waiters = 0;
-	size_t nexcl = 0, nshared = 0;
+	struct check_sums sum = { 0 };
+	size_t i;
 
 	for (i = 1; i < t->nsessions; i++)
 		if (t->sessions[i - 1]->id >= t->sessions[i]->id)
@@ -1999,85 +2072,16 @@ int lt_check(const struct locktable *t, char *msg, size_t msglen)
 	for (i = 0; i <= t->mask; i++) {
 		const struct lt_lockobj *l;
 
-		for (l = t->buckets[i]; l; l = l->hnext) {
-			const struct list *p, *q;
-			unsigned ex = 0, sh = 0, nh = 0, nw = 0;
-
-			list_for(p, &l->holders) {
-				const struct lt_holder *h = container_of(
-					p, struct lt_holder, link);
-
-				nh++;
-				if (h->mode == LT_EX)
-					ex++;
-				else if (h->mode == LT_SH)
-					sh++;
-				else
-					return fail(msg, msglen, "bad mode");
-				if (session_find(t, h->s->id) != h->s)
-					return fail(msg, msglen,
-						    "holder of a dead session");
-				for (q = p->next; q != &l->holders; q = q->next) {
-					const struct lt_holder *h2 = container_of(
-						q, struct lt_holder, link);
-
-					if (h2->s == h->s && h2->owner == h->owner)
-						return fail(msg, msglen,
-							    "%s: owner twice",
-							    l->path);
-				}
-			}
-			if (ex > 1 || (ex && sh))
-				return fail(msg, msglen,
-					    "%s: %u exclusive, %u shared holders",
-					    l->path, ex, sh);
-			if (ex != l->nexcl || sh != l->nshared ||
-			    nh != l->nholders)
-				return fail(msg, msglen, "%s: counts", l->path);
-			list_for(p, &l->queue) {
-				const struct lt_waiter *w = container_of(
-					p, struct lt_waiter, link);
-
-				nw++;
-				if (session_find(t, w->s->id) != w->s)
-					return fail(msg, msglen,
-						    "waiter of a dead session");
-				/* flock: only the head must not fit */
-				if ((l->kind == LT_POSIX || nw == 1) &&
-				    !conflicts(l, holder_find(l, w->s, w->owner),
-					       w->mode))
-					return fail(msg, msglen,
-						    "%s: a waiter fits but waits",
-						    l->path);
-			}
-			if (nw != l->nwaiters)
-				return fail(msg, msglen, "%s: waiters", l->path);
-			if (l->token > t->token_high)
-				return fail(msg, msglen, "%s: token", l->path);
-			if (l->idle_seq) {
-				if (nh || nw || ((!l->vv || !l->vv->n) && !l->token))
-					return fail(msg, msglen, "%s: idle",
-						    l->path);
-				idle++;
-			} else {
-				if (!nh && !nw)
-					return fail(msg, msglen,
-						    "%s: empty, not idle",
-						    l->path);
-				active++;
-			}
-			holders += nh;
-			waiters += nw;
-			nexcl += ex;
-			nshared += sh;
-		}
+		for (l = t->buckets[i]; l; l = l->hnext)
+			if (check_lock(t, l, &sum, msg, msglen) < 0)
+				return -1;
 	}
-	if (active != t->nactive || idle != t->nidle ||
-	    holders != t->nholders || waiters != t->nwaiters ||
-	    nexcl != t->nexcl || nshared != t->nshared ||
-	    active + idle != t->nlocks_all)
+	if (sum.active != t->nactive || sum.idle != t->nidle ||
+	    sum.holders != t->nholders || sum.waiters != t->nwaiters ||
+	    sum.nexcl != t->nexcl || sum.nshared != t->nshared ||
+	    sum.active + sum.idle != t->nlocks_all)
 		return fail(msg, msglen, "table counts");
-	if (idle > t->lim.max_idle)
+	if (sum.idle > t->lim.max_idle)
 		return fail(msg, msglen, "too many idle locks");
 	return 0;
 }

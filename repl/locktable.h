@@ -34,6 +34,7 @@
  *       | NOT_FOUND
  *   EXPIRE(target session, renew stamp)        -> OK | NOT_FOUND | STALE
  *   CLOSE_SESSION                              -> OK
+ *       (a retry finds no session: NOT_FOUND, which also means closed)
  *
  * Every session command (all but EXPIRE) names its session and carries
  * a sequence number; an unknown session answers NOT_FOUND (the session
@@ -84,8 +85,9 @@
  * shared holders may write too), and every grant carries that vv; the
  * grantee waits until its store has applied it. A lock with no holder and
  * no waiter but a non-empty vv stays as an "idle" lock so the next grant
- * still hands the vv over (also one with a token, so user.statefs.lock.token
- * keeps showing it); past max_idle idle locks the oldest is evicted
+ * still hands the vv over (also one with a token, so
+ * user.statefs.lock.token keeps showing it); past max_idle idle locks
+ * the oldest is evicted
  * and its vv merged into the table's floor vv, which every lock created
  * later starts from. So a grant's vv always dominates the vv of every
  * earlier release of that path (maybe more: the floor).
@@ -124,9 +126,10 @@
  *   (2) flock: the queue head does not fit (nothing grantable waits);
  *       POSIX: no waiter fits;
  *   (3) a lock is active iff it has a holder or a waiter; an idle lock
- *       has neither, and a non-empty vv or a token; at most max_idle idle locks;
- *   (4) every holder and waiter belongs to a live session, each (session,
- *       owner) holds a lock at most once;
+ *       has neither, and a non-empty vv or a token; at most max_idle
+ *       idle locks;
+ *   (4) every holder and waiter belongs to a live session, each
+ *       (session, owner) holds a lock at most once;
  *   (5) token_high >= every lock's token; tokens only grow;
  *   (6) encode(restore(encode(T))) == encode(T).
  *

@@ -715,7 +715,7 @@ static void client_next(struct world *w, struct client *c)
 				cmd.owner = c->held[k].owner;
 				c->held[k] = c->held[--c->nheld];
 			} else {
-				cmd.kind = rndn(w, 4) == 0 ? LT_POSIX : LT_FLOCK;
+				cmd.kind = rndn(w, 4) ? LT_FLOCK : LT_POSIX;
 				cmd.path = paths[rndn(w, NPATHS)];
 				cmd.owner = 1 + rndn(w, 3);
 			}
@@ -900,11 +900,12 @@ static void compare_nodes(struct world *w, int all)
 			if (!all && idx[i] != idx[j])
 				continue;
 			if (all && idx[i] != idx[j])
-				FAILW(w, "nodes %u and %u applied %llu and %llu",
+				FAILW(w, "nodes %u and %u applied %llu, %llu",
 				      i, j, idx[i], idx[j]);
 			if (len[i] != len[j] || memcmp(img[i], img[j], len[i]))
-				FAILW(w, "nodes %u and %u applied %llu entries "
-					 "but their tables differ", i, j, idx[i]);
+				FAILW(w, "nodes %u and %u applied %llu "
+					 "entries, their tables differ",
+				      i, j, idx[i]);
 		}
 	for (i = 0; i < w->n; i++)
 		free(img[i]);

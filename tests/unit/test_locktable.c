@@ -1008,9 +1008,10 @@ static void test_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_exclusive, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shared, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_conversion, setup, teardown),
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_exclusive),
+		T(test_shared),
+		T(test_conversion),
 		cmocka_unit_test_setup_teardown(test_fifo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
@@ -1019,7 +1020,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_idempotent, setup,
 						teardown),
 		cmocka_unit_test(test_cmd_roundtrip),
-		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+		T(test_malformed),
 		cmocka_unit_test(test_snapshot_roundtrip),
 		cmocka_unit_test(test_snapshot_corrupt),
 		cmocka_unit_test(test_handover_vv),

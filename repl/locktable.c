@@ -1817,7 +1817,8 @@ static int restore_into(struct locktable *n, struct rbuf *r)
 		n->nidle++;
 	}
 	/* the POSIX waiters in arrival order, as before the snapshot */
-	qsort(pw, npw, sizeof(*pw), arrival_cmp);
+	if (npw)
+		qsort(pw, npw, sizeof(*pw), arrival_cmp);
 	for (i = 0; i < npw; i++) {
 		if (i && pw[i]->arrival == pw[i - 1]->arrival)
 			goto out;

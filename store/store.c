@@ -2010,7 +2010,18 @@ int store_open(const char *dir, const struct store_opts *opts,
 			goto fail;
 		}
 	} else if (sb.st_size > 0 && !s->opts.readonly) {
-		err = probe(file);
+		/* probe reads without a reader slot (it must not make a lock
+		 * file beside a file that may not be ours): a writer of a
+		 * store in use may reuse a page under it. A real store reads
+		 * right at the next try; only a refusal that stays counts. */
+		for (int i = 0; i < 5; i++) {
+			struct timespec ts = { 0, 2000000 };
+
+			err = probe(file);
+			if (!err)
+				break;
+			nanosleep(&ts, NULL);
+		}
 		if (err)
 			goto fail;
 	}

@@ -881,26 +881,21 @@ int store_wait(struct store *s, uint64_t after, int timeout_ms)
 }
 
 
-int store_watermarks(struct store *s, store_vv_cb cb, void *arg)
+int store_watermarks_in(struct store *s, MDB_txn *txn, store_vv_cb cb,
+			void *arg)
 {
-	MDB_txn *txn;
 	MDB_cursor *c;
 	MDB_val k, v;
 	struct meta m;
-	int rc, err = 0;
+	int rc, err;
 
-	rc = store_rtxn_get(s, &txn);
-	if (rc)
-		return store_err(rc);
 	rc = store_meta_load(txn, s->dbi_meta, &m);
 	if (rc == 0)
 		rc = mdb_cursor_open(txn, s->dbi_vv, &c);
-	if (rc) {
-		store_rtxn_put(s, txn);
+	if (rc)
 		return store_err(rc);
-	}
-	err = cb(arg, s->node_id,
-		 m.rec_hi > m.rec_lo ? m.rec_lo : m.local_seq);
+	/* rule 9: our own from where changes are missing until they are in */
+	err = cb(arg, s->node_id, m.rec_hi > m.rec_lo ? m.rec_lo : m.local_seq);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !err && rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		uint64_t node, seq;
@@ -911,6 +906,18 @@ int store_watermarks(struct store *s, store_vv_cb cb, void *arg)
 			err = cb(arg, node, seq);
 	}
 	mdb_cursor_close(c);
+	return err ? err : rc == MDB_NOTFOUND ? 0 : store_err(rc);
+}
+
+int store_watermarks(struct store *s, store_vv_cb cb, void *arg)
+{
+	MDB_txn *txn;
+	int rc, err;
+
+	rc = store_rtxn_get(s, &txn);
+	if (rc)
+		return store_err(rc);
+	err = store_watermarks_in(s, txn, cb, arg);
 	store_rtxn_put(s, txn);
 	return err;
 }

@@ -163,29 +163,7 @@ uint64_t store_snap_seq(const struct store_snap *snap)
 
 int store_snap_watermarks(struct store_snap *snap, store_vv_cb cb, void *arg)
 {
-	struct store *s = snap->s;
-	struct meta m;
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc, err;
-
-	rc = store_meta_load(snap->txn, s->dbi_meta, &m);
-	if (rc == 0)
-		rc = mdb_cursor_open(snap->txn, s->dbi_vv, &c);
-	if (rc)
-		return store_err(rc);
-	err = cb(arg, s->node_id, m.rec_hi > m.rec_lo ? m.rec_lo : m.local_seq);
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !err && rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		uint64_t node, seq;
-
-		memcpy(&node, k.mv_data, sizeof(node));
-		memcpy(&seq, v.mv_data, sizeof(seq));
-		if (node != s->node_id)
-			err = cb(arg, node, seq);
-	}
-	mdb_cursor_close(c);
-	return err ? err : rc == MDB_NOTFOUND ? 0 : store_err(rc);
+	return store_watermarks_in(snap->s, snap->txn, cb, arg);
 }
 
 ssize_t store_snap_next(struct store_snap *snap, size_t max_bytes,

@@ -202,6 +202,9 @@ int store_mark_kids(struct store_txn *t, const char *path);
  * horizon, bytes, log_first. An LMDB code. */
 int store_log_drop(struct store_txn *t, MDB_cursor *c, uint64_t seq,
 		   const MDB_val *v);
+/* replica.c: the store-wide version vector as read in txn. */
+int store_watermarks_in(struct store *s, MDB_txn *txn, store_vv_cb cb,
+			void *arg);
 /* snapshot.c: log_trim drops this binlog entry: raise the horizon.
  * An LMDB code. */
 int store_horizon_trimmed(struct store_txn *t, const void *entry, size_t len);

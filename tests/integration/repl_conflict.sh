@@ -7,12 +7,8 @@
 # san: yes
 . "$(dirname "$0")/../lib.sh"
 
-REPL=$BIN/repl/statefs-repl
-[ -x "$REPL" ] || die "no statefs-repl in $BIN"
+[ -x "$STATEFS_REPL" ] || die "no statefs-repl in $BIN"
 ctl() { "$STATEFSCTL" "$@"; }
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # A deterministic hook: both values' lines, sorted, once each.
 cat >"$T/hook" <<'EOF'
@@ -30,13 +26,13 @@ run() { # policy dir
 	# the partition from the start: n1 cannot talk to n2
 	mkdir -p "$d/n1" "$d/n2"
 	echo n2 >"$d/n1/repl.block"; echo n1 >"$d/n2/repl.block"
-	"$REPL" --insecure --conflict "$policy" --heartbeat 100ms --peer-timeout 1s -n n1 \
+	"$STATEFS_REPL" --insecure --conflict "$policy" --heartbeat 100ms --peer-timeout 1s -n n1 \
 		-l "tcp://127.0.0.1:$p1" -p "n2=tcp://127.0.0.1:$p2" "$d/n1" 2>>"$d/n1.log" &
 	track_pid $!
-	"$REPL" --insecure --conflict "$policy" --heartbeat 100ms --peer-timeout 1s -n n2 \
+	"$STATEFS_REPL" --insecure --conflict "$policy" --heartbeat 100ms --peer-timeout 1s -n n2 \
 		-l "tcp://127.0.0.1:$p2" -p "n1=tcp://127.0.0.1:$p1" -p n3= "$d/n2" 2>>"$d/n2.log" &
 	track_pid $!
-	"$REPL" --insecure --conflict "$policy" --heartbeat 100ms --peer-timeout 1s -n n3 \
+	"$STATEFS_REPL" --insecure --conflict "$policy" --heartbeat 100ms --peer-timeout 1s -n n3 \
 		-l "tcp://127.0.0.1:$p3" -p "n2=tcp://127.0.0.1:$p2" "$d/n3" 2>>"$d/n3.log" &
 	track_pid $!
 	wait_for 20 grep -q 'peer n3 connected=1' "$d/n2/repl.status" ||

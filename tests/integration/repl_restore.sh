@@ -5,12 +5,8 @@
 # san: yes
 . "$(dirname "$0")/../lib.sh"
 
-REPL=$BIN/repl/statefs-repl
-[ -x "$REPL" ] || die "no statefs-repl in $BIN"
+[ -x "$STATEFS_REPL" ] || die "no statefs-repl in $BIN"
 ctl() { "$STATEFSCTL" "$@"; }
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 P1=$(free_port); P2=$(free_port)
 
 declare -A PID
@@ -18,7 +14,7 @@ start() { # node
 	local n=$1 me other
 	if [ "$n" = n1 ]; then me=$P1 other="n2=tcp://127.0.0.1:$P2"
 	else me=$P2 other="n1=tcp://127.0.0.1:$P1"; fi
-	"$REPL" --insecure --heartbeat 100ms --peer-timeout 1s -n "$n" \
+	"$STATEFS_REPL" --insecure --heartbeat 100ms --peer-timeout 1s -n "$n" \
 		-l "tcp://127.0.0.1:$me" -p "$other" "$T/$n" 2>>"$T/$n.log" &
 	PID[$n]=$!
 	track_pid "${PID[$n]}"

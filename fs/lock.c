@@ -100,6 +100,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/list.h"
 #include "common/log.h"
 #include "fs/lock.h"
 
@@ -107,39 +108,9 @@
 #define LOCK_MAX_LOCKS (4u << 20)
 #define LOCK_MAX_WAITERS (1u << 20)
 
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
 
-/* ---- intrusive list and hash table ---- */
+/* ---- hash table (the lists are common/list.h) ---- */
 
-struct list {
-	struct list *prev, *next;
-};
-
-static void list_init(struct list *l)
-{
-	l->prev = l->next = l;
-}
-
-static int list_empty(const struct list *l)
-{
-	return l->next == l;
-}
-
-static void list_add_tail(struct list *l, struct list *n)
-{
-	n->prev = l->prev;
-	n->next = l;
-	l->prev->next = n;
-	l->prev = n;
-}
-
-static void list_del(struct list *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = n;
-}
 
 struct hnode {
 	struct hnode *next;

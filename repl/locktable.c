@@ -55,10 +55,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/list.h"
 #include "repl/locktable.h"
 
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
 
 #define SNAP_MAGIC 0x31544b4c53465453ULL /* "STFSLKT1" */
 #define SNAP_FORMAT 1
@@ -102,37 +101,7 @@ static void *xcalloc(size_t n)
 
 /* ---- lists ---- */
 
-struct list {
-	struct list *prev, *next;
-};
 
-static void list_init(struct list *l)
-{
-	l->prev = l->next = l;
-}
-
-static int list_empty(const struct list *l)
-{
-	return l->next == l;
-}
-
-static void list_add_tail(struct list *l, struct list *n)
-{
-	n->prev = l->prev;
-	n->next = l;
-	l->prev->next = n;
-	l->prev = n;
-}
-
-static void list_del(struct list *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = n;
-}
-
-#define list_for(p, head) \
-	for ((p) = (head)->next; (p) != (head); (p) = (p)->next)
 
 /* ---- objects ---- */
 

@@ -587,6 +587,8 @@ static void on_changes(struct repl *r, struct peer *p, const struct link *l,
 
 	if (wire_changes_decode(rb, &m)) {
 		r->c.drop_malformed++;
+		log_rate(LOG_WARNING, "%s: dropped a malformed CHANGES message",
+			 p->cfg.name);
 		return;
 	}
 	if (m.epoch < p->recv_epoch) {
@@ -776,6 +778,8 @@ static void on_snap_data(struct repl *r, struct peer *p, const struct link *l,
 
 	if (wire_snap_data_decode(rb, &d)) {
 		r->c.drop_malformed++;
+		log_rate(LOG_WARNING, "%s: dropped a malformed snapshot chunk",
+			 p->cfg.name);
 		return;
 	}
 	if (d.snap != p->rsnap_id || !p->rsnap_id) {
@@ -901,8 +905,13 @@ void peer_receive(struct repl *r, const struct link *l, const void *msg,
 	struct peer *p = NULL;
 	size_t i;
 
+	/* the bodies of CHANGES and SNAP_DATA are checked whole by their
+	 * handlers before anything is applied: checking them here too
+	 * would decode every change a third time (apply checks it again) */
 	rbuf_init(&rb, msg, len);
-	if (wire_check(msg, len, &h) || wire_hdr_decode(&rb, &h)) {
+	if (wire_hdr_decode(&rb, &h) ||
+	    (h.type != WIRE_CHANGES && h.type != WIRE_SNAP_DATA &&
+	     wire_check(msg, len, &h))) {
 		r->c.drop_malformed++;
 		log_rate(LOG_WARNING, "dropped a malformed message (%zu bytes)", len);
 		return;

@@ -22,20 +22,29 @@ cp "$T/old" "$M/big" || die "cp of the old 5 MiB value"
 for i in $(seq 1 30); do echo "keep$i" >"$M/keep$i"; done
 
 # slow writer of the new 5 MiB value: 64 KiB, then 20 ms, and so on;
-# it says how far it got in $T/big.progress
+# it says how far it got in $T/big.progress. At 1 MiB it says "paused"
+# and waits, its file still open, until $T/killed exists (the driver is
+# dead then): so the kill always lands in the middle of the write, also
+# on a loaded machine where the checks below are slow.
 perl -MPOSIX -e '
-	my ($src, $dst, $prog) = @ARGV;
+	my ($src, $dst, $prog, $killed) = @ARGV;
 	open(my $in, "<:raw", $src) or die; local $/; my $d = <$in>;
 	my $fd = POSIX::open($dst, O_WRONLY | O_TRUNC) // exit 2;
 	for (my $off = 0; $off < length $d; $off += 65536) {
 		defined POSIX::write($fd, substr($d, $off, 65536), 65536) or exit 3;
-		open(my $p, ">", "$prog.tmp"); print $p $off + 65536; close $p;
+		my $say = $off + 65536 == (1 << 20) ? "paused" : $off + 65536;
+		open(my $p, ">", "$prog.tmp"); print $p $say; close $p;
 		rename("$prog.tmp", $prog);
+		if ($say eq "paused") {
+			for (my $i = 0; $i < 6000 && ! -e $killed; $i++) {
+				select(undef, undef, undef, 0.01);
+			}
+		}
 		select(undef, undef, undef, 0.02);
 	}
 	POSIX::close($fd) // exit 4;
 	open(my $p, ">", "$prog.tmp"); print $p "closed"; close $p;
-	rename("$prog.tmp", $prog);' "$T/new" "$M/big" "$T/big.progress" &
+	rename("$prog.tmp", $prog);' "$T/new" "$M/big" "$T/big.progress" "$T/killed" &
 bigpid=$!
 track_pid $bigpid
 
@@ -55,19 +64,21 @@ for k in $(seq 1 20); do
 	wpids+=($!)
 done
 
-# kill when the big write is about 1 MiB in and every writer has closed
+# kill when the big write is paused 1 MiB in and every writer has closed
 # at least 5 values
 ready() {
 	local k p
 	p=$(cat "$T/big.progress" 2>/dev/null) || return 1
-	[ "$p" != closed ] && [ "$p" -ge $((1 << 20)) ] || return 1
+	[ "$p" = paused ] || return 1
 	for k in $(seq 1 20); do
 		[ "$(wc -l <"$T/w$k.log" 2>/dev/null || echo 0)" -ge 5 ] || return 1
 	done
 }
 wait_for 30 ready || die "writers did not get going (big at $(cat "$T/big.progress" 2>/dev/null))"
 kill -9 "$STATEFS_PID"
-echo "killed the driver with big at $(cat "$T/big.progress") bytes"
+wait "$STATEFS_PID" 2>/dev/null # reaped: it is dead
+echo "killed the driver with big at $(cat "$T/big.progress") (1 MiB written)"
+touch "$T/killed"
 for p in "${wpids[@]}" "$bigpid"; do wait "$p" 2>/dev/null; done
 [ "$(cat "$T/big.progress")" != closed ] || fail "the big write finished before the kill"
 

@@ -60,7 +60,9 @@
  *       RN_PENDING_MAX; past that the stream is reset, not grown.
  *   (3) A stream that could not send its CLOSE/RESET (peer not
  *       connected) leaves an owed frame, retried every tick, so the
- *       peer's libraft does not keep a dead stream.
+ *       peer's libraft does not keep a dead stream. And an OPEN of a
+ *       new epoch ends the streams that member opened before (it was
+ *       restarted, perhaps killed without closing them).
  *   (4) raftnet_close frees nothing before the close callbacks of all
  *       its handles ran; ZeroMQ sockets close after their uv_poll.
  *
@@ -608,6 +610,21 @@ static const char *frame_check(const unsigned char *f, size_t len)
 	}
 }
 
+/* A stream id of another epoch: p restarted (maybe without closing its
+ * streams, killed), so the streams it had opened to us are dead. */
+static void peer_restarted(struct raftnet *n, struct rn_peer *p, uint64_t id)
+{
+	struct list *l, *next;
+
+	for (l = n->streams.next; l != &n->streams; l = next) {
+		struct rn_stream *s = container_of(l, struct rn_stream, link);
+
+		next = l->next;
+		if (s->peer == p && !s->mine && s->id >> 32 != id >> 32)
+			stream_end(s, 0);
+	}
+}
+
 static void on_open(struct raftnet *n, struct rn_peer *p, uint64_t id)
 {
 	struct rn_stream *s;
@@ -619,6 +636,7 @@ static void on_open(struct raftnet *n, struct rn_peer *p, uint64_t id)
 		     "malformed frame (a stream opened twice): dropped");
 		return;
 	}
+	peer_restarted(n, p, id);
 	if (!n->accept_cb || n->t_closing) {
 		frame_send(n, p, RN_RESET, 0, id, 0, 0);
 		return;

@@ -2,6 +2,13 @@
  * test_raftnet.c — libraft over repl/raftnet.c: real raft_uv ios,
  * real ZeroMQ CURVE on loopback, three nodes on one libuv loop.
  *
+ *   0. the transport alone (insecure, no raft): connect's callback runs
+ *      once and never inside connect (unknown name, wrong id, member
+ *      not running: RAFT_NOCONNECTION); 1 MiB one way and a reply the
+ *      other, in order; EOF on close; bytes lost to the block file make
+ *      the next ones arrive at a gap and reset the stream; a member
+ *      killed without closing its streams has them ended when it comes
+ *      back; close cancels a pending connect before its own callback;
  *   1. elect a leader, apply 200 entries: all three apply them all, in
  *      the same order;
  *   2. stop the leader: the other two elect one and commit 50 more; the
@@ -15,8 +22,10 @@
  *   5. the block file cuts node 3 off: it applies nothing meanwhile and
  *      catches up once unblocked.
  *
- * A plain program: exit 0 when all pass, 1 with the failed check. About
- * 10 s; every wait has a deadline.
+ * A plain program (tests/run runs every tests/unit/test_*, plain and
+ * sanitized): exit 0 when all pass, 1 with the failed check. About 15 s,
+ * mostly elections; every wait has a deadline. The temporary data dirs
+ * are removed on success and on a failed check.
  */
 #include <errno.h>
 #include <ftw.h>

@@ -1117,9 +1117,11 @@ static int check_opts(const struct raftnet_opts *o, char *err, size_t errlen)
 		const struct raftnet_member *m = &o->members[i];
 
 		if (!m->id || !m->name[0] ||
-		    memchr(m->name, 0, sizeof(m->name)) == NULL)
+		    !memchr(m->name, 0, sizeof(m->name)) ||
+		    !memchr(m->endpoint, 0, sizeof(m->endpoint)) ||
+		    !memchr(m->public_key, 0, sizeof(m->public_key)))
 			return fail(err, errlen, -EINVAL, "raftnet: member %zu has "
-				    "no id or no name", i);
+				    "no id, no name or an unterminated field", i);
 		for (j = 0; j < i; j++)
 			if (o->members[j].id == m->id ||
 			    strcmp(o->members[j].name, m->name) == 0)
@@ -1151,11 +1153,14 @@ static int router_open(struct raftnet *n, const struct raftnet_opts *o,
 		       char *err, size_t errlen)
 {
 	int64_t max = RN_PART_MAX + 1024; /* CURVE counts its box too */
+	int e;
 
 	n->router = zmq_socket(n->zctx, ZMQ_ROUTER);
-	if (!n->router)
-		return fail(err, errlen, -errno, "raftnet: zmq_socket: %s",
-			    zmq_strerror(errno));
+	if (!n->router) {
+		e = errno;
+		return fail(err, errlen, -e, "raftnet: zmq_socket: %s",
+			    zmq_strerror(e));
+	}
 	sockopt_int(n->router, ZMQ_LINGER, 0);
 	sockopt_int(n->router, ZMQ_RCVHWM, RN_SNDHWM * 4);
 	zmq_setsockopt(n->router, ZMQ_MAXMSGSIZE, &max, sizeof(max));
@@ -1164,19 +1169,25 @@ static int router_open(struct raftnet *n, const struct raftnet_opts *o,
 		zmq_setsockopt(n->router, ZMQ_CURVE_SECRETKEY, o->secret_key,
 			       RN_KEY_LEN);
 	}
-	if (zmq_bind(n->router, o->listen) < 0)
-		return fail(err, errlen, -errno, "cannot listen for lock peers "
-			    "at %s: %s", o->listen, zmq_strerror(errno));
+	if (zmq_bind(n->router, o->listen) < 0) {
+		e = errno;
+		return fail(err, errlen, -e, "cannot listen for lock peers at "
+			    "%s: %s", o->listen, zmq_strerror(e));
+	}
 	return 0;
 }
 
 static int dealer_open(struct raftnet *n, struct rn_peer *p,
 		       const struct raftnet_opts *o, char *err, size_t errlen)
 {
+	int e;
+
 	p->dealer = zmq_socket(n->zctx, ZMQ_DEALER);
-	if (!p->dealer)
-		return fail(err, errlen, -errno, "raftnet: zmq_socket: %s",
-			    zmq_strerror(errno));
+	if (!p->dealer) {
+		e = errno;
+		return fail(err, errlen, -e, "raftnet: zmq_socket: %s",
+			    zmq_strerror(e));
+	}
 	sockopt_int(p->dealer, ZMQ_LINGER, 0);
 	sockopt_int(p->dealer, ZMQ_IMMEDIATE, 1);
 	sockopt_int(p->dealer, ZMQ_SNDHWM, RN_SNDHWM);

@@ -779,6 +779,17 @@ static void test_transport(void)
 	o.listen = lb;
 	o.self = 4;
 	CHECK(raftnet_new(&o, &x, err, sizeof(err)) == -ENOENT && !x);
+	{ /* a member's address ZeroMQ cannot parse */
+		struct raftnet_member bad[3];
+
+		memcpy(bad, m, sizeof(bad));
+		snprintf(bad[2].endpoint, sizeof(bad[2].endpoint), "nonsense");
+		o.members = bad;
+		o.self = 1;
+		CHECK(raftnet_new(&o, &x, err, sizeof(err)) == -EINVAL && !x);
+		CHECK(strstr(err, "nonsense") != NULL);
+		o.members = m;
+	}
 	ta.t = raftnet_transport(ta.net);
 	tb.t = raftnet_transport(tb.net);
 	CHECK(ta.t->init(ta.t, 2, "a") == RAFT_INVALID);

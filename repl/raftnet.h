@@ -29,14 +29,31 @@
  * one end of a socketpair (AF_UNIX, SOCK_STREAM) as a uv_pipe and
  * tunnels the bytes of the other end in DATA frames. A stream ends
  * (EOF to libraft, which reconnects) when the peer closes it, when the
- * peer does not know it (it restarted: RESET), or when a frame cannot
- * be queued (peer not connected). Addresses in libraft's configuration
- * are member names ("n2"); raftnet maps them to endpoints and keys.
+ * peer does not know it (it restarted: RESET), when a frame cannot be
+ * queued (peer not connected, or cut by block_file), or when bytes
+ * arrive at an offset that is not the next one (a frame was lost).
+ * Addresses in libraft's configuration are member names ("n2");
+ * raftnet maps them to endpoints and keys.
  *
  * Datagrams. raftnet_send() gives one message to a member, at most once
- * and in order per member while connected; on_message receives them.
+ * and in order per member while connected; on_message receives them
+ * (buf valid only during the call). Right after a member (re)starts,
+ * sends fail with -ENOTCONN until our DEALER has reached it (ZeroMQ
+ * redials every 100 ms): the caller retries or gives up, nothing is
+ * queued for later.
  * The lock service forwards proposals to the leader and returns results
  * and grants with them.
+ *
+ * Caveats.
+ *   - The process must ignore SIGPIPE: libraft writes to its end of a
+ *     stream with write(2), and a stream ends by closing raftnet's end.
+ *     raftnet's own writes never raise it (MSG_NOSIGNAL).
+ *   - Give the raft io a short connect retry delay
+ *     (raft_uv_set_connect_retry_delay, ~100 ms): a connect to a member
+ *     that is not connected now fails at once with RAFT_NOCONNECTION
+ *     and libraft waits that long before the next attempt.
+ *   - One transport per raftnet, used by one raft io; raftnet_close
+ *     only after raft_close's callback (raft then closed the transport).
  */
 #ifndef STATEFS_REPL_RAFTNET_H
 #define STATEFS_REPL_RAFTNET_H
@@ -65,6 +82,12 @@ struct raftnet_opts {
 	const char *listen;                     /* own bind endpoint */
 	const char *secret_key, *public_key;    /* Z85; NULL: insecure */
 	uint64_t cluster_id;
+	/* The fault point (like the replicator's STORE_DIR/repl.block):
+	 * while this file names a member (names separated by blanks or
+	 * newlines), frames to and from it are dropped, as if the network
+	 * were cut. Re-read when its mtime changes, at most every 50 ms.
+	 * NULL: none. Copied. */
+	const char *block_file;
 	void (*on_message)(void *arg, uint64_t from, const void *buf,
 			   size_t len);
 	void *arg;
@@ -74,6 +97,7 @@ struct raftnet_stats {
 	uint64_t frames_in, frames_out, bytes_in, bytes_out;
 	uint64_t streams_opened, streams_reset;
 	uint64_t drop_cluster, drop_member, drop_key, drop_malformed;
+	uint64_t drop_blocked;       /* frames in or out cut by block_file */
 	uint64_t msgs_in, msgs_out, msgs_dropped;
 };
 
@@ -89,7 +113,10 @@ struct raft_uv_transport *raftnet_transport(struct raftnet *n);
  * member), -ENOMEM. */
 int raftnet_send(struct raftnet *n, uint64_t to, const void *buf,
 		 size_t len);
-/* 1 while we have heard from member `id` within `within_ms`. */
+/* 1 while we have heard from member `id` within `within_ms` (a valid
+ * frame of our cluster, not blocked); 1 for ourselves; 0 otherwise.
+ * Every member pings every other every 200 ms, so ask for a few times
+ * that (>= 600 ms) to know whether a member is reachable. */
 int raftnet_heard(struct raftnet *n, uint64_t id, uint64_t within_ms);
 void raftnet_stats(struct raftnet *n, struct raftnet_stats *out);
 /* Close sockets and streams; done(arg) is called on the loop when all

@@ -417,33 +417,34 @@ static int propose_here(struct locksvc *s, const void *bytes, size_t len,
 	return rv;
 }
 
-/* Send bytes to the leader, wherever it is. Silent on failure: the
- * caller's retry proposes them again. */
-static void propose(struct locksvc *s, const void *bytes, size_t len)
+/* Send bytes to the leader, wherever it is. 0 when they left (the
+ * caller's retry proposes them again if no outcome comes), -1 when they
+ * could not (no leader, raft refused them): retry at the next tick. */
+static int propose(struct locksvc *s, const void *bytes, size_t len)
 {
 	unsigned char buf[8 + LT_PATH_MAX + 2048];
 	raft_id lid;
 	const char *addr;
 
 	if (s->failed)
-		return;
+		return -1;
 	raft_leader(&s->raft, &lid, &addr);
 	if (!lid)
-		return;
+		return -1;
 	if (lid == s->self_id) {
 		int rv = propose_here(s, bytes, len, 0);
 
 		if (rv && rv != RAFT_NOTLEADER)
 			log_rate(LOG_WARNING, "locks: cannot propose: %s",
 				 raft_strerror(rv));
-		return;
+		return rv ? -1 : 0;
 	}
 	if (len + 8 > sizeof(buf))
-		return;
+		return -1;
 	put32(buf, DG_PROPOSE);
 	put32(buf + 4, 0);
 	memcpy(buf + 8, bytes, len);
-	raftnet_send(s->net, lid, buf, len + 8);
+	return raftnet_send(s->net, lid, buf, len + 8) < 0 ? -1 : 0;
 }
 
 static void op_send(struct locksvc *s, struct op *o)
@@ -460,7 +461,8 @@ static void op_send(struct locksvc *s, struct op *o)
 		o->first_sent = now;
 	o->sent_leader = lid;
 	o->sent_term = s->raft.current_term;
-	propose(s, o->bytes, o->len);
+	if (propose(s, o->bytes, o->len) < 0)
+		o->sent_leader = 0;  /* the next tick tries again */
 }
 
 /* Encode o as its connection's next command. 0 or -errno. */
@@ -597,6 +599,74 @@ static int enqueue(struct conn *c, struct op *o)
 
 /* ---- outcomes ---- */
 
+/* 1 when c has a request of o's (kind, path, owner) queued after o. */
+static int later_request(struct conn *c, const struct op *o)
+{
+	struct list *l;
+
+	list_for(l, &c->queue) {
+		struct op *x = container_of(l, struct op, link);
+
+		if (x != o && x->path && x->kind == o->kind &&
+		    x->owner == o->owner && strcmp(x->path, o->path) == 0 &&
+		    (x->type == LT_ACQUIRE || x->type == LT_RELEASE))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The table granted o, which the mount cancelled (it was answered
+ * -EINTR): release it, right after the command in flight, unless the
+ * mount asked about that lock again since (its next request decides).
+ * Frees o.
+ */
+static void release_cancelled(struct locksvc *s, struct conn *c, struct op *o)
+{
+	struct op *t;
+
+	if (c->fd >= 0 && !later_request(c, o)) {
+		t = op_new(LT_RELEASE);
+		if (t && (t->path = strdup(o->path))) {
+			struct list *at = conn_inflight(c) ? c->queue.next
+							   : &c->queue;
+
+			t->kind = o->kind;
+			t->owner = o->owner;
+			store_vv(s, &t->vv);
+			/* insert after `at` (the op in flight) */
+			t->link.prev = at;
+			t->link.next = at->next;
+			at->next->prev = &t->link;
+			at->next = &t->link;
+			kick(s);
+		} else {
+			free(t);
+			log_rate(LOG_ERROR, "locks: out of memory: a cancelled "
+				 "lock of %s stays held until its session ends",
+				 o->path);
+		}
+	}
+	op_free(o);
+}
+
+/* An internal CANCEL of waiting op o (the mount was answered -EINTR). */
+static void cancel_waiting(struct conn *c, struct op *o)
+{
+	struct op *t = op_new(LT_CANCEL);
+
+	if (!t || !(t->path = strdup(o->path))) {
+		free(t);
+		log_rate(LOG_ERROR, "locks: out of memory: a cancelled wait on "
+			 "%s stays queued until its session ends", o->path);
+		return;
+	}
+	t->kind = o->kind;
+	t->owner = o->owner;
+	t->target_seq = o->seq;
+	enqueue(c, t);
+}
+
 static void handover_start(struct locksvc *s, struct conn *c, struct op *o,
 			   uint64_t token, const struct lt_vv *vv)
 {
@@ -693,7 +763,9 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 		op_free(o);
 		return;
 	case LT_ACQUIRE:
-		if (code == LT_GRANTED) {
+		if (code == LT_GRANTED && o->cancel) {
+			release_cancelled(s, c, o);
+		} else if (code == LT_GRANTED) {
 			handover_start(s, c, o, token, vv);
 		} else if (code == LT_QUEUED) {
 			list_del(&o->link);
@@ -701,16 +773,8 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 			o->state = OP_WAITING;
 			if (o->answer)
 				answer(c, o->id, LP_QUEUED, 0);
-			if (o->cancel) {
-				t = op_new(LT_CANCEL);
-				if (t) {
-					t->kind = o->kind;
-					t->owner = o->owner;
-					t->path = strdup(o->path);
-					t->target_seq = o->seq;
-					enqueue(c, t);
-				}
-			}
+			if (o->cancel)
+				cancel_waiting(c, o);
 		} else {
 			op_done(c, o, code_errno(code), 0);
 		}
@@ -719,9 +783,9 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 		t = find_waiting(c, o->target_seq);
 		op_free(o);
 		if (!t)
-			return;
+			return;  /* its grant came first (grant()) */
 		if (code == LT_GRANTED)
-			handover_start(s, c, t, token, vv);
+			release_cancelled(s, c, t);
 		else
 			op_done(c, t, -EINTR, 0);
 		return;
@@ -737,6 +801,8 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 		return;
 	}
 }
+
+static struct conn *conn_of_session(struct locksvc *s, uint64_t session);
 
 static struct conn *conn_of_session(struct locksvc *s, uint64_t session)
 {
@@ -786,7 +852,11 @@ static void grant(struct locksvc *s, const struct lt_grant *g)
 	struct conn *c = conn_of_session(s, g->session);
 	struct op *o = c ? find_waiting(c, g->seq) : NULL;
 
-	if (o && o->owner == g->owner)
+	if (!o || o->owner != g->owner)
+		return;
+	if (o->cancel)
+		release_cancelled(s, c, o);
+	else
 		handover_start(s, c, o, g->token, &g->vv);
 }
 
@@ -833,8 +903,10 @@ static void recheck_waiting(struct locksvc *s)
 			lt_foreach(s->fsm.table, recheck_entry, &r);
 			if (r.waits)
 				continue;
-			if (r.held && lt_query(s->fsm.table, o->kind, o->path,
-					       &li) == 0)
+			if (r.held && o->cancel)
+				release_cancelled(s, c, o);
+			else if (r.held && lt_query(s->fsm.table, o->kind,
+						    o->path, &li) == 0)
 				handover_start(s, c, o, li.token, &li.vv);
 			else if (!r.held)
 				op_done(c, o, lt_session(s->fsm.table, c->session,
@@ -917,7 +989,14 @@ static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 		get64(p + 32), get64(p + 40), &vv, (int)get32(p + 52));
 }
 
-/* ---- reachability, retries, leases: the tick ---- */
+/* ---- reachability, retries, leases: the tick ----
+ *
+ * Silence is measured against twice the election timeout: a loaded host
+ * (or a GC-like pause of a peer) misses a heartbeat now and then, and a
+ * false "cut off" answers EWOULDBLOCK to requests that would have been
+ * granted. Being wrong the other way is safe: a request then waits for
+ * its outcome from the log, which never holds a false grant.
+ */
 
 static int is_reachable(struct locksvc *s)
 {
@@ -931,11 +1010,12 @@ static int is_reachable(struct locksvc *s)
 	if (!lid)
 		return 0;
 	if (lid != s->self_id)
-		return raftnet_heard(s->net, lid, s->election_ms);
+		return raftnet_heard(s->net, lid, 2 * s->election_ms);
 	for (i = 0; i < s->nmembers; i++)
 		if (s->members[i].voter &&
 		    (s->members[i].id == s->self_id ||
-		     raftnet_heard(s->net, s->members[i].id, s->election_ms)))
+		     raftnet_heard(s->net, s->members[i].id,
+				   2 * s->election_ms)))
 			heard++;
 	return heard > s->nvoters / 2;
 }
@@ -1202,11 +1282,41 @@ static void conn_drop_ops(struct conn *c, struct list *head, int keep_inflight)
 	}
 }
 
-/* The mount went away: stop reading, drop its requests, and close its
- * session in the table (its locks are released at once). */
+struct held {
+	struct conn *c;
+	struct lt_vv vv;
+};
+
+static void release_held(void *arg, const struct lt_entry *e)
+{
+	struct held *h = arg;
+	struct op *o;
+
+	if (e->waiting || e->session != h->c->session)
+		return;
+	o = op_new(LT_RELEASE);
+	if (!o || !(o->path = strdup(e->path))) {
+		free(o);
+		return;  /* CLOSE_SESSION releases it, without the vv */
+	}
+	o->kind = e->kind;
+	o->owner = e->owner;
+	o->vv = h->vv;
+	list_add_tail(&h->c->queue, &o->link);
+}
+
+/*
+ * The mount went away: stop reading, drop its requests, and close its
+ * session in the table (its locks are released at once). A mount that
+ * died did not unlock: release what this member's table shows it holding
+ * with the store's version vector first, so the next holders still wait
+ * for its last writes (a lock granted but not yet applied here goes with
+ * CLOSE_SESSION alone).
+ */
 static void conn_close(struct conn *c)
 {
 	struct op *o;
+	struct held h = { .c = c };
 
 	if (c->fd < 0)
 		return;
@@ -1221,6 +1331,10 @@ static void conn_close(struct conn *c)
 	if (o)
 		o->answer = 0;
 	if ((c->session || c->opening) && !c->s->stopping) {
+		if (c->session && c->s->fsm_inited && !c->s->failed) {
+			store_vv(c->s, &h.vv);
+			lt_foreach(c->s->fsm.table, release_held, &h);
+		}
 		o = op_new(LT_CLOSE_SESSION);
 		if (o) {
 			list_add_tail(&c->queue, &o->link);
@@ -1312,37 +1426,29 @@ static struct op *find_op(struct conn *c, uint64_t id)
 	return NULL;
 }
 
+/*
+ * CANCEL answers the LOCK -EINTR at once, also while this member is cut
+ * off (a wait must stay interruptible); what the table still holds for
+ * it is undone behind the mount's back: a proposed ACQUIRE that turns
+ * out QUEUED is cancelled, one that turns out GRANTED (or a waiter
+ * granted before its CANCEL applies) is released (release_cancelled).
+ * A grant already handed over (HANDOVER) stands: the answer will be 0.
+ */
 static void on_cancel(struct conn *c, uint64_t id)
 {
-	struct op *o = find_op(c, id), *t;
+	struct op *o = find_op(c, id);
 
-	if (!o || o->cancel)
+	if (!o || o->cancel || o->state == OP_HANDOVER)
 		return;
-	switch (o->state) {
-	case OP_QUEUED:
+	if (o->state == OP_QUEUED) {
 		op_done(c, o, -EINTR, 0);
 		return;
-	case OP_INFLIGHT:
-		o->cancel = 1;
-		return;
-	case OP_WAITING:
-		o->cancel = 1;
-		t = op_new(LT_CANCEL);
-		if (!t)
-			return;
-		t->kind = o->kind;
-		t->owner = o->owner;
-		t->path = strdup(o->path);
-		t->target_seq = o->seq;
-		if (!t->path) {
-			free(t);
-			return;
-		}
-		enqueue(c, t);
-		return;
-	case OP_HANDOVER:
-		return;  /* granted: the grant stands */
 	}
+	answer(c, o->id, -EINTR, 0);
+	o->answer = 0;
+	o->cancel = 1;
+	if (o->state == OP_WAITING)
+		cancel_waiting(c, o);
 }
 
 static void on_lock(struct locksvc *s, struct conn *c, const struct lp_msg *m,

@@ -51,8 +51,8 @@
  * writes before it sent it).
  *
  * Reachability. This member is cut off when it knows no leader, has not
- * heard from the leader within the election timeout, or is the leader
- * and has not heard from a majority of voters within it. While cut off a
+ * heard from the leader within twice the election timeout, or is the
+ * leader and has not heard from a majority of voters within it. While cut off a
  * LOCK with wait=0 answers -EWOULDBLOCK at once (never a false grant);
  * one with wait=1 stays queued (CANCEL answers -EINTR); a QUERY answers
  * from the local table. A wait=0 request already proposed keeps waiting

@@ -13,6 +13,7 @@
  *   release:PATH           RELEASE (no answer)
  *   query:PATH             QUERY
  *   sleep:MS
+ *   waitfile:FILE          wait until FILE exists (a cue from the script)
  *   hold                   stay connected until killed (SIGTERM, -9)
  * Each answer is one line on stdout, flushed:
  *   hello 0 lease=MS
@@ -212,6 +213,14 @@ static void step(const char *s)
 		do_query(s + 6);
 	} else if (strncmp(s, "sleep:", 6) == 0) {
 		usleep((useconds_t)atoi(s + 6) * 1000);
+	} else if (strncmp(s, "waitfile:", 9) == 0) {
+		int64_t deadline = now_ms() + timeout_ms;
+
+		while (access(s + 9, F_OK) != 0) {
+			if (now_ms() > deadline)
+				timed_out();
+			usleep(5000);
+		}
 	} else if (strcmp(s, "hold") == 0) {
 		for (;;)
 			pause();

@@ -30,9 +30,20 @@
  *   PROPOSE  u32 type=1, u32 0, then the command's bytes
  *   RESULT   u32 type=2, u32 code, u64 session, u64 seq, u64 nonce,
  *            u64 result session, u64 token, u32 dup, u32 alive,
- *            u32 vv n, u32 0, n x (u64 node, u64 seq)
+ *            u32 vv n, u32 0, u64 index, n x (u64 node, u64 seq)
+ *   GRANT    u32 type=3, u32 kind, u64 session, u64 owner, u64 seq,
+ *            u64 token, u32 mode, u32 vv n, u64 index,
+ *            n x (u64 node, u64 seq)
+ * `index`: the raft entry of the outcome. A QUERY waits until this
+ * member has applied every entry it heard of this way, so a mount reads
+ * its own grants and releases back (parked queries, below).
  * `alive`: the session still exists in the leader's table after the
  * command (NOT_FOUND of a RELEASE means "not held" when it does).
+ * GRANT: the leader tells the member of a waiter's host that the waiter
+ * was granted, a heartbeat before that member would apply it. The leader
+ * learns which member serves a store node from the proposals it
+ * forwards (hosts keep their sessions alive, so within lease/4 of a new
+ * leader it knows them all); until then the member's own apply does.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,6 +76,7 @@
 
 #define DG_PROPOSE 1
 #define DG_RESULT 2
+#define DG_GRANT 3
 #define HANDOVER_TICK_MS 2
 #define HANDOVER_LOG_MS 5000
 
@@ -111,6 +123,15 @@ struct conn {
 	int64_t last_cmd;
 };
 
+/* A QUERY waiting for this member to apply what it already answered. */
+struct parked {
+	struct list link;        /* svc's parked */
+	struct conn *c;
+	uint64_t id, index;
+	uint32_t kind;
+	char path[];
+};
+
 struct apply_req {
 	struct raft_apply req;
 	struct locksvc *s;
@@ -122,6 +143,7 @@ struct member {
 	uint64_t id;
 	char name[64];
 	int voter;
+	uint64_t node;           /* the store node it serves; 0: not known */
 };
 
 struct locksvc {
@@ -150,6 +172,8 @@ struct locksvc {
 	uint64_t election_ms, heartbeat_ms;
 	struct list conns;
 	uint64_t leader_id, leader_term;
+	uint64_t seen_index;          /* highest entry a datagram told of */
+	struct list parked;
 	int64_t leader_since;         /* we lead since (monotonic ms) */
 	int reachable;
 	uint64_t last_orphans;
@@ -269,6 +293,7 @@ static void conn_close(struct conn *c);
 static void on_conn(uv_poll_t *h, int status, int events);
 static void on_handover(uv_timer_t *t);
 static void kick(struct locksvc *s);
+static void unpark(struct locksvc *s, struct conn *gone);
 
 static void conn_poll_events(struct conn *c)
 {
@@ -347,6 +372,7 @@ static void op_done(struct conn *c, struct op *o, int err, uint64_t token)
 
 static void pump(struct conn *c);
 static void conn_maybe_free(struct conn *c);
+static void send_grant(struct locksvc *s, const struct lt_grant *g);
 static void on_applied(void *arg, const struct lt_cmd *cmd,
 		       const struct lt_result *res);
 
@@ -354,7 +380,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 {
 	struct apply_req *a = container_of(req, struct apply_req, req);
 	const struct lt_result *res = result;
-	unsigned char buf[72 + LT_VV_MAX * 16];
+	unsigned char buf[80 + LT_VV_MAX * 16];
 	struct lt_sessioninfo si;
 	uint32_t i;
 
@@ -372,12 +398,13 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 					   &si) == 0);
 		put32(buf + 56, res->code == LT_GRANTED ? res->vv.n : 0);
 		put32(buf + 60, 0);
+		put64(buf + 64, req->index);
 		for (i = 0; res->code == LT_GRANTED && i < res->vv.n; i++) {
-			put64(buf + 64 + 16 * i, res->vv.e[i].node);
-			put64(buf + 72 + 16 * i, res->vv.e[i].seq);
+			put64(buf + 72 + 16 * i, res->vv.e[i].node);
+			put64(buf + 80 + 16 * i, res->vv.e[i].seq);
 		}
 		raftnet_send(a->s->net, a->from, buf,
-			     64 + 16 * (res->code == LT_GRANTED ? res->vv.n : 0));
+			     72 + 16 * (res->code == LT_GRANTED ? res->vv.n : 0));
 	}
 	free(a);
 }
@@ -561,6 +588,8 @@ static void on_kick(uv_timer_t *t)
 		pump(c);
 		conn_maybe_free(c);
 	}
+	if (!list_empty(&s->parked))
+		unpark(s, NULL);
 }
 
 static void kick(struct locksvc *s)
@@ -931,8 +960,11 @@ static void on_applied(void *arg, const struct lt_cmd *cmd,
 		recheck_waiting(s);
 		return;
 	}
+	if (!list_empty(&s->parked))
+		kick(s);
 	lt_stats(s->fsm.table, &st);
-	if (cmd && cmd->type == LT_CLOSE_SESSION)
+	if (cmd && cmd->type == LT_CLOSE_SESSION &&
+	    conn_of_session(s, cmd->session))
 		s->orphans_closed += st.orphans - s->last_orphans;
 	else if (cmd && cmd->type == LT_EXPIRE)
 		s->orphans_expired += st.orphans - s->last_orphans;
@@ -943,8 +975,11 @@ static void on_applied(void *arg, const struct lt_cmd *cmd,
 		s->releases++;
 	if (cmd->type == LT_ACQUIRE && res->code == LT_QUEUED && !res->dup)
 		s->waits++;
-	for (i = 0; i < res->ngrants; i++)
+	for (i = 0; i < res->ngrants; i++) {
 		grant(s, &res->grants[i]);
+		if (raft_state(&s->raft) == RAFT_LEADER)
+			send_grant(s, &res->grants[i]);
+	}
 	if (cmd->type == LT_EXPIRE)
 		return;
 	outcome(s, cmd->session, cmd->seq, cmd->nonce, res->code, res->session,
@@ -955,12 +990,82 @@ static void on_applied(void *arg, const struct lt_cmd *cmd,
 
 /* ---- datagrams ---- */
 
+static void seen(struct locksvc *s, uint64_t index)
+{
+	if (index > s->seen_index)
+		s->seen_index = index;
+}
+
+/* The member that forwarded c serves c's store node (GRANT's routing). */
+static void learn_node(struct locksvc *s, uint64_t from, const struct lt_cmd *c)
+{
+	struct lt_sessioninfo si;
+	uint64_t node = c->type == LT_OPEN_SESSION ? c->node : 0;
+	size_t i;
+
+	if (!node && lt_session(s->fsm.table, c->session, &si) == 0)
+		node = si.node;
+	if (!node)
+		return;
+	for (i = 0; i < s->nmembers; i++)
+		if (s->members[i].id == from)
+			s->members[i].node = node;
+}
+
+/* On the leader: tell the member of g's host (the hook's grants). */
+static void send_grant(struct locksvc *s, const struct lt_grant *g)
+{
+	unsigned char buf[56 + 16 * LT_VV_MAX];
+	struct lt_sessioninfo si;
+	size_t i;
+	uint32_t j;
+
+	if (lt_session(s->fsm.table, g->session, &si) < 0 ||
+	    si.node == s->node_id)
+		return;
+	for (i = 0; i < s->nmembers; i++)
+		if (s->members[i].node == si.node &&
+		    s->members[i].id != s->self_id)
+			break;
+	if (i == s->nmembers)
+		return;
+	put32(buf, DG_GRANT);
+	put32(buf + 4, g->kind);
+	put64(buf + 8, g->session);
+	put64(buf + 16, g->owner);
+	put64(buf + 24, g->seq);
+	put64(buf + 32, g->token);
+	put32(buf + 40, g->mode);
+	put32(buf + 44, g->vv.n);
+	/* inside apply, last_applied is the entry before this one */
+	put64(buf + 48, raft_last_applied(&s->raft) + 1);
+	for (j = 0; j < g->vv.n; j++) {
+		put64(buf + 56 + 16 * j, g->vv.e[j].node);
+		put64(buf + 64 + 16 * j, g->vv.e[j].seq);
+	}
+	raftnet_send(s->net, s->members[i].id, buf, 56 + 16 * g->vv.n);
+}
+
+static int get_vv(const unsigned char *p, size_t len, size_t off, uint32_t n,
+		  struct lt_vv *vv)
+{
+	uint32_t i;
+
+	if (n > LT_VV_MAX || len != off + 16 * (size_t)n)
+		return -1;
+	vv->n = n;
+	for (i = 0; i < n; i++) {
+		vv->e[i].node = get64(p + off + 16 * i);
+		vv->e[i].seq = get64(p + off + 8 + 16 * i);
+	}
+	return 0;
+}
+
 static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 {
 	struct locksvc *s = arg;
 	const unsigned char *p = buf;
 	struct lt_vv vv;
-	uint32_t i;
 
 	if (s->stopping || s->failed || len < 8)
 		return;
@@ -973,18 +1078,28 @@ static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 		if (lid != s->self_id || (len - 8) % 8 ||
 		    lt_cmd_decode(p + 8, len - 8, &c) < 0)
 			return;  /* the proposer retries at the leader */
+		learn_node(s, from, &c);
 		propose_here(s, p + 8, len - 8, from);
 		return;
 	}
-	if (get32(p) != DG_RESULT || len < 64)
+	if (get32(p) == DG_GRANT && len >= 56) {
+		struct lt_grant g = { .kind = get32(p + 4),
+				      .session = get64(p + 8),
+				      .owner = get64(p + 16),
+				      .seq = get64(p + 24),
+				      .token = get64(p + 32),
+				      .mode = get32(p + 40) };
+
+		if (get_vv(p, len, 56, get32(p + 44), &g.vv) == 0) {
+			seen(s, get64(p + 48));
+			grant(s, &g);
+		}
 		return;
-	vv.n = get32(p + 56);
-	if (vv.n > LT_VV_MAX || len != 64 + 16 * (size_t)vv.n)
-		return;
-	for (i = 0; i < vv.n; i++) {
-		vv.e[i].node = get64(p + 64 + 16 * i);
-		vv.e[i].seq = get64(p + 72 + 16 * i);
 	}
+	if (get32(p) != DG_RESULT || len < 72 ||
+	    get_vv(p, len, 72, get32(p + 56), &vv) < 0)
+		return;
+	seen(s, get64(p + 64));
 	outcome(s, get64(p + 8), get64(p + 16), get64(p + 24), get32(p + 4),
 		get64(p + 32), get64(p + 40), &vv, (int)get32(p + 52));
 }
@@ -1303,6 +1418,7 @@ static void release_held(void *arg, const struct lt_entry *e)
 	o->owner = e->owner;
 	o->vv = h->vv;
 	list_add_tail(&h->c->queue, &o->link);
+	h->c->s->orphans_closed++;
 }
 
 /*
@@ -1324,6 +1440,7 @@ static void conn_close(struct conn *c)
 		uv_close((uv_handle_t *)&c->poll, conn_closed_cb);
 	close(c->fd);
 	c->fd = -1;
+	unpark(c->s, c);
 	conn_drop_out(c);
 	conn_drop_ops(c, &c->waiting, 0);
 	conn_drop_ops(c, &c->queue, 1);
@@ -1383,21 +1500,14 @@ static void on_hello(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 	enqueue(c, o);
 }
 
-static void on_query(struct locksvc *s, struct conn *c, const struct lp_msg *m,
-		     const char *path)
+static void query_answer(struct locksvc *s, struct conn *c, uint64_t id,
+			 uint32_t kind, const char *p)
 {
-	struct lp_msg r = { .version = LP_VERSION, .type = LP_STATE, .id = m->id };
+	struct lp_msg r = { .version = LP_VERSION, .type = LP_STATE, .id = id };
 	struct lt_lockinfo li;
-	char p[LP_PATH_MAX + 1];
 	int err;
 
-	snprintf(p, sizeof(p), "%.*s", (int)m->pathlen, path);
-	if (s->failed || !s->fsm_inited) {
-		r.err = -ENOLCK;
-		conn_send(c, &r, NULL, 0);
-		return;
-	}
-	err = lt_query(s->fsm.table, m->kind, p, &li);
+	err = lt_query(s->fsm.table, kind, p, &li);
 	if (err == -ENOENT) {
 		r.ltype = LT_UNLOCKED;
 		conn_send(c, &r, NULL, 0);
@@ -1409,6 +1519,64 @@ static void on_query(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 	r.token = li.token;
 	r.waiters = li.waiters;
 	conn_send(c, &r, li.mode ? li.host : NULL, li.mode ? strlen(li.host) : 0);
+}
+
+/*
+ * QUERY reads this member's table. A request answered from a RESULT or
+ * GRANT datagram may not be applied here yet: the query then waits
+ * (parked) until it is, so a mount reads its own locks back. It does not
+ * wait for entries nobody told us of: a follower may lag the leader by
+ * a heartbeat (locksvc.h).
+ */
+static void on_query(struct locksvc *s, struct conn *c, const struct lp_msg *m,
+		     const char *path)
+{
+	struct lp_msg r = { .version = LP_VERSION, .type = LP_STATE, .id = m->id };
+	char p[LP_PATH_MAX + 1];
+	struct parked *q;
+
+	snprintf(p, sizeof(p), "%.*s", (int)m->pathlen, path);
+	if (s->failed || !s->fsm_inited) {
+		r.err = -ENOLCK;
+		conn_send(c, &r, NULL, 0);
+		return;
+	}
+	if (raft_last_applied(&s->raft) >= s->seen_index) {
+		query_answer(s, c, m->id, m->kind, p);
+		return;
+	}
+	q = malloc(sizeof(*q) + strlen(p) + 1);
+	if (!q) {
+		r.err = -ENOLCK;
+		conn_send(c, &r, NULL, 0);
+		return;
+	}
+	q->c = c;
+	q->id = m->id;
+	q->kind = m->kind;
+	q->index = s->seen_index;
+	memcpy(q->path, p, strlen(p) + 1);
+	list_add_tail(&s->parked, &q->link);
+}
+
+/* Answer the parked queries this member has now applied far enough
+ * for; c non-NULL: drop c's (it closed). */
+static void unpark(struct locksvc *s, struct conn *gone)
+{
+	raft_index applied = raft_last_applied(&s->raft);
+	struct list *l, *n;
+
+	for (l = s->parked.next; l != &s->parked; l = n) {
+		struct parked *q = container_of(l, struct parked, link);
+
+		n = l->next;
+		if (q->c != gone && (gone || q->index > applied))
+			continue;
+		if (!gone)
+			query_answer(s, q->c, q->id, q->kind, q->path);
+		list_del(&q->link);
+		free(q);
+	}
 }
 
 static struct op *find_op(struct conn *c, uint64_t id)
@@ -1864,6 +2032,13 @@ static void *svc_main(void *arg)
 	}
 	publish(s);
 	uv_run(&s->loop, UV_RUN_DEFAULT);
+	while (!list_empty(&s->parked)) {
+		struct parked *q = container_of(s->parked.next, struct parked,
+						link);
+
+		list_del(&q->link);
+		free(q);
+	}
 	/* closing: connections that still wait for a CLOSE are let go */
 	while (!list_empty(&s->conns)) {
 		struct conn *c = container_of(s->conns.next, struct conn, link);
@@ -1895,6 +2070,7 @@ int locksvc_start(const struct config *cfg, struct store *store,
 	s->store = store;
 	s->listen_fd = -1;
 	list_init(&s->conns);
+	list_init(&s->parked);
 	pthread_mutex_init(&s->lock, NULL);
 	if (!cfg->node_name[0]) {
 		snprintf(err, errlen, "[locks] needs [node] name");

@@ -115,7 +115,9 @@ struct locksvc_stats {
 	/* the table as applied here (mesh-wide figures) */
 	uint64_t sessions, held_excl, held_shared, waiters;
 	uint64_t grants, releases, contentions, waits;
-	uint64_t orphans_closed, orphans_expired;
+	uint64_t orphans_expired;
+	/* this member's mounts: holdings freed by a closed connection */
+	uint64_t orphans_closed;
 	/* this member */
 	uint64_t connections;
 	uint64_t net_drop_cluster, net_drop_member, net_drop_key,

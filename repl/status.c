@@ -21,7 +21,9 @@
  *   lock_connections N (mounts here), and the table as applied here:
  *   lock_sessions, lock_held_excl, lock_held_shared, lock_waiters,
  *   lock_grants, lock_releases, lock_contentions, lock_waits,
- *   lock_orphans_closed, lock_orphans_expired; raftnet's drops:
+ *   lock_orphans_expired (holdings freed by lease expiry); of this member:
+ *   lock_orphans_closed (holdings freed because their mount's connection
+ *   closed without unlocking); raftnet's drops:
  *   lock_net_dropped_cluster, _member, _key, _malformed, _msgs, _blocked
  *
  * STORE_DIR/repl.block, if it exists, names peers (separated by

@@ -39,18 +39,18 @@ dump_logs() {
 }
 trap '_rc=$?; [ $_rc -eq 0 ] || dump_logs; (exit $_rc); _cleanup' EXIT
 
-# eight free ports in one python start (lib.sh's free_port is one each)
+# ten free ports in one python start (lib.sh's free_port is one each)
 PORTS=($(python3 -c 'import socket
-ss = [socket.socket() for _ in range(8)]
+ss = [socket.socket() for _ in range(10)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))'))
-[ ${#PORTS[@]} -eq 8 ] || die "no free ports"
+[ ${#PORTS[@]} -eq 10 ] || die "no free ports"
 i=0
-for k in $NODES n4; do
+for k in $NODES n4 n5; do
 	mkdir -p "$D/$k"
 	"$STATEFSCTL" keygen "$D/$k/node" >/dev/null || die "keygen $k"
-	echo "${PORTS[$i]}" >"$D/$k/rport"
-	echo "${PORTS[$((i + 1))]}" >"$D/$k/lport"
+	echo "${PORTS[$i]}" >"$D/$k/lport"
+	echo "${PORTS[$((i + 1))]}" >"$D/$k/rport"
 	i=$((i + 2))
 done
 peer() { # name
@@ -58,39 +58,44 @@ peer() { # name
 	echo "address = tcp://127.0.0.1:$(cat "$D/$1/rport")"
 	echo "public_key = $(cat "$D/$1/node.pub")"
 }
-{
-	printf '[store]\ndir = store\n[node]\nname = n4\n'
-	echo "listen = tcp://127.0.0.1:$(cat "$D/n4/rport")"
-	printf 'key = node.key\n[replication]\nheartbeat = 200ms\npeer_timeout = 1s\n'
-	for p in $NODES; do peer "$p"; done
-} >"$D/n4/node.conf"
-for k in $NODES; do
-	{
-		echo "[store]"
-		echo "dir = store"
-		echo "[node]"
-		echo "name = $k"
-		echo "listen = tcp://127.0.0.1:$(cat "$D/$k/rport")"
-		echo "key = node.key"
-		echo "[replication]"
-		echo "heartbeat = 200ms"
-		echo "peer_timeout = 1s"
-		echo "[locks]"
-		echo "cluster = test"
-		echo "listen = tcp://127.0.0.1:$(cat "$D/$k/lport")"
-		echo "voters = n1 n2 n3"
-		echo "lease = 2s"
-		echo "election_timeout = 300ms"
+conf() { # nK [LOCK MEMBERS...]: n4 relays the data of n1..n3
+	local k=$1 p; shift
+	echo "[store]"
+	echo "dir = store"
+	echo "[node]"
+	echo "name = $k"
+	echo "listen = tcp://127.0.0.1:$(cat "$D/$k/rport")"
+	echo "key = node.key"
+	echo "[replication]"
+	echo "heartbeat = 200ms"
+	echo "peer_timeout = 1s"
+	if [ "$k" = n4 ]; then
+		for p in $NODES; do peer "$p"; done
+	else
 		peer n4
-		for p in $NODES; do
-			[ "$p" = "$k" ] && continue
-			echo "[lock $p]"
-			echo "address = tcp://127.0.0.1:$(cat "$D/$p/lport")"
-			echo "public_key = $(cat "$D/$p/node.pub")"
-		done
-	} >"$D/$k/node.conf"
+	fi
+	echo "[locks]"
+	echo "cluster = test"
+	echo "listen = tcp://127.0.0.1:$(cat "$D/$k/lport")"
+	echo "voters = n1 n2 n3"
+	echo "lease = 2s"
+	echo "election_timeout = 300ms"
+	for p in $NODES n4; do
+		[ "$p" = "$k" ] && continue
+		echo "[lock $p]"
+		echo "address = tcp://127.0.0.1:$(cat "$D/$p/lport")"
+		echo "public_key = $(cat "$D/$p/node.pub")"
+	done
+}
+for k in $NODES n4; do
+	conf "$k" >"$D/$k/node.conf"
 	"$STATEFS_REPL" --check-config "$D/$k/node.conf" || die "config of $k"
 done
+# n5: a lock cluster of its own whose raft dir cannot be made
+printf '[store]\ndir = store\n[node]\nname = n5\nlisten =\nkey = node.key\n' >"$D/n5/node.conf"
+printf '[locks]\ncluster = solo\nlisten = tcp://127.0.0.1:%s\nvoters = n5\ndir = not-a-dir/raft\n' \
+	"$(cat "$D/n5/lport")" >>"$D/n5/node.conf"
+touch "$D/n5/not-a-dir"
 
 start() { # nK
 	"$STATEFS_REPL" --config "$D/$1/node.conf" -v >>"$D/$1/repl.log" 2>&1 &
@@ -126,12 +131,24 @@ new_leader() { local old=$1; shift; all_agree "$@" && [ "$(leader "$1")" != "$ol
 unreachable() { [ "$(field "$1" lock_reachable)" = 0 ]; }
 query_is() { [ "$(lpc "$1" query:"$2" | tail -1 | cut -d' ' -f1-3)" = "$3" ]; }
 
-for k in n4 $NODES; do start "$k"; done
+for k in n4 $NODES n5; do start "$k"; done
 wait_for 20 all_agree $NODES || die "no leader agreed on: $(for k in $NODES; do echo "$k: $(field "$k" lock_role) $(field "$k" lock_leader) $(field "$k" lock_reachable)"; done)"
 L=$(leader n1)
 expect_eq "$(field "$L" lock_role)" leader "role of the leader $L"
 "$STATEFSCTL" -s "$D/n1/store" status | grep -q "^locks: cluster test voters n1 n2 n3 leader $L role " ||
 	fail "statefsctl status has no locks: line: $("$STATEFSCTL" -s "$D/n1/store" status | grep '^lock')"
+wait_for 10 all_agree n4 $NODES || fail "the standby n4 does not follow: $(field n4 lock_role) $(field n4 lock_leader)"
+expect_eq "$(field n4 lock_role)" standby "role of n4"
+
+# ---- a member whose raft dir cannot be made: every lock fails ENOLCK ----
+echo "[$SECONDS s] a failed lock service"
+wait_for 10 test -S "$(sock n5)" || die "n5 has no control socket"
+wait_output 10 failed field n5 lock_role || fail "n5's role: $(field n5 lock_role)"
+expect_eq "$(lpc n5 lock:ex:/f | tail -1)" ENOLCK "a lock on the failed n5"
+expect_eq "$(lpc n5 query:/f | tail -1)" ENOLCK "a query on the failed n5"
+grep -q 'error: locks: the lock service cannot start: raft dir .*not-a-dir/raft' "$D/n5/repl.log" ||
+	fail "n5 did not say why: $(grep locks "$D/n5/repl.log")"
+kill -0 "$(cat "$D/n5/pid")" || fail "n5 exited: the replicator must keep running"
 
 # ---- exclusive, a non-blocking loser, waiters in order ----
 echo "[$SECONDS s] exclusive, a non-blocking loser, waiters in order"
@@ -148,6 +165,7 @@ lpc n2 query:/a | grep -q ' host=n1 .*waiters=2 ' || fail "query on n2 names n1 
 stop_bg h1   # n1's client goes: its session closes, n3 is next
 wait_for 10 grep -q '^granted ' "$T/w3" || die "n3's waiter not granted after n1's client left: $(cat "$T/w3")"
 t3=$(awk '/^granted/ {print $2}' "$T/w3")
+wait_output 5 1 field n1 lock_orphans_closed || fail "n1's orphans_closed: $(field n1 lock_orphans_closed)"
 grep -q '^granted' "$T/w2" && fail "n2 granted while n3 holds: $(cat "$T/w2")"
 stop_bg w3
 wait_for 10 grep -q '^granted ' "$T/w2" || die "n2's waiter not granted after n3's: $(cat "$T/w2")"
@@ -156,6 +174,11 @@ t2=$(awk '/^granted/ {print $2}' "$T/w2")
 stop_bg w2
 wait_for 10 query_is n1 /a "state unlocked" ||
 	[ "$(lpc n1 query:/a | cut -d' ' -f1-2)" = "state unlocked" ] || fail "/a still held: $(lpc n1 query:/a)"
+
+# ---- the standby proposes through the leader ----
+echo "[$SECONDS s] the standby"
+out=$(lpc n4 wait:ex:/n4 query:/n4 | tail -2 | cut -d' ' -f1-4 | tr '\n' ' ')
+[[ $out == "granted "*"state ex holders=1 host=n4 " ]] || fail "a lock through the standby n4: $out"
 
 # ---- cancel ----
 echo "[$SECONDS s] cancel"

@@ -116,6 +116,7 @@ struct conn {
 				  * session) */
 	uv_poll_t poll;
 	int polling, hello;
+	int broken;              /* a send failed: closed at the next kick */
 	char host[LT_NAME_MAX + 1];
 	uint64_t session, seq;   /* session 0: none open */
 	int opening;             /* an OPEN_SESSION is queued or in flight */
@@ -314,7 +315,9 @@ static void conn_flush(struct conn *c)
 		list_del(&m->link);
 		free(m);
 		if (n < 0) {
-			conn_close(c);
+			/* not here: callers hold ops of c (on_kick closes) */
+			c->broken = 1;
+			kick(c->s);
 			return;
 		}
 	}
@@ -325,12 +328,13 @@ static void conn_send(struct conn *c, const struct lp_msg *hdr,
 {
 	struct outmsg *m;
 
-	if (c->fd < 0)
+	if (c->fd < 0 || c->broken)
 		return;
 	m = malloc(sizeof(*m) + sizeof(*hdr) + pathlen);
 	if (!m) {
 		log_rate(LOG_ERROR, "locks: out of memory answering a mount");
-		conn_close(c);
+		c->broken = 1;
+		kick(c->s);
 		return;
 	}
 	m->len = sizeof(*hdr) + pathlen;
@@ -340,7 +344,7 @@ static void conn_send(struct conn *c, const struct lp_msg *hdr,
 		memcpy(m->buf + sizeof(*hdr), path, pathlen);
 	list_add_tail(&c->out, &m->link);
 	conn_flush(c);
-	if (c->fd >= 0)
+	if (!c->broken)
 		conn_poll_events(c);
 }
 
@@ -585,6 +589,8 @@ static void on_kick(uv_timer_t *t)
 		struct conn *c = container_of(l, struct conn, link);
 
 		n = l->next;
+		if (c->broken && c->fd >= 0)
+			conn_close(c);
 		pump(c);
 		conn_maybe_free(c);
 	}
@@ -1715,11 +1721,12 @@ static void on_conn(uv_poll_t *h, int status, int events)
 	}
 	if (events & UV_WRITABLE) {
 		conn_flush(c);
-		if (c->fd < 0)
+		if (c->broken)
 			return;
 		conn_poll_events(c);
 	}
-	for (i = 0; (events & UV_READABLE) && c->fd >= 0 && i < 64; i++) {
+	for (i = 0; (events & UV_READABLE) && !c->broken && c->fd >= 0 &&
+		    i < 64; i++) {
 		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -2049,6 +2056,9 @@ static void *svc_main(void *arg)
 		list_del(&c->link);
 		free(c);
 	}
+	if (s->fsm_inited)
+		lockfsm_close(&s->fsm);
+	s->fsm_inited = 0;
 	uv_loop_close(&s->loop);
 	return NULL;
 }

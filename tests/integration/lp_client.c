@@ -73,7 +73,8 @@ static void send_msg(uint32_t type, uint64_t id, uint32_t ltype, uint32_t wait,
 
 	m.pathlen = (uint32_t)n;
 	memcpy(buf, &m, sizeof(m));
-	memcpy(buf + sizeof(m), path, n);
+	if (n)
+		memcpy(buf + sizeof(m), path, n);
 	if (send(fd, buf, sizeof(m) + n, MSG_NOSIGNAL) < 0) {
 		perror("lp_client: send");
 		exit(1);

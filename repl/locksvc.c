@@ -18,6 +18,13 @@
  *                       |  \--QUEUED--> WAITING --grant--^
  *                       \--other codes--> answered
  *
+ * A cancelled op (answered -EINTR at once) stays where it is with
+ * `cancel` set and no answer due: if it turns out QUEUED an internal
+ * CANCEL follows it, if it turns out granted an internal RELEASE does
+ * (release_cancelled). Internal ops (OPEN_SESSION, KEEPALIVE, CANCEL,
+ * RELEASE, CLOSE_SESSION) answer nobody. A closed connection stays as a
+ * "zombie" (fd -1) until its CLOSE_SESSION has an outcome.
+ *
  * Invariants
  *   (1) a connection has at most one op INFLIGHT, the head of its queue;
  *       its bytes (and so its seq) never change until its outcome;

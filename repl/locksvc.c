@@ -124,6 +124,8 @@ struct conn {
 	uv_poll_t poll;
 	int polling, hello;
 	int broken;              /* a send failed: closed at the next kick */
+	int close_pending;       /* closed; its CLOSE waits for close_index */
+	uint64_t close_index;    /* to be applied here first */
 	char host[LT_NAME_MAX + 1];
 	uint64_t session, seq;   /* session 0: none open */
 	int opening;             /* an OPEN_SESSION is queued or in flight */
@@ -181,6 +183,7 @@ struct locksvc {
 	struct list conns;
 	uint64_t leader_id, leader_term;
 	uint64_t seen_index;          /* highest entry a datagram told of */
+	unsigned pending_closes;      /* conns with close_pending */
 	struct list parked;
 	int64_t leader_since;         /* we lead since (monotonic ms) */
 	int reachable;
@@ -302,6 +305,7 @@ static void on_conn(uv_poll_t *h, int status, int events);
 static void on_handover(uv_timer_t *t);
 static void kick(struct locksvc *s);
 static void unpark(struct locksvc *s, struct conn *gone);
+static void conn_finish_close(struct conn *c);
 
 static void conn_poll_events(struct conn *c)
 {
@@ -598,6 +602,9 @@ static void on_kick(uv_timer_t *t)
 		n = l->next;
 		if (c->broken && c->fd >= 0)
 			conn_close(c);
+		if (c->close_pending &&
+		    raft_last_applied(&s->raft) >= c->close_index)
+			conn_finish_close(c);
 		pump(c);
 		conn_maybe_free(c);
 	}
@@ -973,7 +980,7 @@ static void on_applied(void *arg, const struct lt_cmd *cmd,
 		recheck_waiting(s);
 		return;
 	}
-	if (!list_empty(&s->parked))
+	if (!list_empty(&s->parked) || s->pending_closes)
 		kick(s);
 	lt_stats(s->fsm.table, &st);
 	if (cmd && cmd->type == LT_CLOSE_SESSION &&
@@ -1334,6 +1341,8 @@ static void on_tick(uv_timer_t *t)
 	}
 	if (!s->failed)
 		expire_scan(s, now);
+	if (s->pending_closes || !list_empty(&s->parked))
+		kick(s);
 	publish(s);
 }
 
@@ -1434,18 +1443,39 @@ static void release_held(void *arg, const struct lt_entry *e)
 	h->c->s->orphans_closed++;
 }
 
+/* The second half of conn_close, once this member's table has applied
+ * every outcome already answered to the mount. */
+static void conn_finish_close(struct conn *c)
+{
+	struct held h = { .c = c };
+	struct op *o;
+
+	if (c->close_pending)
+		c->s->pending_closes--;
+	c->close_pending = 0;
+	if (c->session && c->s->fsm_inited && !c->s->failed) {
+		store_vv(c->s, &h.vv);
+		lt_foreach(c->s->fsm.table, release_held, &h);
+	}
+	o = op_new(LT_CLOSE_SESSION);
+	if (o) {
+		list_add_tail(&c->queue, &o->link);
+		kick(c->s);
+	}
+}
+
 /*
  * The mount went away: stop reading, drop its requests, and close its
  * session in the table (its locks are released at once). A mount that
  * died did not unlock: release what this member's table shows it holding
  * with the store's version vector first, so the next holders still wait
- * for its last writes (a lock granted but not yet applied here goes with
- * CLOSE_SESSION alone).
+ * for its last writes. For the table to show every grant the mount was
+ * told of, that waits until this member has applied the entries of the
+ * datagrams it answered from (seen_index; on_kick finishes it).
  */
 static void conn_close(struct conn *c)
 {
 	struct op *o;
-	struct held h = { .c = c };
 
 	if (c->fd < 0)
 		return;
@@ -1461,14 +1491,13 @@ static void conn_close(struct conn *c)
 	if (o)
 		o->answer = 0;
 	if ((c->session || c->opening) && !c->s->stopping) {
-		if (c->session && c->s->fsm_inited && !c->s->failed) {
-			store_vv(c->s, &h.vv);
-			lt_foreach(c->s->fsm.table, release_held, &h);
-		}
-		o = op_new(LT_CLOSE_SESSION);
-		if (o) {
-			list_add_tail(&c->queue, &o->link);
-			kick(c->s);
+		if (!c->s->failed &&
+		    raft_last_applied(&c->s->raft) < c->s->seen_index) {
+			c->close_pending = 1;
+			c->close_index = c->s->seen_index;
+			c->s->pending_closes++;
+		} else {
+			conn_finish_close(c);
 		}
 	}
 	conn_maybe_free(c);
@@ -1476,8 +1505,10 @@ static void conn_close(struct conn *c)
 
 static void conn_maybe_free(struct conn *c)
 {
-	if (c->fd >= 0 || c->polling)
+	if (c->fd >= 0 || c->polling || (c->close_pending && !c->s->stopping))
 		return;
+	if (c->close_pending)
+		c->s->pending_closes--;
 	if (!list_empty(&c->queue) && !c->s->stopping)
 		return;
 	conn_drop_ops(c, &c->queue, 0);

@@ -90,20 +90,20 @@
 enum op_state { OP_QUEUED, OP_INFLIGHT, OP_WAITING, OP_HANDOVER };
 
 struct op {
-	struct list link;        /* conn's queue or waiting list */
+	struct list link; /* conn's queue or waiting list */
 	enum op_state state;
-	int answer;              /* send a RESULT to the mount */
-	uint64_t id;             /* the mount's request id */
+	int answer;  /* send a RESULT to the mount */
+	uint64_t id; /* the mount's request id */
 	enum lt_cmd_type type;
 	enum lt_kind kind;
 	enum lt_mode mode;
-	int wait, cancel;        /* cancel: CANCEL arrived while INFLIGHT */
+	int wait, cancel; /* cancel: CANCEL arrived while INFLIGHT */
 	uint64_t owner, nonce, target_seq;
 	uint32_t pid;
 	char *path;
-	struct lt_vv vv;         /* RELEASE: ours; HANDOVER: the grant's */
+	struct lt_vv vv; /* RELEASE: ours; HANDOVER: the grant's */
 	uint64_t seq, token;
-	void *bytes;             /* the encoded command, fixed once sent */
+	void *bytes; /* the encoded command, fixed once sent */
 	size_t len;
 	int64_t first_sent, last_sent, handover_at;
 	uint64_t sent_leader, sent_term;
@@ -117,25 +117,24 @@ struct outmsg {
 };
 
 struct conn {
-	struct list link;        /* svc's connections */
+	struct list link; /* svc's connections */
 	struct locksvc *s;
-	int fd;                  /* -1 once closed (a zombie closing its
-				  * session) */
+	int fd; /* -1 once closed (a zombie closing its session) */
 	uv_poll_t poll;
 	int polling, hello;
-	int broken;              /* a send failed: closed at the next kick */
-	int close_pending;       /* closed; its CLOSE waits for close_index */
-	uint64_t close_index;    /* to be applied here first */
+	int broken;	      /* a send failed: closed at the next kick */
+	int close_pending;    /* closed; its CLOSE waits for close_index */
+	uint64_t close_index; /* to be applied here first */
 	char host[LT_NAME_MAX + 1];
-	uint64_t session, seq;   /* session 0: none open */
-	int opening;             /* an OPEN_SESSION is queued or in flight */
+	uint64_t session, seq; /* session 0: none open */
+	int opening;	       /* an OPEN_SESSION is queued or in flight */
 	struct list queue, waiting, out;
 	int64_t last_cmd;
 };
 
 /* A QUERY waiting for this member to apply what it already answered. */
 struct parked {
-	struct list link;        /* svc's parked */
+	struct list link; /* svc's parked */
 	struct conn *c;
 	uint64_t id, index;
 	uint32_t kind;
@@ -145,7 +144,7 @@ struct parked {
 struct apply_req {
 	struct raft_apply req;
 	struct locksvc *s;
-	uint64_t from;           /* raft id to send the RESULT to; 0: us */
+	uint64_t from; /* raft id to send the RESULT to; 0: us */
 	uint64_t session, seq, nonce;
 };
 
@@ -153,7 +152,7 @@ struct member {
 	uint64_t id;
 	char name[64];
 	int voter;
-	uint64_t node;           /* the store node it serves; 0: not known */
+	uint64_t node; /* the store node it serves; 0: not known */
 };
 
 struct locksvc {
@@ -161,7 +160,7 @@ struct locksvc {
 	struct store *store;
 	uint64_t node_id;
 	pthread_t thread;
-	pthread_mutex_t lock;         /* protects pub */
+	pthread_mutex_t lock; /* protects pub */
 	struct locksvc_stats pub;
 	char sock_path[PATH_MAX + 16];
 	/* the loop's own, below */
@@ -182,10 +181,10 @@ struct locksvc {
 	uint64_t election_ms, heartbeat_ms;
 	struct list conns;
 	uint64_t leader_id, leader_term;
-	uint64_t seen_index;          /* highest entry a datagram told of */
-	unsigned pending_closes;      /* conns with close_pending */
+	uint64_t seen_index;	 /* highest entry a datagram told of */
+	unsigned pending_closes; /* conns with close_pending */
 	struct list parked;
-	int64_t leader_since;         /* we lead since (monotonic ms) */
+	int64_t leader_since; /* we lead since (monotonic ms) */
 	int reachable;
 	uint64_t last_orphans;
 	uint64_t releases, waits, orphans_closed, orphans_expired;
@@ -277,7 +276,8 @@ static void store_vv(struct locksvc *s, struct lt_vv *vv)
 {
 	vv->n = 0;
 	if (store_watermarks(s->store, vv_add, vv) < 0) {
-		log_rate(LOG_WARNING, "locks: cannot read the store's watermarks");
+		log_rate(LOG_WARNING,
+			 "locks: cannot read the store's watermarks");
 		vv->n = 0;
 	}
 	qsort(vv->e, vv->n, sizeof(vv->e[0]), vv_cmp);
@@ -318,8 +318,10 @@ static void conn_poll_events(struct conn *c)
 static void conn_flush(struct conn *c)
 {
 	while (!list_empty(&c->out)) {
-		struct outmsg *m = container_of(c->out.next, struct outmsg, link);
-		ssize_t n = send(c->fd, m->buf, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		struct outmsg *m =
+		    container_of(c->out.next, struct outmsg, link);
+		ssize_t n =
+		    send(c->fd, m->buf, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
@@ -361,8 +363,11 @@ static void conn_send(struct conn *c, const struct lp_msg *hdr,
 
 static void answer(struct conn *c, uint64_t id, int err, uint64_t token)
 {
-	struct lp_msg m = { .version = LP_VERSION, .type = LP_RESULT,
-			    .id = id, .err = err, .token = token };
+	struct lp_msg m = {.version = LP_VERSION,
+			   .type = LP_RESULT,
+			   .id = id,
+			   .err = err,
+			   .token = token};
 
 	conn_send(c, &m, NULL, 0);
 }
@@ -408,9 +413,10 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 		put64(buf + 32, res->session);
 		put64(buf + 40, res->token);
 		put32(buf + 48, (uint32_t)res->dup);
-		put32(buf + 52, lt_session(a->s->fsm.table,
-					   a->session ? a->session : res->session,
-					   &si) == 0);
+		put32(buf + 52,
+		      lt_session(a->s->fsm.table,
+				 a->session ? a->session : res->session,
+				 &si) == 0);
 		put32(buf + 56, res->code == LT_GRANTED ? res->vv.n : 0);
 		put32(buf + 60, 0);
 		put64(buf + 64, req->index);
@@ -418,8 +424,9 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 			put64(buf + 72 + 16 * i, res->vv.e[i].node);
 			put64(buf + 80 + 16 * i, res->vv.e[i].seq);
 		}
-		raftnet_send(a->s->net, a->from, buf,
-			     72 + 16 * (res->code == LT_GRANTED ? res->vv.n : 0));
+		raftnet_send(
+		    a->s->net, a->from, buf,
+		    72 + 16 * (res->code == LT_GRANTED ? res->vv.n : 0));
 	}
 	free(a);
 }
@@ -504,7 +511,7 @@ static void op_send(struct locksvc *s, struct op *o)
 	o->sent_leader = lid;
 	o->sent_term = s->raft.current_term;
 	if (propose(s, o->bytes, o->len) < 0)
-		o->sent_leader = 0;  /* the next tick tries again */
+		o->sent_leader = 0; /* the next tick tries again */
 }
 
 /* Encode o as its connection's next command. 0 or -errno. */
@@ -653,7 +660,8 @@ static int later_request(struct conn *c, const struct op *o)
 {
 	struct list *l;
 
-	list_for(l, &c->queue) {
+	list_for(l, &c->queue)
+	{
 		struct op *x = container_of(l, struct op, link);
 
 		if (x != o && x->path && x->kind == o->kind &&
@@ -677,8 +685,8 @@ static void release_cancelled(struct locksvc *s, struct conn *c, struct op *o)
 	if (c->fd >= 0 && !later_request(c, o)) {
 		t = op_new(LT_RELEASE);
 		if (t && (t->path = strdup(o->path))) {
-			struct list *at = conn_inflight(c) ? c->queue.next
-							   : &c->queue;
+			struct list *at =
+			    conn_inflight(c) ? c->queue.next : &c->queue;
 
 			t->kind = o->kind;
 			t->owner = o->owner;
@@ -691,7 +699,8 @@ static void release_cancelled(struct locksvc *s, struct conn *c, struct op *o)
 			kick(s);
 		} else {
 			free(t);
-			log_rate(LOG_ERROR, "locks: out of memory: a cancelled "
+			log_rate(LOG_ERROR,
+				 "locks: out of memory: a cancelled "
 				 "lock of %s stays held until its session ends",
 				 o->path);
 		}
@@ -706,8 +715,10 @@ static void cancel_waiting(struct conn *c, struct op *o)
 
 	if (!t || !(t->path = strdup(o->path))) {
 		free(t);
-		log_rate(LOG_ERROR, "locks: out of memory: a cancelled wait on "
-			 "%s stays queued until its session ends", o->path);
+		log_rate(LOG_ERROR,
+			 "locks: out of memory: a cancelled wait on "
+			 "%s stays queued until its session ends",
+			 o->path);
 		return;
 	}
 	t->kind = o->kind;
@@ -735,7 +746,8 @@ static void session_lost(struct locksvc *s, struct conn *c)
 	struct list *l, *n;
 
 	if (c->session)
-		log_msg(LOG_WARNING, "locks: session %" PRIu64 " of %s expired "
+		log_msg(LOG_WARNING,
+			"locks: session %" PRIu64 " of %s expired "
 			"while this host was cut off: its locks are lost",
 			c->session, c->host);
 	c->session = 0;
@@ -759,7 +771,8 @@ static struct op *find_waiting(struct conn *c, uint64_t seq)
 {
 	struct list *l;
 
-	list_for(l, &c->waiting) {
+	list_for(l, &c->waiting)
+	{
 		struct op *o = container_of(l, struct op, link);
 
 		if (o->state == OP_WAITING && o->seq == seq)
@@ -771,10 +784,14 @@ static struct op *find_waiting(struct conn *c, uint64_t seq)
 static int code_errno(enum lt_code code)
 {
 	switch (code) {
-	case LT_WOULDBLOCK: return -EWOULDBLOCK;
-	case LT_DEADLK: return -EDEADLK;
-	case LT_MALFORMED: return -EINVAL;
-	default: return -ENOLCK;
+	case LT_WOULDBLOCK:
+		return -EWOULDBLOCK;
+	case LT_DEADLK:
+		return -EDEADLK;
+	case LT_MALFORMED:
+		return -EINVAL;
+	default:
+		return -ENOLCK;
 	}
 }
 
@@ -803,8 +820,10 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 			c->session = rsession;
 			c->seq = 1;
 		} else {
-			log_rate(LOG_WARNING, "locks: cannot open a session "
-				 "for %s: %s", c->host, lt_code_name(code));
+			log_rate(LOG_WARNING,
+				 "locks: cannot open a session "
+				 "for %s: %s",
+				 c->host, lt_code_name(code));
 			op_free(o);
 			session_lost(s, c);
 			return;
@@ -832,7 +851,7 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 		t = find_waiting(c, o->target_seq);
 		op_free(o);
 		if (!t)
-			return;  /* its grant came first (grant()) */
+			return; /* its grant came first (grant()) */
 		if (code == LT_GRANTED)
 			release_cancelled(s, c, t);
 		else
@@ -845,7 +864,7 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 		op_free(o);
 		c->session = 0;
 		return;
-	default:  /* KEEPALIVE */
+	default: /* KEEPALIVE */
 		op_free(o);
 		return;
 	}
@@ -859,7 +878,8 @@ static struct conn *conn_of_session(struct locksvc *s, uint64_t session)
 
 	if (!session)
 		return NULL;
-	list_for(l, &s->conns) {
+	list_for(l, &s->conns)
+	{
 		struct conn *c = container_of(l, struct conn, link);
 
 		if (c->session == session)
@@ -938,12 +958,13 @@ static void recheck_waiting(struct locksvc *s)
 {
 	struct list *l, *m, *n;
 
-	list_for(l, &s->conns) {
+	list_for(l, &s->conns)
+	{
 		struct conn *c = container_of(l, struct conn, link);
 
 		for (m = c->waiting.next; m != &c->waiting; m = n) {
 			struct op *o = container_of(m, struct op, link);
-			struct recheck r = { .s = s, .c = c, .o = o };
+			struct recheck r = {.s = s, .c = c, .o = o};
 			struct lt_lockinfo li;
 
 			n = m->next;
@@ -958,9 +979,12 @@ static void recheck_waiting(struct locksvc *s)
 						    o->path, &li) == 0)
 				handover_start(s, c, o, li.token, &li.vv);
 			else if (!r.held)
-				op_done(c, o, lt_session(s->fsm.table, c->session,
-							 &(struct lt_sessioninfo){0})
-					      ? -ENOLCK : -EINTR, 0);
+				op_done(c, o,
+					lt_session(s->fsm.table, c->session,
+						   &(struct lt_sessioninfo){0})
+					    ? -ENOLCK
+					    : -EINTR,
+					0);
 		}
 	}
 }
@@ -1005,7 +1029,8 @@ static void on_applied(void *arg, const struct lt_cmd *cmd,
 	outcome(s, cmd->session, cmd->seq, cmd->nonce, res->code, res->session,
 		res->token, &res->vv,
 		lt_session(s->fsm.table,
-			   cmd->session ? cmd->session : res->session, &si) == 0);
+			   cmd->session ? cmd->session : res->session,
+			   &si) == 0);
 }
 
 /* ---- datagrams ---- */
@@ -1097,18 +1122,18 @@ static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 		raft_leader(&s->raft, &lid, &addr);
 		if (lid != s->self_id || (len - 8) % 8 ||
 		    lt_cmd_decode(p + 8, len - 8, &c) < 0)
-			return;  /* the proposer retries at the leader */
+			return; /* the proposer retries at the leader */
 		learn_node(s, from, &c);
 		propose_here(s, p + 8, len - 8, from);
 		return;
 	}
 	if (get32(p) == DG_GRANT && len >= 56) {
-		struct lt_grant g = { .kind = get32(p + 4),
-				      .session = get64(p + 8),
-				      .owner = get64(p + 16),
-				      .seq = get64(p + 24),
-				      .token = get64(p + 32),
-				      .mode = get32(p + 40) };
+		struct lt_grant g = {.kind = get32(p + 4),
+				     .session = get64(p + 8),
+				     .owner = get64(p + 16),
+				     .seq = get64(p + 24),
+				     .token = get64(p + 32),
+				     .mode = get32(p + 40)};
 
 		if (get_vv(p, len, 56, get32(p + 44), &g.vv) == 0) {
 			seen(s, get64(p + 48));
@@ -1220,15 +1245,16 @@ static void expire_one(void *arg, const struct lt_sessioninfo *si)
 	len = lt_cmd_size(&c);
 	if (!len || len > sizeof(buf) || lt_cmd_encode(&c, buf, len) < 0)
 		return;
-	log_msg(LOG_NOTICE, "locks: session %" PRIu64 " of %s silent for "
-		"%" PRIu64 " ms: expiring it", si->id, si->name,
-		e->now - si->last_renew);
+	log_msg(LOG_NOTICE,
+		"locks: session %" PRIu64 " of %s silent for "
+		"%" PRIu64 " ms: expiring it",
+		si->id, si->name, e->now - si->last_renew);
 	propose_here(e->s, buf, len, 0);
 }
 
 static void expire_scan(struct locksvc *s, int64_t now)
 {
-	struct expire_scan e = { .s = s, .now = wall_ms() };
+	struct expire_scan e = {.s = s, .now = wall_ms()};
 
 	if (s->leader_id != s->self_id ||
 	    now - s->leader_since < (int64_t)s->cfg.lock_lease_ms ||
@@ -1245,10 +1271,14 @@ static const char *role_name(struct locksvc *s)
 	if (!s->reachable)
 		return "cut-off";
 	switch (raft_state(&s->raft)) {
-	case RAFT_LEADER: return "leader";
-	case RAFT_CANDIDATE: return "candidate";
-	case RAFT_FOLLOWER: return s->self_voter ? "follower" : "standby";
-	default: return "starting";
+	case RAFT_LEADER:
+		return "leader";
+	case RAFT_CANDIDATE:
+		return "candidate";
+	case RAFT_FOLLOWER:
+		return s->self_voter ? "follower" : "standby";
+	default:
+		return "starting";
 	}
 }
 
@@ -1285,9 +1315,8 @@ static void publish(struct locksvc *s)
 	p.waits = s->waits;
 	p.orphans_closed = s->orphans_closed;
 	p.orphans_expired = s->orphans_expired;
-	list_for(l, &s->conns)
-		if (container_of(l, struct conn, link)->fd >= 0)
-			p.connections++;
+	list_for(l, &s->conns) if (container_of(l, struct conn, link)->fd >= 0)
+	    p.connections++;
 	if (s->net) {
 		raftnet_stats(s->net, &ns);
 		p.net_drop_cluster = ns.drop_cluster;
@@ -1314,21 +1343,25 @@ static void on_tick(uv_timer_t *t)
 		const char *addr;
 
 		raft_leader(&s->raft, &lid, &addr);
-		if (lid != s->leader_id || s->raft.current_term != s->leader_term) {
+		if (lid != s->leader_id ||
+		    s->raft.current_term != s->leader_term) {
 			if (lid == s->self_id && s->leader_id != s->self_id)
 				s->leader_since = now;
 			if (lid)
-				log_msg(LOG_INFO, "locks: leader %s, term %llu",
-					member_name(s, lid),
-					(unsigned long long)s->raft.current_term);
+				log_msg(
+				    LOG_INFO, "locks: leader %s, term %llu",
+				    member_name(s, lid),
+				    (unsigned long long)s->raft.current_term);
 			s->leader_id = lid;
 			s->leader_term = s->raft.current_term;
 		}
 		s->reachable = is_reachable(s);
 		if (was != s->reachable)
-			log_msg(LOG_NOTICE, "locks: %s", s->reachable ?
-				"in touch with the lock cluster's majority" :
-				"cut off from the lock cluster's majority");
+			log_msg(
+			    LOG_NOTICE, "locks: %s",
+			    s->reachable
+				? "in touch with the lock cluster's majority"
+				: "cut off from the lock cluster's majority");
 	}
 	for (l = s->conns.next; l != &s->conns; l = n) {
 		struct conn *c = container_of(l, struct conn, link);
@@ -1356,7 +1389,8 @@ static void on_handover(uv_timer_t *t)
 	int any = 0;
 
 	store_vv(s, &have);
-	list_for(l, &s->conns) {
+	list_for(l, &s->conns)
+	{
 		struct conn *c = container_of(l, struct conn, link);
 
 		for (m = c->waiting.next; m != &c->waiting; m = n) {
@@ -1370,12 +1404,14 @@ static void on_handover(uv_timer_t *t)
 				continue;
 			}
 			any = 1;
-			if (!o->logged && now - o->handover_at > HANDOVER_LOG_MS) {
+			if (!o->logged &&
+			    now - o->handover_at > HANDOVER_LOG_MS) {
 				o->logged = 1;
-				log_msg(LOG_WARNING, "locks: a grant of %s waits "
+				log_msg(LOG_WARNING,
+					"locks: a grant of %s waits "
 					"%d s for this store to receive the "
-					"previous holder's writes", o->path,
-					HANDOVER_LOG_MS / 1000);
+					"previous holder's writes",
+					o->path, HANDOVER_LOG_MS / 1000);
 			}
 		}
 	}
@@ -1396,7 +1432,8 @@ static void conn_closed_cb(uv_handle_t *h)
 static void conn_drop_out(struct conn *c)
 {
 	while (!list_empty(&c->out)) {
-		struct outmsg *m = container_of(c->out.next, struct outmsg, link);
+		struct outmsg *m =
+		    container_of(c->out.next, struct outmsg, link);
 
 		list_del(&m->link);
 		free(m);
@@ -1434,7 +1471,7 @@ static void release_held(void *arg, const struct lt_entry *e)
 	o = op_new(LT_RELEASE);
 	if (!o || !(o->path = strdup(e->path))) {
 		free(o);
-		return;  /* CLOSE_SESSION releases it, without the vv */
+		return; /* CLOSE_SESSION releases it, without the vv */
 	}
 	o->kind = e->kind;
 	o->owner = e->owner;
@@ -1447,7 +1484,7 @@ static void release_held(void *arg, const struct lt_entry *e)
  * every outcome already answered to the mount. */
 static void conn_finish_close(struct conn *c)
 {
-	struct held h = { .c = c };
+	struct held h = {.c = c};
 	struct op *o;
 
 	if (c->close_pending)
@@ -1520,8 +1557,10 @@ static void conn_maybe_free(struct conn *c)
 static void on_hello(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 		     const char *path)
 {
-	struct lp_msg r = { .version = LP_VERSION, .type = LP_HELLO,
-			    .id = m->id, .lease_ms = (uint32_t)s->cfg.lock_lease_ms };
+	struct lp_msg r = {.version = LP_VERSION,
+			   .type = LP_HELLO,
+			   .id = m->id,
+			   .lease_ms = (uint32_t)s->cfg.lock_lease_ms};
 	struct op *o;
 
 	if (c->hello) {
@@ -1530,7 +1569,8 @@ static void on_hello(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 	}
 	c->hello = 1;
 	if (m->pathlen && m->pathlen <= LT_NAME_MAX)
-		snprintf(c->host, sizeof(c->host), "%.*s", (int)m->pathlen, path);
+		snprintf(c->host, sizeof(c->host), "%.*s", (int)m->pathlen,
+			 path);
 	else
 		snprintf(c->host, sizeof(c->host), "%s", s->cfg.node_name);
 	conn_send(c, &r, NULL, 0);
@@ -1547,7 +1587,7 @@ static void on_hello(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 static void query_answer(struct locksvc *s, struct conn *c, uint64_t id,
 			 uint32_t kind, const char *p)
 {
-	struct lp_msg r = { .version = LP_VERSION, .type = LP_STATE, .id = id };
+	struct lp_msg r = {.version = LP_VERSION, .type = LP_STATE, .id = id};
 	struct lt_lockinfo li;
 	int err;
 
@@ -1562,7 +1602,8 @@ static void query_answer(struct locksvc *s, struct conn *c, uint64_t id,
 	r.pid = (int32_t)li.pid;
 	r.token = li.token;
 	r.waiters = li.waiters;
-	conn_send(c, &r, li.mode ? li.host : NULL, li.mode ? strlen(li.host) : 0);
+	conn_send(c, &r, li.mode ? li.host : NULL,
+		  li.mode ? strlen(li.host) : 0);
 }
 
 /*
@@ -1575,7 +1616,8 @@ static void query_answer(struct locksvc *s, struct conn *c, uint64_t id,
 static void on_query(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 		     const char *path)
 {
-	struct lp_msg r = { .version = LP_VERSION, .type = LP_STATE, .id = m->id };
+	struct lp_msg r = {
+	    .version = LP_VERSION, .type = LP_STATE, .id = m->id};
 	char p[LP_PATH_MAX + 1];
 	struct parked *q;
 
@@ -1625,11 +1667,12 @@ static void unpark(struct locksvc *s, struct conn *gone)
 
 static struct op *find_op(struct conn *c, uint64_t id)
 {
-	struct list *heads[2] = { &c->queue, &c->waiting }, *l;
+	struct list *heads[2] = {&c->queue, &c->waiting}, *l;
 	int i;
 
 	for (i = 0; i < 2; i++)
-		list_for(l, heads[i]) {
+		list_for(l, heads[i])
+		{
 			struct op *o = container_of(l, struct op, link);
 
 			if (o->answer && o->id == id && o->type == LT_ACQUIRE)
@@ -1706,18 +1749,20 @@ static void on_lock(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 static void conn_message(struct locksvc *s, struct conn *c,
 			 const unsigned char *buf, size_t n)
 {
-	struct lp_msg m = { 0 };
+	struct lp_msg m = {0};
 	const char *path = (const char *)buf + sizeof(m);
 
 	if (lp_check(buf, n) < 0) {
 		memcpy(&m, buf, n < sizeof(m) ? n : sizeof(m));
 		if (n >= 8 && m.type == LP_HELLO && m.version != LP_VERSION) {
-			struct lp_msg r = { .version = LP_VERSION,
-					    .type = LP_HELLO, .err = -EPROTO };
+			struct lp_msg r = {.version = LP_VERSION,
+					   .type = LP_HELLO,
+					   .err = -EPROTO};
 
 			conn_send(c, &r, NULL, 0);
 		}
-		log_rate(LOG_WARNING, "locks: a malformed message from a mount: "
+		log_rate(LOG_WARNING,
+			 "locks: a malformed message from a mount: "
 			 "closing its connection");
 		conn_close(c);
 		return;
@@ -1741,7 +1786,7 @@ static void conn_message(struct locksvc *s, struct conn *c,
 	case LP_QUERY:
 		on_query(s, c, &m, path);
 		break;
-	default:  /* RESULT, STATE: ours to send */
+	default: /* RESULT, STATE: ours to send */
 		conn_close(c);
 	}
 }
@@ -1763,18 +1808,22 @@ static void on_conn(uv_poll_t *h, int status, int events)
 			return;
 		conn_poll_events(c);
 	}
-	for (i = 0; (events & UV_READABLE) && !c->broken && c->fd >= 0 &&
-		    i < 64; i++) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	for (i = 0;
+	     (events & UV_READABLE) && !c->broken && c->fd >= 0 && i < 64;
+	     i++) {
+		ssize_t n =
+		    recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
 
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		if (n < 0 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			break;
 		if (n <= 0) {
 			conn_close(c);
 			break;
 		}
 		if ((size_t)n > LP_MSG_MAX) {
-			log_rate(LOG_WARNING, "locks: an oversized message from a "
+			log_rate(LOG_WARNING,
+				 "locks: an oversized message from a "
 				 "mount: closing its connection");
 			conn_close(c);
 			break;
@@ -1799,7 +1848,7 @@ static void on_listen(uv_poll_t *h, int status, int events)
 			free(c);
 			close(fd);
 			log_rate(LOG_ERROR, "locks: cannot take a mount's "
-				 "connection");
+					    "connection");
 			continue;
 		}
 		c->s = s;
@@ -1817,7 +1866,7 @@ static void on_listen(uv_poll_t *h, int status, int events)
 
 static int listen_control(struct locksvc *s, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	mode_t old;
 
 	if (strlen(s->sock_path) >= sizeof(sa.sun_path)) {
@@ -1826,11 +1875,11 @@ static int listen_control(struct locksvc *s, char *err, size_t errlen)
 		return -ENAMETOOLONG;
 	}
 	memcpy(sa.sun_path, s->sock_path, strlen(s->sock_path) + 1);
-	s->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK |
-			      SOCK_CLOEXEC, 0);
+	s->listen_fd =
+	    socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->listen_fd < 0)
 		goto fail;
-	unlink(s->sock_path);  /* a stale one: the store is ours (locked) */
+	unlink(s->sock_path); /* a stale one: the store is ours (locked) */
 	old = umask(077);
 	if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		umask(old);
@@ -1925,7 +1974,8 @@ static int start_raft(struct locksvc *s, char *err, size_t errlen)
 	else
 		snprintf(dir, sizeof(dir), "%s/raft", s->cfg.store_dir);
 	if ((rv = mkdir_p(dir)) < 0) {
-		snprintf(err, errlen, "raft dir %.300s: %s", dir, strerror(-rv));
+		snprintf(err, errlen, "raft dir %.300s: %s", dir,
+			 strerror(-rv));
 		return rv;
 	}
 	if ((rv = lockfsm_init(&s->fsm, NULL)) < 0) {
@@ -1936,7 +1986,8 @@ static int start_raft(struct locksvc *s, char *err, size_t errlen)
 	lockfsm_set_hook(&s->fsm, on_applied, s);
 	rv = raft_uv_init(&s->io, &s->loop, dir, raftnet_transport(s->net));
 	if (rv) {
-		snprintf(err, errlen, "raft dir %.300s: %.150s", dir, s->io.errmsg);
+		snprintf(err, errlen, "raft dir %.300s: %.150s", dir,
+			 s->io.errmsg);
 		return -EIO;
 	}
 	s->io_inited = 1;
@@ -1963,10 +2014,9 @@ static int start_raft(struct locksvc *s, char *err, size_t errlen)
 	raft_set_snapshot_trailing(&s->raft, 128);
 	raft_configuration_init(&conf);
 	for (i = 0; i < s->nmembers; i++)
-		if (raft_configuration_add(&conf, s->members[i].id,
-					   s->members[i].name,
-					   s->members[i].voter ? RAFT_VOTER
-							       : RAFT_STANDBY)) {
+		if (raft_configuration_add(
+			&conf, s->members[i].id, s->members[i].name,
+			s->members[i].voter ? RAFT_VOTER : RAFT_STANDBY)) {
 			raft_configuration_close(&conf);
 			snprintf(err, errlen, "raft: out of memory");
 			return -ENOMEM;
@@ -2065,12 +2115,15 @@ static void *svc_main(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	if (start_net(s, err, sizeof(err)) < 0 ||
 	    start_raft(s, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERROR, "locks: the lock service cannot start: %s; "
-			"every lock request fails with ENOLCK", err);
+		log_msg(LOG_ERROR,
+			"locks: the lock service cannot start: %s; "
+			"every lock request fails with ENOLCK",
+			err);
 		s->failed = 1;
 	} else {
-		log_msg(LOG_NOTICE, "locks: cluster %s, member %s (raft id %"
-			PRIu64 ", %s), %zu members, lock endpoint %s",
+		log_msg(LOG_NOTICE,
+			"locks: cluster %s, member %s (raft id %" PRIu64
+			", %s), %zu members, lock endpoint %s",
 			s->cfg.lock_cluster, s->cfg.node_name, s->self_id,
 			s->self_voter ? "voter" : "standby", s->nmembers,
 			s->cfg.lock_listen);
@@ -2078,8 +2131,8 @@ static void *svc_main(void *arg)
 	publish(s);
 	uv_run(&s->loop, UV_RUN_DEFAULT);
 	while (!list_empty(&s->parked)) {
-		struct parked *q = container_of(s->parked.next, struct parked,
-						link);
+		struct parked *q =
+		    container_of(s->parked.next, struct parked, link);
 
 		list_del(&q->link);
 		free(q);
@@ -2134,7 +2187,8 @@ int locksvc_start(const struct config *cfg, struct store *store,
 	s->election_ms = cfg->lock_election_ms ? cfg->lock_election_ms : 300;
 	s->heartbeat_ms = s->election_ms / 6 ? s->election_ms / 6 : 1;
 	if (cfg->control[0])
-		snprintf(s->sock_path, sizeof(s->sock_path), "%s", cfg->control);
+		snprintf(s->sock_path, sizeof(s->sock_path), "%s",
+			 cfg->control);
 	else
 		snprintf(s->sock_path, sizeof(s->sock_path), "%s/repl.sock",
 			 cfg->store_dir);
@@ -2166,7 +2220,7 @@ int locksvc_start(const struct config *cfg, struct store *store,
 		snprintf(err, errlen, "cannot start a thread");
 		close(s->listen_fd);
 		unlink(s->sock_path);
-		free(s);  /* the loop's handles die with the process */
+		free(s); /* the loop's handles die with the process */
 		return -EAGAIN;
 	}
 	*out = s;

@@ -100,6 +100,7 @@
 #define RN_PULLS 16                        /* reads per poll wakeup */
 #define RN_LOGGED_MAX 64
 #define RN_REFUSED_MAX 16                  /* keys logged by ZAP */
+#define RN_OWED_MAX 256                    /* CLOSE/RESET frames owed */
 #define RN_KEY_LEN 40
 
 enum { RN_OPEN = 1, RN_DATA, RN_CLOSE, RN_RESET, RN_MSG };
@@ -185,6 +186,7 @@ struct raftnet {
 	unsigned t_handles;     /* transport close waits for these */
 
 	struct list streams, connects, owed;
+	size_t nowed;
 	struct rn_logged logged[RN_LOGGED_MAX];
 	size_t nlogged;
 	int closing;
@@ -273,10 +275,14 @@ static int frame_send(struct raftnet *n, struct rn_peer *p, int type,
 static void owe(struct raftnet *n, struct rn_peer *p, uint64_t id, int type,
 		unsigned flags)
 {
-	struct rn_owed *o = calloc(1, sizeof(*o));
+	struct rn_owed *o;
 
+	if (n->nowed >= RN_OWED_MAX)
+		return; /* its streams end when it restarts or sends (RESET) */
+	o = calloc(1, sizeof(*o));
 	if (!o)
-		return; /* the peer's stream then ends at its next reset */
+		return;
+	n->nowed++;
 	o->peer = p;
 	o->id = id;
 	o->type = type;
@@ -292,10 +298,12 @@ static void owed_retry(struct raftnet *n)
 		struct rn_owed *o = container_of(l, struct rn_owed, link);
 
 		next = l->next;
-		if (frame_send(n, o->peer, o->type, (unsigned)o->flags, o->id,
+		if (!o->peer->blocked &&
+		    frame_send(n, o->peer, o->type, (unsigned)o->flags, o->id,
 			       0, 0) == 0) {
 			list_del(l);
 			free(o);
+			n->nowed--;
 		}
 	}
 }

@@ -212,6 +212,9 @@ expect_eq "$(stat_of "$A" locks_held_exclusive)" 0 "held after the loss"
 out=$(flock -n "$B/x" true 2>&1)
 [[ $out == *"No locks available"* ]] || fail "flock while lost: '$out'"
 grep -q "lost the lock service" "$T/statefs.log" || fail "no loss logged"
+out=$( (set -o noclobber; echo x >"$A/new") 2>&1)
+[[ $out == *"No locks available"* ]] || fail "O_EXCL create while lost: '$out'"
+[ -e "$A/new" ] && fail "the create went ahead without the lock service"
 rm -f "$SOCK"
 fake_up
 wait_output 20 1 stat_of "$A" lock_connected || fail "A did not reconnect"
@@ -220,6 +223,12 @@ flock -n "$B/x" true
 expect_eq $? 0 "B locks x after the reconnection (A's lock was lost)"
 kill -9 $h2
 wait $h2 2>/dev/null
+# ---- -o locks=local overrides the config's [locks] ----
+conf c
+mount_statefs "$T/sc" "$T/mc" -o config="$T/c.conf",locks=local
+expect_eq "$(stat_of "$T/mc" lock_mode)" local "lock_mode with locks=local"
+expect_eq "$(stat_of "$T/mc" lock_connected)" 1 "lock_connected of local"
+
 # every grant's handover found the invalidation thread caught up
 grep -q "lock handover" "$T/statefs.log" &&
 	fail "a handover timed out: $(grep -m1 "lock handover" "$T/statefs.log")"

@@ -40,15 +40,17 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sodium.h>
 #include <zmq.h>
 
 #include "common/config.h"
 
-enum sect { S_NONE, S_STORE, S_NODE, S_MOUNT, S_REPL, S_PEER, S_BAD };
+enum sect { S_NONE, S_STORE, S_NODE, S_MOUNT, S_REPL, S_LOCKS, S_PEER, S_LOCKMEM, S_BAD };
 
 static const char *const sect_names[] = {
 	[S_STORE] = "store", [S_NODE] = "node", [S_MOUNT] = "mount",
-	[S_REPL] = "replication", [S_PEER] = "peer",
+	[S_REPL] = "replication", [S_LOCKS] = "locks", [S_PEER] = "peer",
+	[S_LOCKMEM] = "lock",
 };
 
 /* How a value is parsed. */
@@ -67,6 +69,7 @@ enum kind {
 	K_KEYFILE,  /* [node] key: read, public key derived */
 	K_PUBKEY,   /* [peer] public_key, Z85 */
 	K_PUBFILE,  /* [peer] public_key_file */
+	K_VOTERS,   /* [locks] voters: 1, 3 or 5 names */
 };
 
 #define C_(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
@@ -97,9 +100,18 @@ static const struct key {
 	{ S_REPL, "hook_timeout", K_PERIOD, C_(hook_timeout_ms) },
 	{ S_REPL, "heartbeat", K_PERIOD, C_(heartbeat_ms) },
 	{ S_REPL, "peer_timeout", K_PERIOD, C_(peer_timeout_ms) },
+	{ S_LOCKS, "cluster", K_NAME, C_(lock_cluster) },
+	{ S_LOCKS, "listen", K_ENDPOINT, C_(lock_listen) },
+	{ S_LOCKS, "voters", K_VOTERS, C_(lock_voters) },
+	{ S_LOCKS, "lease", K_PERIOD, C_(lock_lease_ms) },
+	{ S_LOCKS, "election_timeout", K_PERIOD, C_(lock_election_ms) },
+	{ S_LOCKS, "dir", K_PATH, C_(lock_dir) },
 	{ S_PEER, "address", K_ENDPOINT, P_(address) },
 	{ S_PEER, "public_key", K_PUBKEY, P_(public_key) },
 	{ S_PEER, "public_key_file", K_PUBFILE, P_(public_key) },
+	{ S_LOCKMEM, "address", K_ENDPOINT, P_(address) },
+	{ S_LOCKMEM, "public_key", K_PUBKEY, P_(public_key) },
+	{ S_LOCKMEM, "public_key_file", K_PUBFILE, P_(public_key) },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -111,10 +123,12 @@ struct parser {
 	int line;  /* of the line inih handles now */
 	char base[PATH_MAX]; /* the file's directory + '/' */
 	enum sect sect;
-	struct config_peer *peer; /* in S_PEER */
+	struct config_peer *peer; /* in S_PEER and S_LOCKMEM */
 	int seen[NKEYS];          /* line of each key of the fixed sections */
 	int peer_seen[CONFIG_PEERS_MAX][NKEYS];
+	int member_seen[CONFIG_PEERS_MAX][NKEYS];
 	int listen_line;
+	int locks_line;           /* of the [locks] header */
 	/* the first error */
 	int err_line;
 	char *err;
@@ -312,22 +326,68 @@ int config_read_key(const char *file, char secret[CONFIG_KEY_LEN + 1],
 
 /* ---- sections ---- */
 
-static struct config_peer *find_peer(struct config *c, const char *name)
+static struct config_peer *find_in(struct config_peer *v, size_t n,
+				   const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < c->npeers; i++)
-		if (strcmp(c->peers[i].name, name) == 0)
-			return &c->peers[i];
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].name, name) == 0)
+			return &v[i];
 	return NULL;
+}
+
+/* "[peer NAME]" or "[lock NAME]": word is "peer" or "lock". The new
+ * entry of v (count *n), or NULL with the error set. */
+static struct config_peer *named_section(struct parser *p, const char *name,
+					 const char *word,
+					 struct config_peer *v, size_t *n)
+{
+	const char *arg = name + strlen(word), *why;
+	struct config_peer *e;
+
+	while (*arg == ' ' || *arg == '\t')
+		arg++;
+	if (!*arg) {
+		set_err(p, p->line, "section '[%s]': a %s section is "
+			"[%s NAME]", word, word, word);
+		return NULL;
+	}
+	why = name_problem(arg);
+	if (why) {
+		set_err(p, p->line, "section '[%s %s]': %s", word, arg, why);
+		return NULL;
+	}
+	e = find_in(v, *n, arg);
+	if (e) {
+		set_err(p, p->line, "section '[%s %s]': duplicate %s (first "
+			"on line %d)", word, arg, word, e->line);
+		return NULL;
+	}
+	if (*n == CONFIG_PEERS_MAX) {
+		set_err(p, p->line, "section '[%s %s]': more than %d %ss",
+			word, arg, CONFIG_PEERS_MAX, word);
+		return NULL;
+	}
+	e = &v[(*n)++];
+	memset(e, 0, sizeof(*e));
+	memcpy(e->name, arg, strlen(arg) + 1);
+	e->line = p->line;
+	return e;
+}
+
+static int word_is(const char *name, const char *word)
+{
+	size_t n = strlen(word);
+
+	return strncmp(name, word, n) == 0 &&
+	       (name[n] == ' ' || name[n] == '\t');
 }
 
 /* A "[...]" line (s starts at the '['): the section that follows. */
 static void section_start(struct parser *p, char *s)
 {
-	char *end = strchr(s, ']'), *name = s + 1, *arg;
-	struct config_peer *peer;
-	const char *why;
+	char *end = strchr(s, ']'), *name = s + 1;
 	size_t i;
 
 	p->peer = NULL;
@@ -339,48 +399,29 @@ static void section_start(struct parser *p, char *s)
 		name++;
 	for (i = strlen(name); i && (name[i - 1] == ' ' || name[i - 1] == '\t');)
 		name[--i] = '\0';
-	for (i = S_STORE; i <= S_REPL; i++) {
+	for (i = S_STORE; i <= S_LOCKS; i++) {
 		if (strcmp(name, sect_names[i]) == 0) {
+			if (i == S_LOCKS)
+				p->locks_line = p->line;
 			p->sect = i;
 			return;
 		}
 	}
-	if (strncmp(name, "peer", 4) != 0 ||
-	    (name[4] && name[4] != ' ' && name[4] != '\t')) {
-		set_err(p, p->line, "section '[%s]': unknown section "
-			"(store, node, mount, replication, peer NAME)", name);
-		return;
+	if (word_is(name, "peer") || strcmp(name, "peer") == 0) {
+		p->peer = named_section(p, name, "peer", p->c->peers,
+					&p->c->npeers);
+		if (p->peer)
+			p->sect = S_PEER;
+	} else if (word_is(name, "lock") || strcmp(name, "lock") == 0) {
+		p->peer = named_section(p, name, "lock", p->c->lock_members,
+					&p->c->nlock_members);
+		if (p->peer)
+			p->sect = S_LOCKMEM;
+	} else {
+		set_err(p, p->line, "section '[%s]': unknown section (store, "
+			"node, mount, replication, locks, peer NAME, lock NAME)",
+			name);
 	}
-	arg = name + 4;
-	while (*arg == ' ' || *arg == '\t')
-		arg++;
-	if (!*arg) {
-		set_err(p, p->line, "section '[peer]': a peer section is "
-			"[peer NAME]");
-		return;
-	}
-	why = name_problem(arg);
-	if (why) {
-		set_err(p, p->line, "section '[peer %s]': %s", arg, why);
-		return;
-	}
-	peer = find_peer(p->c, arg);
-	if (peer) {
-		set_err(p, p->line, "section '[peer %s]': duplicate peer "
-			"(first on line %d)", arg, peer->line);
-		return;
-	}
-	if (p->c->npeers == CONFIG_PEERS_MAX) {
-		set_err(p, p->line, "section '[peer %s]': more than %d peers",
-			arg, CONFIG_PEERS_MAX);
-		return;
-	}
-	peer = &p->c->peers[p->c->npeers++];
-	memset(peer, 0, sizeof(*peer));
-	memcpy(peer->name, arg, strlen(arg) + 1);
-	peer->line = p->line;
-	p->peer = peer;
-	p->sect = S_PEER;
 }
 
 /* inih's reader: one line per call, see the top of the file. */
@@ -435,6 +476,48 @@ static int set_string(char *dst, size_t size, const char *v)
 	if (len >= size)
 		return -ENAMETOOLONG;
 	memcpy(dst, v, len + 1);
+	return 0;
+}
+
+/* "n1 n2 n3": 1, 3 or 5 distinct node names. */
+static int parse_voters(struct config *c, const char *v, char *err,
+			size_t errlen)
+{
+	char buf[5 * 64 + 8], *tok, *save = NULL;
+	const char *why;
+	size_t n = 0, i;
+
+	if (strlen(v) >= sizeof(buf)) {
+		snprintf(err, errlen, "more than 5 names");
+		return -EINVAL;
+	}
+	memcpy(buf, v, strlen(v) + 1);
+	for (tok = strtok_r(buf, " \t,", &save); tok;
+	     tok = strtok_r(NULL, " \t,", &save)) {
+		why = name_problem(tok);
+		if (why) {
+			snprintf(err, errlen, "'%s': %s", tok, why);
+			return -EINVAL;
+		}
+		if (n == 5) {
+			snprintf(err, errlen, "more than 5 names");
+			return -EINVAL;
+		}
+		for (i = 0; i < n; i++) {
+			if (strcmp(c->lock_voters[i], tok) == 0) {
+				snprintf(err, errlen, "'%s' named twice", tok);
+				return -EINVAL;
+			}
+		}
+		memcpy(c->lock_voters[n++], tok, strlen(tok) + 1);
+	}
+	if (n != 1 && n != 3 && n != 5) {
+		snprintf(err, errlen, "%zu names: give 1, 3 or 5 (a majority of "
+			 "an even number tolerates no more failures than one "
+			 "fewer)", n);
+		return -EINVAL;
+	}
+	c->nlock_voters = n;
 	return 0;
 }
 
@@ -555,6 +638,8 @@ static int parse_value(struct parser *p, const struct key *k, char *base,
 		if (why)
 			return -EINVAL;
 		return set_string(dst, k->size, v);
+	case K_VOTERS:
+		return parse_voters(p->c, v, err, errlen);
 	case K_PUBFILE: {
 		char path[PATH_MAX];
 
@@ -591,17 +676,23 @@ static int conf_handler(void *arg, const char *section, const char *name,
 			k = &keys[i];
 	if (!k) {
 		set_err(p, p->line, "key '%s': unknown key in [%s]", name,
-			p->sect == S_PEER ? "peer NAME" : sect_names[p->sect]);
+			p->sect == S_PEER ? "peer NAME" :
+			p->sect == S_LOCKMEM ? "lock NAME" : sect_names[p->sect]);
 		return 1;
 	}
-	seen = p->sect == S_PEER ? p->peer_seen[p->peer - p->c->peers] : p->seen;
+	if (p->sect == S_PEER)
+		seen = p->peer_seen[p->peer - p->c->peers];
+	else if (p->sect == S_LOCKMEM)
+		seen = p->member_seen[p->peer - p->c->lock_members];
+	else
+		seen = p->seen;
 	if (seen[k - keys]) {
 		set_err(p, p->line, "key '%s': given twice (first on line %d)",
 			name, seen[k - keys]);
 		return 1;
 	}
 	seen[k - keys] = p->line;
-	if (p->sect == S_PEER) {
+	if (p->sect == S_PEER || p->sect == S_LOCKMEM) {
 		/* public_key and public_key_file fill the same field */
 		for (i = 0; i < NKEYS; i++)
 			if (i != (size_t)(k - keys) && seen[i] &&
@@ -611,10 +702,10 @@ static int conf_handler(void *arg, const char *section, const char *name,
 				return 1;
 			}
 	}
-	if (strcmp(name, "listen") == 0)
+	if (strcmp(name, "listen") == 0 && p->sect == S_NODE)
 		p->listen_line = p->line;
 	err[0] = '\0';
-	if (parse_value(p, k, p->sect == S_PEER ? (char *)p->peer : (char *)p->c,
+	if (parse_value(p, k, p->peer ? (char *)p->peer : (char *)p->c,
 			value, err, sizeof(err)))
 		set_err(p, p->line, "key '%s': %s", name,
 			*err ? err : "value too long");
@@ -655,6 +746,117 @@ static void check_whole(struct parser *p)
 	}
 }
 
+/* [locks] and [lock NAME]: the lock cluster (checked after the file). */
+static void check_locks(struct parser *p)
+{
+	struct config *c = p->c;
+	int line = p->locks_line;
+	size_t i;
+
+	if (!line) {
+		if (c->nlock_members)
+			set_err(p, c->lock_members[0].line, "section '[lock %s]': "
+				"lock members without a [locks] section",
+				c->lock_members[0].name);
+		return;
+	}
+	if (!c->lock_cluster[0])
+		set_err(p, line, "key 'cluster': [locks] needs the cluster's name");
+	if (!c->lock_listen[0])
+		set_err(p, line, "key 'listen': [locks] needs this node's lock "
+			"endpoint");
+	if (!c->nlock_voters)
+		set_err(p, line, "key 'voters': [locks] needs 1, 3 or 5 voters");
+	if (!c->node_name[0])
+		set_err(p, line, "key 'name': [locks] needs [node] name");
+	if (c->lock_lease_ms <= c->lock_election_ms)
+		set_err(p, line, "key 'lease': must be longer than "
+			"election_timeout (%llu ms)",
+			(unsigned long long)c->lock_election_ms);
+	if (!c->insecure && !c->key_file[0])
+		set_err(p, line, "key 'key': [node] key is needed for the lock "
+			"service's CURVE (or set insecure = true)");
+	for (i = 0; i < c->nlock_members; i++) {
+		struct config_peer *m = &c->lock_members[i];
+
+		if (strcmp(m->name, c->node_name) == 0)
+			set_err(p, m->line, "section '[lock %s]': that is this "
+				"node's own name (list the other members)", m->name);
+		if (!m->address[0])
+			set_err(p, m->line, "key 'address': lock member '%s' "
+				"has none", m->name);
+		if (!m->public_key[0] && !c->insecure)
+			set_err(p, m->line, "key 'public_key': lock member '%s' "
+				"has none, and [node] insecure is false", m->name);
+	}
+	for (i = 0; i < c->nlock_voters; i++)
+		if (strcmp(c->lock_voters[i], c->node_name) != 0 &&
+		    !find_in(c->lock_members, c->nlock_members, c->lock_voters[i]))
+			set_err(p, line, "key 'voters': '%s' is neither this node "
+				"nor a [lock NAME] section", c->lock_voters[i]);
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct config_lock_member *)a)->name,
+		      ((const struct config_lock_member *)b)->name);
+}
+
+size_t config_lock_members(const struct config *c,
+			   struct config_lock_member *out)
+{
+	size_t n = 0, i, j;
+
+	if (!c->lock_cluster[0])
+		return 0;
+	out[n++] = (struct config_lock_member){
+		.name = c->node_name, .address = c->lock_listen,
+		.public_key = c->insecure ? "" : c->public_key, .self = 1 };
+	for (i = 0; i < c->nlock_members; i++)
+		out[n++] = (struct config_lock_member){
+			.name = c->lock_members[i].name,
+			.address = c->lock_members[i].address,
+			.public_key = c->insecure ? "" : c->lock_members[i].public_key };
+	qsort(out, n, sizeof(*out), member_cmp);
+	for (i = 0; i < n; i++) {
+		out[i].id = i + 1;
+		for (j = 0; j < c->nlock_voters; j++)
+			if (strcmp(c->lock_voters[j], out[i].name) == 0)
+				out[i].voter = 1;
+	}
+	return n;
+}
+
+/* See config.h: the same on every member whose config agrees. */
+static uint64_t cluster_id(const struct config *c)
+{
+	struct config_lock_member m[CONFIG_PEERS_MAX + 1];
+	crypto_generichash_state st;
+	unsigned char h[crypto_generichash_BYTES];
+	size_t n = config_lock_members(c, m), i;
+	uint64_t id = 0;
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	crypto_generichash_update(&st, (const unsigned char *)"statefs-locks", 14);
+	crypto_generichash_update(&st, (const unsigned char *)c->lock_cluster,
+				  strlen(c->lock_cluster) + 1);
+	for (i = 0; i < n; i++) {
+		const char *role = m[i].voter ? "voter" : "standby";
+
+		crypto_generichash_update(&st, (const unsigned char *)m[i].name,
+					  strlen(m[i].name) + 1);
+		crypto_generichash_update(&st, (const unsigned char *)m[i].public_key,
+					  strlen(m[i].public_key) + 1);
+		crypto_generichash_update(&st, (const unsigned char *)role,
+					  strlen(role));
+		crypto_generichash_update(&st, (const unsigned char *)"\n", 1);
+	}
+	crypto_generichash_final(&st, h, sizeof(h));
+	for (i = 0; i < 8; i++)
+		id |= (uint64_t)h[i] << (8 * i);
+	return id;
+}
+
 /* ---- the API ---- */
 
 void config_init(struct config *c)
@@ -665,6 +867,8 @@ void config_init(struct config *c)
 	c->hook_timeout_ms = 5000;
 	c->heartbeat_ms = 1000;
 	c->peer_timeout_ms = 5000;
+	c->lock_lease_ms = 5000;
+	c->lock_election_ms = 300;
 }
 
 int config_load(struct config *c, const char *file, char *err, size_t errlen)
@@ -722,6 +926,10 @@ int config_load(struct config *c, const char *file, char *err, size_t errlen)
 		}
 		if (!p->err_line)
 			check_whole(p);
+		if (!p->err_line)
+			check_locks(p);
+		if (!p->err_line && c->lock_cluster[0])
+			c->lock_cluster_id = cluster_id(c);
 		r = p->err_line ? -EINVAL : 0;
 	}
 	if (c->node_name[0])

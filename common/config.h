@@ -45,6 +45,21 @@
  *                                  (durations here are > 0, and
  *                                  peer_timeout > heartbeat)
  *
+ *   [locks]                        present: mesh-wide locks (SPEC §6)
+ *   cluster = app                  the lock cluster's name (required;
+ *                                  node-name grammar), same everywhere
+ *   listen = tcp://127.0.0.1:7101  this node's lock endpoint (required)
+ *   voters = n1 n2 n3              1, 3 or 5 member names (required)
+ *   lease = 5s                     a host unheard this long loses its
+ *                                  locks (> election_timeout)
+ *   election_timeout = 300ms       Raft's
+ *   dir = /var/lib/statefs/raft    Raft's data ("": STORE_DIR/raft, for
+ *                                  the caller to compose)
+ *
+ *   [lock NAME]                    every OTHER member of the lock
+ *   address = tcp://10.0.0.2:7101  cluster: its lock endpoint (required)
+ *   public_key = <40 Z85 chars>    or public_key_file, as for [peer]
+ *
  *   [peer NAME]                    one section per peer, any number
  *   address = tcp://10.0.0.2:7001  dialled by us ("" : it dials us)
  *   public_key = <40 Z85 chars>    or: public_key_file = FILE
@@ -53,6 +68,15 @@
  *
  * Paths (dir, key, control, mountpoint, hook:, public_key_file) are
  * taken relative to the file's directory and made absolute.
+ *
+ * The lock cluster's members are this node and its [lock NAME]
+ * sections, which must not name this node; voters must be members.
+ * config_load computes lock_cluster_id from the cluster's name and
+ * every member's name, public key and role (voter or standby): nodes
+ * whose configs disagree about the cluster get different ids, and the
+ * lock service refuses each other's traffic instead of risking two
+ * tables. Listen addresses are not in the id (each node may see its
+ * peers under other addresses).
  *
  * Keys: unless insecure = true, every peer needs public_key or
  * public_key_file, and peers or a listener need [node] key; key files
@@ -122,6 +146,26 @@ struct config {
 	/* [peer NAME] */
 	struct config_peer peers[CONFIG_PEERS_MAX];
 	size_t npeers;
+	/* [locks] and [lock NAME] */
+	char lock_cluster[64];             /* "": no mesh-wide locks */
+	char lock_listen[256];
+	char lock_dir[PATH_MAX];
+	uint64_t lock_lease_ms;            /* default 5000 */
+	uint64_t lock_election_ms;         /* default 300 */
+	char lock_voters[5][64];
+	size_t nlock_voters;
+	struct config_peer lock_members[CONFIG_PEERS_MAX]; /* the others */
+	size_t nlock_members;
+	uint64_t lock_cluster_id;          /* computed; see above */
+};
+
+/* A member of the lock cluster, self included (config_lock_members). */
+struct config_lock_member {
+	const char *name;        /* point into the struct config */
+	const char *address;     /* self: lock_listen */
+	const char *public_key;  /* "" when insecure */
+	uint64_t id;             /* Raft id: 1 + index in name order */
+	int voter, self;
 };
 
 /* Defaults into c (no file). */
@@ -132,6 +176,12 @@ void config_init(struct config *c);
  * c->node_name when a name was given: copying a struct config leaves it
  * pointing at the original. */
 int config_load(struct config *c, const char *file, char *err, size_t errlen);
+
+/* The lock cluster's members, self included, sorted by name (byte
+ * order), into out[CONFIG_PEERS_MAX + 1]; their count (0 without
+ * [locks]). Every member computes the same ids. */
+size_t config_lock_members(const struct config *c,
+			   struct config_lock_member *out);
 
 /* Sizes with K M G T suffixes (an optional B), as in size= and
  * max_value= and the mount's size= and maxvalue=: 0 or -EINVAL (also

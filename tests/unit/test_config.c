@@ -331,10 +331,12 @@ static void test_errors(void **state)
 
 	expect_error(f, "[store]\n[bogus]\nx = 1\n", 2,
 		     "section '[bogus]': unknown section "
-		     "(store, node, mount, replication, peer NAME)");
+		     "(store, node, mount, replication, locks, peer NAME, "
+		     "lock NAME)");
 	expect_error(f, "[store]\n\n  [bogus]\n", 3,
 		     "section '[bogus]': unknown section "
-		     "(store, node, mount, replication, peer NAME)");
+		     "(store, node, mount, replication, locks, peer NAME, "
+		     "lock NAME)");
 	expect_error(f, "[store]\ndir = /s\nsise = 1G\n", 3,
 		     "key 'sise': unknown key in [store]");
 	expect_error(f, "[peer n2]\naddress = tcp://a:1\nkey = x\n", 3,
@@ -400,6 +402,122 @@ static void test_errors(void **state)
 	assert_int_equal(config_load(f->c, "/nonexistent/x.conf", f->err,
 				     sizeof(f->err)), -ENOENT);
 	assert_string_equal(f->err, "/nonexistent/x.conf: No such file or directory");
+}
+
+/* [locks] and [lock NAME]: the members, their ids, the cluster id and
+ * every error of the lock cluster's config. */
+static void test_locks(void **state)
+{
+	struct fx *f = *state;
+	struct config *c = f->c;
+	struct config_lock_member m[CONFIG_PEERS_MAX + 1];
+	char text[8192], head[PATH_MAX + 64], k2[CONFIG_KEY_LEN + 1], s2[CONFIG_KEY_LEN + 1];
+	char k3[CONFIG_KEY_LEN + 1], s3[CONFIG_KEY_LEN + 1];
+	uint64_t id;
+
+	assert_int_equal(zmq_curve_keypair(k2, s2), 0);
+	assert_int_equal(zmq_curve_keypair(k3, s3), 0);
+	snprintf(head, sizeof(head), "[node]\nname = n2\nkey = %s\n", f->keyfile);
+	snprintf(text, sizeof(text),
+		 "%s[locks]\ncluster = app\nlisten = tcp://127.0.0.1:7102\n"
+		 "voters = n1 n2 n3\nlease = 2s\nelection_timeout = 200ms\n"
+		 "dir = raft\n"
+		 "[lock n3]\naddress = tcp://127.0.0.1:7103\npublic_key = %s\n"
+		 "[lock n1]\naddress = tcp://127.0.0.1:7101\npublic_key = %s\n"
+		 "[lock n4]\naddress = tcp://127.0.0.1:7104\npublic_key = %s\n",
+		 head, k3, k2, k2);
+	assert_int_equal(load(f, text), 0);
+	assert_string_equal(c->lock_cluster, "app");
+	assert_string_equal(c->lock_listen, "tcp://127.0.0.1:7102");
+	assert_int_equal(c->nlock_voters, 3);
+	assert_string_equal(c->lock_voters[2], "n3");
+	assert_int_equal(c->lock_lease_ms, 2000);
+	assert_int_equal(c->lock_election_ms, 200);
+	assert_int_equal(c->nlock_members, 3);
+	assert_string_equal(c->lock_members[1].name, "n1");
+	assert_true(c->lock_cluster_id != 0);
+	id = c->lock_cluster_id;
+	assert_int_equal(config_lock_members(c, m), 4);
+	assert_string_equal(m[0].name, "n1");
+	assert_int_equal(m[0].id, 1);
+	assert_int_equal(m[0].voter, 1);
+	assert_string_equal(m[1].name, "n2");
+	assert_int_equal(m[1].self, 1);
+	assert_string_equal(m[1].address, "tcp://127.0.0.1:7102");
+	assert_string_equal(m[1].public_key, f->pub);
+	assert_string_equal(m[3].name, "n4");
+	assert_int_equal(m[3].id, 4);
+	assert_int_equal(m[3].voter, 0);
+
+	/* the same cluster seen from another order of sections and other
+	 * addresses: the same id; another role or name: another id */
+	snprintf(text, sizeof(text),
+		 "%s[lock n4]\naddress = tcp://h4:1\npublic_key = %s\n"
+		 "[lock n1]\naddress = tcp://h1:1\npublic_key = %s\n"
+		 "[lock n3]\naddress = tcp://h3:1\npublic_key = %s\n"
+		 "[locks]\ncluster = app\nlisten = tcp://*:7102\n"
+		 "voters = n3 n1 n2\n", head, k2, k2, k3);
+	assert_int_equal(load(f, text), 0);
+	assert_int_equal(c->lock_cluster_id, id);
+	assert_int_equal(c->lock_lease_ms, 5000);
+	assert_int_equal(c->lock_election_ms, 300);
+	assert_string_equal(c->lock_dir, "");
+	text[strlen(text) - 10] = '\0';
+	strcat(text, "n4 n1 n2\n");
+	assert_int_equal(load(f, text), 0);
+	assert_true(c->lock_cluster_id != id);
+
+	/* none: no members */
+	assert_int_equal(load(f, head), 0);
+	assert_int_equal(config_lock_members(c, m), 0);
+	assert_int_equal(c->lock_cluster_id, 0);
+
+	snprintf(text, sizeof(text), "%s[locks]\nlisten = tcp://a:1\nvoters = n2\n", head);
+	expect_error(f, text, 4, "key 'cluster': [locks] needs the cluster's name");
+	snprintf(text, sizeof(text), "%s[locks]\ncluster = a\nvoters = n2\n", head);
+	expect_error(f, text, 4, "key 'listen': [locks] needs this node's lock endpoint");
+	snprintf(text, sizeof(text), "%s[locks]\ncluster = a\nlisten = tcp://a:1\n", head);
+	expect_error(f, text, 4, "key 'voters': [locks] needs 1, 3 or 5 voters");
+	snprintf(text, sizeof(text), "%s[locks]\ncluster = a\nlisten = tcp://a:1\n"
+		 "voters = n2 n1\n", head);
+	expect_error(f, text, 7, "key 'voters': 2 names: give 1, 3 or 5 (a majority "
+		     "of an even number tolerates no more failures than one fewer)");
+	snprintf(text, sizeof(text), "%s[locks]\ncluster = a\nlisten = tcp://a:1\n"
+		 "voters = n2 n2 n1\n", head);
+	expect_error(f, text, 7, "key 'voters': 'n2' named twice");
+	snprintf(text, sizeof(text), "%s[locks]\ncluster = a\nlisten = tcp://a:1\n"
+		 "voters = n2 n1 n3\n[lock n1]\naddress = tcp://a:2\npublic_key = %s\n",
+		 head, k2);
+	expect_error(f, text, 4, "key 'voters': 'n3' is neither this node nor a "
+		     "[lock NAME] section");
+	snprintf(text, sizeof(text), "%s[locks]\ncluster = a\nlisten = tcp://a:1\n"
+		 "voters = n2\n[lock n1]\naddress = tcp://a:2\n", head);
+	expect_error(f, text, 8, "key 'public_key': lock member 'n1' has none, "
+		     "and [node] insecure is false");
+	snprintf(text, sizeof(text), "%s[locks]\ncluster = a\nlisten = tcp://a:1\n"
+		 "voters = n2\n[lock n2]\naddress = tcp://a:2\npublic_key = %s\n",
+		 head, k2);
+	expect_error(f, text, 8, "section '[lock n2]': that is this node's own "
+		     "name (list the other members)");
+	snprintf(text, sizeof(text), "%s[lock n1]\naddress = tcp://a:2\npublic_key = %s\n"
+		 "[lock n1]\n", head, k2);
+	expect_error(f, text, 7, "section '[lock n1]': duplicate lock (first on line 4)");
+	snprintf(text, sizeof(text), "%s[lock n1]\naddress = tcp://a:2\npublic_key = %s\n",
+		 head, k2);
+	expect_error(f, text, 4, "section '[lock n1]': lock members without a "
+		     "[locks] section");
+	snprintf(text, sizeof(text), "%s[locks]\ncluster = a\nlisten = tcp://a:1\n"
+		 "voters = n2\nlease = 100ms\n", head);
+	expect_error(f, text, 4, "key 'lease': must be longer than election_timeout "
+		     "(300 ms)");
+	expect_error(f, "[locks]\ncluster = a\nlisten = tcp://a:1\nvoters = x\n"
+		     "[node]\ninsecure = true\n", 1,
+		     "key 'name': [locks] needs [node] name");
+	expect_error(f, "[node]\nname = x\n[locks]\ncluster = a\nlisten = tcp://a:1\n"
+		     "voters = x\n", 3, "key 'key': [node] key is needed for the "
+		     "lock service's CURVE (or set insecure = true)");
+	expect_error(f, "[locks]\nport = 1\n", 2, "key 'port': unknown key in [locks]");
+	expect_error(f, "[lock n1]\nkey = 1\n", 2, "key 'key': unknown key in [lock NAME]");
 }
 
 static void test_indented(void **state)
@@ -636,6 +754,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_relative_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_indented, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_required, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_z85, setup, teardown),

@@ -5,7 +5,8 @@
 #                                       leader elected (dies otherwise)
 #   mnt nK                              nK's mountpoint
 #   lock_stat nK NAME                   NAME's value in nK's status
-#   leader_of nK                        the leader nK sees ("" if none)
+#   lock_stat_in STORE_DIR NAME         the same for any store
+#   leader_of nK, leader_in STORE_DIR   the leader it sees ("" if none)
 #   hold MODE FILE                      flock MODE (ex|sh) and keep it
 #                                       (run it in the background)
 #   lockx FILE / token FILE             user.statefs.lock(.token)
@@ -20,13 +21,15 @@
 M=$T/mesh
 mnt() { echo "$M/$1/mnt"; }
 
-lock_stat() { # nK NAME
-	awk -v n="$2" '$1 == n {print $2; exit}' "$M/$1/store/repl.status" 2>/dev/null
+lock_stat() { lock_stat_in "$M/$1/store" "$2"; } # nK NAME
+lock_stat_in() { # STORE_DIR NAME
+	awk -v n="$2" '$1 == n {print $2; exit}' "$1/repl.status" 2>/dev/null
 }
 
-leader_of() { # nK
+leader_of() { leader_in "$M/$1/store"; } # nK
+leader_in() { # STORE_DIR
 	local l
-	l=$(lock_stat "$1" lock_leader)
+	l=$(lock_stat_in "$1" lock_leader)
 	case $l in ""|-|none|0) echo "" ;; *) echo "$l" ;; esac
 }
 

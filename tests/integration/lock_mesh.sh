@@ -168,7 +168,7 @@ for r in $(seq 3); do
 done
 # the reserved lock paths of O_EXCL do not show as files
 for k in $H; do
-	ls -a "$(mnt "$k")" | grep -q '^!' && fail "a '!' lock path shows on $k"
+	[ -z "$(find "$(mnt "$k")/" -name '!*' 2>&1)" ] || fail "a '!' lock path shows on $k"
 done
 mesh_logs_clean "$M"
 finish

@@ -37,6 +37,17 @@
  * and in order per member while connected; on_message receives them.
  * The lock service forwards proposals to the leader and returns results
  * and grants with them.
+ *
+ * Caveats.
+ *   - The process must ignore SIGPIPE: libraft writes to its end of a
+ *     stream with write(2), and a stream ends by closing raftnet's end.
+ *     raftnet's own writes never raise it (MSG_NOSIGNAL).
+ *   - Give the raft io a short connect retry delay
+ *     (raft_uv_set_connect_retry_delay, ~100 ms): a connect to a member
+ *     that is not connected now fails at once with RAFT_NOCONNECTION
+ *     and libraft waits that long before the next attempt.
+ *   - One transport per raftnet, used by one raft io; raftnet_close
+ *     only after raft_close's callback (raft then closed the transport).
  */
 #ifndef STATEFS_REPL_RAFTNET_H
 #define STATEFS_REPL_RAFTNET_H
@@ -65,6 +76,12 @@ struct raftnet_opts {
 	const char *listen;                     /* own bind endpoint */
 	const char *secret_key, *public_key;    /* Z85; NULL: insecure */
 	uint64_t cluster_id;
+	/* The fault point (like the replicator's STORE_DIR/repl.block):
+	 * while this file names a member (names separated by blanks or
+	 * newlines), frames to and from it are dropped, as if the network
+	 * were cut. Re-read when its mtime changes, at most every 50 ms.
+	 * NULL: none. Copied. */
+	const char *block_file;
 	void (*on_message)(void *arg, uint64_t from, const void *buf,
 			   size_t len);
 	void *arg;
@@ -74,6 +91,7 @@ struct raftnet_stats {
 	uint64_t frames_in, frames_out, bytes_in, bytes_out;
 	uint64_t streams_opened, streams_reset;
 	uint64_t drop_cluster, drop_member, drop_key, drop_malformed;
+	uint64_t drop_blocked;       /* frames in or out cut by block_file */
 	uint64_t msgs_in, msgs_out, msgs_dropped;
 };
 
@@ -89,7 +107,8 @@ struct raft_uv_transport *raftnet_transport(struct raftnet *n);
  * member), -ENOMEM. */
 int raftnet_send(struct raftnet *n, uint64_t to, const void *buf,
 		 size_t len);
-/* 1 while we have heard from member `id` within `within_ms`. */
+/* 1 while we have heard from member `id` within `within_ms` (a valid
+ * frame of our cluster, not blocked); 1 for ourselves; 0 otherwise. */
 int raftnet_heard(struct raftnet *n, uint64_t id, uint64_t within_ms);
 void raftnet_stats(struct raftnet *n, struct raftnet_stats *out);
 /* Close sockets and streams; done(arg) is called on the loop when all

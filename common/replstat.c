@@ -101,6 +101,27 @@ static int parse_i64(const char *s, long long *out)
 	return errno || end == s || *end ? -EINVAL : 0;
 }
 
+/* The lock service's summary lines (repl/status.c). */
+static void lock_line(struct replstat *rs, const char *line)
+{
+	long long v;
+
+	if (strncmp(line, "lock_cluster ", 13) == 0)
+		snprintf(rs->lock_cluster, sizeof(rs->lock_cluster), "%s",
+			 line + 13);
+	else if (strncmp(line, "lock_role ", 10) == 0)
+		snprintf(rs->lock_role, sizeof(rs->lock_role), "%s", line + 10);
+	else if (strncmp(line, "lock_leader ", 12) == 0)
+		snprintf(rs->lock_leader, sizeof(rs->lock_leader), "%s",
+			 line + 12);
+	else if (strncmp(line, "lock_voters ", 12) == 0)
+		snprintf(rs->lock_voters, sizeof(rs->lock_voters), "%s",
+			 line + 12);
+	else if (strncmp(line, "lock_reachable ", 15) == 0 &&
+		 parse_i64(line + 15, &v) == 0)
+		rs->lock_reachable = v == 1;
+}
+
 int replstat_read(const char *store_dir, struct replstat *rs)
 {
 	struct sbuf counters = { 0 }, peers = { 0 }, refused = { 0 };
@@ -142,6 +163,9 @@ int replstat_read(const char *store_dir, struct replstat *rs)
 			snprintf(rs->node, sizeof(rs->node), "%s", line + 5);
 		} else if (strncmp(line, "repl_", 5) == 0) {
 			err = sbuf_line(&counters, line, (size_t)n);
+		} else if (strncmp(line, "lock_", 5) == 0) {
+			lock_line(rs, line);
+			err = sbuf_line(&counters, line, (size_t)n);
 		} else if (strncmp(line, "peer ", 5) == 0) {
 			err = sbuf_line(&peers, line, (size_t)n);
 		} else if (strncmp(line, "refused_key ", 12) == 0) {
@@ -169,6 +193,9 @@ out:
 		counters.p = peers.p = refused.p = NULL;
 		counters.len = peers.len = refused.len = 0;
 		counters.cap = peers.cap = refused.cap = 0;
+		rs->lock_cluster[0] = rs->lock_role[0] = '\0';
+		rs->lock_leader[0] = rs->lock_voters[0] = '\0';
+		rs->lock_reachable = 0;
 	}
 	rs->counters = sbuf_take(&counters);
 	rs->peers = sbuf_take(&peers);

@@ -38,9 +38,13 @@ struct replstat {
 	int64_t updated_ms;   /* CLOCK_REALTIME of the last rewrite */
 	int64_t age_ms;       /* now - updated_ms when read */
 	char node[96];        /* "NAME ID", as the file has it */
+	/* The mesh lock service's summary (lock_cluster "" : none). */
+	char lock_cluster[64], lock_role[16], lock_leader[64];
+	char lock_voters[5 * 64 + 8];
+	int lock_reachable;
 	/* Whole lines, each ending in '\n', in the file's order; NUL
 	 * terminated, "" when none. Owned by the struct (replstat_free). */
-	char *counters;       /* "repl_NAME N" */
+	char *counters;       /* "repl_NAME N", then "lock_NAME VALUE" */
 	char *peers;          /* "peer NAME k=v ..." */
 	char *refused;        /* "refused_key KEY address=A count=N" */
 };

@@ -923,7 +923,9 @@ static int ctl_status_peer(void *arg, uint64_t peer, uint64_t origin,
 
 /* What the replicator says in STORE_DIR/repl.status (common/replstat.h
  * has the liveness rule): `replicator running|not running`, and while
- * it runs `replicator_pid`, its repl_* counters, a `peer NAME k=v...`
+ * it runs `replicator_pid`, with [locks] a line `locks: cluster NAME
+ * voters N1 N2.. leader NAME role ROLE reachable 0|1`, its repl_* and
+ * lock_* lines, a `peer NAME k=v...`
  * line per peer and a `refused_key KEY ...` line per refused key. A
  * file that cannot be read is said on stderr and shown as not running:
  * the store's own figures above stay right. */
@@ -938,6 +940,12 @@ static void ctl_status_repl(struct ctl *c)
 		printf("replicator not running\n");
 	} else {
 		printf("replicator running\nreplicator_pid %d\n", (int)rs.pid);
+		if (rs.lock_cluster[0])
+			printf("locks: cluster %s voters %s leader %s role %s "
+			       "reachable %d\n", rs.lock_cluster, rs.lock_voters,
+			       rs.lock_leader[0] ? rs.lock_leader : "-",
+			       rs.lock_role[0] ? rs.lock_role : "-",
+			       rs.lock_reachable);
 		printf("%s%s%s", rs.counters, rs.peers, rs.refused);
 	}
 	replstat_free(&rs);

@@ -28,6 +28,13 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 	lf->applied++;
 	if (res->code == LT_MALFORMED)
 		lf->malformed++;
+	if (lf->hook) {
+		struct lt_cmd c;
+		int ok = res->code != LT_MALFORMED &&
+			 lt_cmd_decode(buf->base, buf->len, &c) == 0;
+
+		lf->hook(lf->hook_arg, ok ? &c : NULL, res);
+	}
 	*result = (void *)res;
 	return 0;
 }
@@ -74,7 +81,15 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 		return RAFT_MALFORMED;
 	raft_free(buf->base);
 	lf->restores++;
+	if (lf->hook)
+		lf->hook(lf->hook_arg, NULL, NULL);
 	return 0;
+}
+
+void lockfsm_set_hook(struct lockfsm *lf, lockfsm_hook_fn fn, void *arg)
+{
+	lf->hook = fn;
+	lf->hook_arg = arg;
 }
 
 int lockfsm_init(struct lockfsm *lf, const struct lt_limits *limits)

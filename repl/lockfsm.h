@@ -34,6 +34,18 @@
  *     term by itself, so its table may lag what the old one answered;
  *   - tell waiters of the grants listed in results, and after a leader
  *     change re-announce from lt_foreach: announcements are not state.
+ *
+ * The apply hook (lockfsm_set_hook): raft_apply's callback fires on the
+ * leader only, but every member applies every entry. A service that
+ * proposes through the leader from any member learns the outcome of its
+ * own commands, and the grants of its waiting sessions, from its own
+ * apply: the hook is called after every applied entry, on every member,
+ * with the decoded command (NULL for a malformed entry) and its result.
+ * Both are valid only during the call (the command points into raft's
+ * buffer, the result into the table). After a snapshot is restored the
+ * hook is called once with cmd and res NULL: entries were skipped, so
+ * whatever the service waits for must be looked up in the table. The
+ * hook must not call raft (it runs inside raft's apply loop).
  */
 #ifndef STATEFS_REPL_LOCKFSM_H
 #define STATEFS_REPL_LOCKFSM_H
@@ -42,15 +54,25 @@
 
 #include "repl/locktable.h"
 
+/* cmd and res NULL: a snapshot replaced the table (see above). */
+typedef void (*lockfsm_hook_fn)(void *arg, const struct lt_cmd *cmd,
+				const struct lt_result *res);
+
 struct lockfsm {
 	struct raft_fsm fsm;
 	struct locktable *table;
 	uint64_t applied, malformed, snapshots, restores;
+	lockfsm_hook_fn hook;  /* NULL: none */
+	void *hook_arg;
 };
 
 /* 0, or -ENOMEM. limits NULL: the defaults. */
 int lockfsm_init(struct lockfsm *lf, const struct lt_limits *limits);
 void lockfsm_close(struct lockfsm *lf);
+
+/* Call fn(arg, ...) after every apply and restore from now on; fn NULL
+ * removes it. */
+void lockfsm_set_hook(struct lockfsm *lf, lockfsm_hook_fn fn, void *arg);
 
 /* The lockfsm behind an fsm filled by lockfsm_init. */
 struct lockfsm *lockfsm_of(struct raft_fsm *fsm);

@@ -1886,6 +1886,18 @@ int lt_session(const struct locktable *t, uint64_t id,
 	return 0;
 }
 
+void lt_foreach_session(const struct locktable *t,
+			void (*fn)(void *arg, const struct lt_sessioninfo *s),
+			void *arg)
+{
+	struct lt_sessioninfo si;
+	size_t i;
+
+	for (i = 0; i < t->nsessions; i++)
+		if (lt_session(t, t->sessions[i]->id, &si) == 0)
+			fn(arg, &si);
+}
+
 void lt_stats(const struct locktable *t, struct lt_stats *out)
 {
 	out->sessions = t->nsessions;

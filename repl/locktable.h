@@ -322,6 +322,11 @@ int lt_query(const struct locktable *t, enum lt_kind kind, const char *path,
 int lt_session(const struct locktable *t, uint64_t id,
 	       struct lt_sessioninfo *out);
 void lt_stats(const struct locktable *t, struct lt_stats *out);
+/* Every live session, by id (the leader's lease scan). fn must not
+ * change the table. */
+void lt_foreach_session(const struct locktable *t,
+			void (*fn)(void *arg, const struct lt_sessioninfo *s),
+			void *arg);
 
 /* One holder or waiter, as lt_foreach shows it (path: the table's). */
 struct lt_entry {

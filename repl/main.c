@@ -16,6 +16,9 @@
 
 #include "common/log.h"
 #include "repl/repl.h"
+#ifdef STATEFS_LOCKSVC
+#include "repl/locksvc.h"
+#endif
 
 #define PROG "statefs-repl"
 
@@ -56,7 +59,17 @@ static void usage(FILE *out)
 		"  -h, --help               this text\n"
 		"  -V, --version            the version\n\n"
 		"T is a duration: 500ms, 2s, 1m. Status: statefsctl status STORE_DIR,\n"
-		"or /.statefs/peers in the mount. Stop with SIGTERM.\n");
+		"or /.statefs/peers in the mount. Stop with SIGTERM.\n\n"
+		"With a [locks] section in the config it also runs the mesh-wide lock\n"
+		"service (SPEC §6): a Raft lock table shared by the [locks] members, and\n"
+		"the local socket the mount locks through ([node] control, default\n"
+		"STORE_DIR/repl.sock)%s.\n",
+#ifdef STATEFS_LOCKSVC
+		""
+#else
+		"; this build has no libraft and refuses [locks]"
+#endif
+		);
 }
 
 static int parse_ms(const char *opt, const char *v, uint64_t *out)
@@ -491,6 +504,15 @@ int main(int argc, char **argv)
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 	}
+#ifndef STATEFS_LOCKSVC
+	if (r.cfg.lock_cluster[0]) {
+		fprintf(stderr, PROG ": %s: [locks]: this statefs-repl was built "
+			"without libraft, so it has no mesh-wide lock service "
+			"(install libraft-dev and libuv1-dev and rebuild, or remove "
+			"[locks])\n", r.cfg.file);
+		return 2;
+	}
+#endif
 	r.cfg.so.node_name = r.cfg.node_name[0] ? r.cfg.node_name : NULL;
 	err = store_open(r.cfg.store_dir, &r.cfg.so, &r.store);
 	if (err) {
@@ -534,8 +556,22 @@ int main(int argc, char **argv)
 	for (i = 0; i < r.npeers; i++)
 		if (r.peers[i].dl.sock)
 			peer_hello(&r, &r.peers[i], &r.peers[i].dl, WIRE_F_REPLY);
+#ifdef STATEFS_LOCKSVC
+	if (r.cfg.lock_cluster[0]) {
+		char lerr[512];
+
+		err = locksvc_start(&r.cfg, r.store, &r.locks, lerr, sizeof(lerr));
+		if (err) {
+			fprintf(stderr, PROG ": lock service: %s\n", lerr);
+			return 1;
+		}
+	}
+#endif
 	rc = run(&r);
 	log_msg(LOG_NOTICE, "stopping");
+#ifdef STATEFS_LOCKSVC
+	locksvc_stop(&r.locks);
+#endif
 	status_write(&r);
 	zmq_close(r.router);
 	zmq_close(r.wake_rx);

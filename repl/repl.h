@@ -6,7 +6,9 @@
  * DEALER per peer we dial and an inproc socket), two more only wait:
  * the waker (store_wait on the binlog, then a byte to the loop: a local
  * commit reaches the wire without a polling interval) and the ZAP
- * handler (zap.c: CURVE keys against the allowlist).
+ * handler (zap.c: CURVE keys against the allowlist). With [locks], the
+ * lock service runs on a thread of its own (locksvc.h) with its own
+ * sockets; the loop only reads its figures for the status file.
  *
  * Links. Each node binds one ROUTER and dials, with one DEALER each,
  * the peers its config gives an address. Our stream of changes to a
@@ -121,9 +123,12 @@ struct refused_key {
 	int64_t last;
 };
 
+struct locksvc;
+
 struct repl {
 	struct config cfg;
 	struct store *store;
+	struct locksvc *locks;        /* the mesh lock service ([locks]) */
 	void *zctx, *router, *wake_rx;
 	uint64_t session;
 	uint64_t node;

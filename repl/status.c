@@ -11,6 +11,18 @@
  *   peer NAME connected=0|1 last_contact_ms=N behind_out=N behind_in=N
  *        in_per_s=N out_per_s=N address=A   (one line)
  *   refused_key KEY address=A count=N
+ *   lock_cluster NAME        with [locks] (locksvc.h), then one line each:
+ *   lock_role R              leader follower standby candidate cut-off
+ *                            failed starting
+ *   lock_leader NAME         "-" when none is known
+ *   lock_voters N1 N2 N3
+ *   lock_reachable 0|1       in touch with the voters' majority
+ *   lock_term N, lock_log_index N, lock_commit_ms N (EWMA of ours),
+ *   lock_connections N (mounts here), and the table as applied here:
+ *   lock_sessions, lock_held_excl, lock_held_shared, lock_waiters,
+ *   lock_grants, lock_releases, lock_contentions, lock_waits,
+ *   lock_orphans_closed, lock_orphans_expired; raftnet's drops:
+ *   lock_net_dropped_cluster, _member, _key, _malformed, _msgs, _blocked
  *
  * STORE_DIR/repl.block, if it exists, names peers (separated by
  * blanks or newlines) whose traffic is dropped both ways while they
@@ -29,6 +41,49 @@
 
 #include "common/log.h"
 #include "repl/repl.h"
+#ifdef STATEFS_LOCKSVC
+#include "repl/locksvc.h"
+
+static void locks(FILE *f, struct repl *r)
+{
+	struct locksvc_stats st;
+	size_t i;
+
+	if (!r->locks)
+		return;
+	locksvc_stats(r->locks, &st);
+	fprintf(f, "lock_cluster %s\nlock_role %s\nlock_leader %s\nlock_voters",
+		r->cfg.lock_cluster, st.role, st.leader[0] ? st.leader : "-");
+	for (i = 0; i < r->cfg.nlock_voters; i++)
+		fprintf(f, " %s", r->cfg.lock_voters[i]);
+	fprintf(f, "\nlock_reachable %d\nlock_term %" PRIu64
+		"\nlock_log_index %" PRIu64 "\nlock_commit_ms %" PRIu64
+		"\nlock_connections %" PRIu64 "\nlock_sessions %" PRIu64
+		"\nlock_held_excl %" PRIu64 "\nlock_held_shared %" PRIu64
+		"\nlock_waiters %" PRIu64 "\nlock_grants %" PRIu64
+		"\nlock_releases %" PRIu64 "\nlock_contentions %" PRIu64
+		"\nlock_waits %" PRIu64 "\nlock_orphans_closed %" PRIu64
+		"\nlock_orphans_expired %" PRIu64
+		"\nlock_net_dropped_cluster %" PRIu64
+		"\nlock_net_dropped_member %" PRIu64
+		"\nlock_net_dropped_key %" PRIu64
+		"\nlock_net_dropped_malformed %" PRIu64
+		"\nlock_net_dropped_msgs %" PRIu64
+		"\nlock_net_dropped_blocked %" PRIu64 "\n",
+		st.reachable, st.term, st.last_index, st.commit_ms,
+		st.connections, st.sessions, st.held_excl, st.held_shared,
+		st.waiters, st.grants, st.releases, st.contentions, st.waits,
+		st.orphans_closed, st.orphans_expired, st.net_drop_cluster,
+		st.net_drop_member, st.net_drop_key, st.net_drop_malformed,
+		st.net_msgs_dropped, st.net_drop_blocked);
+}
+#else
+static void locks(FILE *f, struct repl *r)
+{
+	(void)f;
+	(void)r;
+}
+#endif
 
 static void counters(FILE *f, const struct counters *c)
 {
@@ -95,6 +150,7 @@ void status_write(struct repl *r)
 				r->refused[i].key, r->refused[i].address,
 				r->refused[i].count);
 	pthread_mutex_unlock(&r->refused_lock);
+	locks(f, r);
 	r->status_at = now;
 	if (fclose(f) != 0 || rename(tmp, path) != 0)
 		log_rate(LOG_WARNING, "cannot write %s: %m", path);

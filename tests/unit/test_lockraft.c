@@ -1131,6 +1131,180 @@ static void run_seed(unsigned seed, unsigned n)
 	free(w);
 }
 
+
+/* ---- the apply hook (lockfsm_set_hook): every member hears every entry ---- */
+
+#define HOOK_MAX 16
+
+struct hook_log {
+	unsigned n, restores;
+	struct {
+		enum lt_cmd_type type;
+		uint64_t session, seq;
+		enum lt_code code;
+		uint64_t rsession;
+		size_t ngrants;
+		uint64_t grant_session, grant_seq;
+	} e[HOOK_MAX];
+};
+
+static void hook_record(void *arg, const struct lt_cmd *cmd,
+			const struct lt_result *res)
+{
+	struct hook_log *h = arg;
+
+	if (!cmd && !res) {
+		h->restores++;
+		return;
+	}
+	assert_non_null(cmd);
+	assert_true(h->n < HOOK_MAX);
+	h->e[h->n].type = cmd->type;
+	h->e[h->n].session = cmd->session;
+	h->e[h->n].seq = cmd->seq;
+	h->e[h->n].code = res->code;
+	h->e[h->n].rsession = res->session;
+	h->e[h->n].ngrants = res->ngrants;
+	if (res->ngrants) {
+		h->e[h->n].grant_session = res->grants[0].session;
+		h->e[h->n].grant_seq = res->grants[0].seq;
+	}
+	h->n++;
+}
+
+static int hook_applied;
+
+static void hook_apply_cb(struct raft_apply *req, int status, void *result)
+{
+	(void)result;
+	assert_int_equal(status, 0);
+	hook_applied++;
+	free(req);
+}
+
+static void hook_propose(struct raft_fixture *f, const struct lt_cmd *c)
+{
+	struct raft_apply *req = calloc(1, sizeof(*req));
+	struct raft_buffer buf;
+	struct raft *leader = raft_fixture_get(f, f->leader_id - 1);
+	int before = hook_applied;
+	unsigned i;
+
+	assert_non_null(req);
+	assert_int_equal(lockfsm_propose_buf(c, &buf), 0);
+	assert_int_equal(raft_apply(leader, req, &buf, 1, hook_apply_cb), 0);
+	for (i = 0; i < 100000 && hook_applied == before; i++)
+		raft_fixture_step(f);
+	assert_int_equal(hook_applied, before + 1);
+}
+
+static void test_apply_hook(void **state)
+{
+	struct raft_fixture f;
+	struct raft_configuration conf;
+	struct lockfsm lf[3];
+	struct hook_log log[3];
+	struct lt_cmd c;
+	unsigned i, j, k;
+	raft_index last;
+
+	(void)state;
+	memset(log, 0, sizeof(log));
+	assert_int_equal(raft_fixture_initialize(&f), 0);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(lockfsm_init(&lf[i], NULL), 0);
+		lockfsm_set_hook(&lf[i], hook_record, &log[i]);
+		assert_int_equal(raft_fixture_grow(&f, &lf[i].fsm), 0);
+		assert_int_equal(raftguard_wrap(&f.servers[i].io), 0);
+		raft_set_pre_vote(raft_fixture_get(&f, i), true);
+	}
+	assert_int_equal(raft_fixture_configuration(&f, 3, &conf), 0);
+	assert_int_equal(raft_fixture_bootstrap(&f, &conf), 0);
+	raft_configuration_close(&conf);
+	assert_int_equal(raft_fixture_start(&f), 0);
+	for (i = 0; i < 100000 && !f.leader_id; i++)
+		raft_fixture_step(&f);
+	assert_true(f.leader_id != 0);
+
+	/* two sessions; s1 holds /p exclusively, s2 waits, s1 releases:
+	 * the release's result lists s2's grant */
+	memset(&c, 0, sizeof(c));
+	c.type = LT_OPEN_SESSION;
+	c.seq = 1;
+	c.now = 1000;
+	c.node = 7;
+	c.lease_ms = 5000;
+	c.name = "h1";
+	c.namelen = 2;
+	c.nonce = 1;
+	hook_propose(&f, &c);
+	c.nonce = 2;
+	c.name = "h2";
+	hook_propose(&f, &c);
+	memset(&c, 0, sizeof(c));
+	c.type = LT_ACQUIRE;
+	c.session = 1;
+	c.seq = 2;
+	c.now = 1001;
+	c.kind = LT_FLOCK;
+	c.mode = LT_EX;
+	c.path = "/p";
+	c.pathlen = 2;
+	c.owner = 11;
+	c.pid = 100;
+	hook_propose(&f, &c);
+	c.session = 2;
+	c.owner = 22;
+	c.wait = 1;
+	hook_propose(&f, &c);
+	memset(&c, 0, sizeof(c));
+	c.type = LT_RELEASE;
+	c.session = 1;
+	c.seq = 3;
+	c.now = 1002;
+	c.kind = LT_FLOCK;
+	c.path = "/p";
+	c.pathlen = 2;
+	c.owner = 11;
+	hook_propose(&f, &c);
+
+	/* every member applies everything: the followers a heartbeat later */
+	last = raft_last_applied(raft_fixture_get(&f, f.leader_id - 1));
+	for (k = 0; k < 100000; k++) {
+		for (j = 0; j < 3; j++)
+			if (raft_last_applied(raft_fixture_get(&f, j)) < last)
+				break;
+		if (j == 3)
+			break;
+		raft_fixture_step(&f);
+	}
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(log[i].n, 5);
+		assert_int_equal(log[i].e[0].type, LT_OPEN_SESSION);
+		assert_int_equal(log[i].e[0].code, LT_OK);
+		assert_int_equal(log[i].e[0].rsession, 1);
+		assert_int_equal(log[i].e[1].rsession, 2);
+		assert_int_equal(log[i].e[2].type, LT_ACQUIRE);
+		assert_int_equal(log[i].e[2].session, 1);
+		assert_int_equal(log[i].e[2].seq, 2);
+		assert_int_equal(log[i].e[2].code, LT_GRANTED);
+		assert_int_equal(log[i].e[3].session, 2);
+		assert_int_equal(log[i].e[3].code, LT_QUEUED);
+		assert_int_equal(log[i].e[4].type, LT_RELEASE);
+		assert_int_equal(log[i].e[4].seq, 3);
+		assert_int_equal(log[i].e[4].code, LT_OK);
+		assert_int_equal(log[i].e[4].ngrants, 1);
+		assert_int_equal(log[i].e[4].grant_session, 2);
+		assert_int_equal(log[i].e[4].grant_seq, 2);
+		assert_int_equal(log[i].restores, 0);
+	}
+	raft_fixture_close(&f);
+	for (i = 0; i < 3; i++) {
+		raftguard_unwrap(&f.servers[i].io);
+		lockfsm_close(&lf[i]);
+	}
+}
+
 static void run_seeds(unsigned n)
 {
 	unsigned s, first = opt_seed ? opt_seed : 1;
@@ -1155,6 +1329,7 @@ static void test_five_voters(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_apply_hook),
 		cmocka_unit_test(test_three_voters),
 		cmocka_unit_test(test_five_voters),
 	};

@@ -1,0 +1,1864 @@
+/*
+ * locksvc.c — the lock service thread (the manual is locksvc.h).
+ *
+ * One libuv loop runs raft, raftnet and the control socket. The pieces:
+ *
+ *   mount --lockproto--> conn --op queue--> propose --raft--> apply hook
+ *                          ^                                    |
+ *                          +---- answer <- handover (vv) <------+
+ *
+ * A request of a mount becomes an op. An op that is a table command
+ * waits in its connection's queue; the head is proposed (state
+ * INFLIGHT) and stays there until an outcome arrives from the apply hook
+ * or a RESULT datagram. An ACQUIRE answered QUEUED moves to the
+ * connection's waiting list (WAITING) until a result lists its grant; a
+ * granted ACQUIRE waits for the store (HANDOVER) and is then answered.
+ *
+ *   QUEUED --pump--> INFLIGHT --GRANTED------------> HANDOVER --vv--> answered
+ *                       |  \--QUEUED--> WAITING --grant--^
+ *                       \--other codes--> answered
+ *
+ * Invariants
+ *   (1) a connection has at most one op INFLIGHT, the head of its queue;
+ *       its bytes (and so its seq) never change until its outcome;
+ *   (2) an op is completed once: completion takes it off the queue, and
+ *       a second outcome of the same (session, seq) finds no INFLIGHT op;
+ *   (3) a grant is answered only after the store holds the grant's vv;
+ *   (4) every raft call is made on this loop, never from the apply hook.
+ *
+ * Datagrams between members (little-endian):
+ *   PROPOSE  u32 type=1, u32 0, then the command's bytes
+ *   RESULT   u32 type=2, u32 code, u64 session, u64 seq, u64 nonce,
+ *            u64 result session, u64 token, u32 dup, u32 alive,
+ *            u32 vv n, u32 0, n x (u64 node, u64 seq)
+ * `alive`: the session still exists in the leader's table after the
+ * command (NOT_FOUND of a RELEASE means "not held" when it does).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <sodium.h>
+#include <uv.h>
+
+#include "common/list.h"
+#include "common/lockproto.h"
+#include "common/log.h"
+#include "repl/lockfsm.h"
+#include "repl/locksvc.h"
+#include "repl/raftguard.h"
+#include "repl/raftnet.h"
+
+#define DG_PROPOSE 1
+#define DG_RESULT 2
+#define HANDOVER_TICK_MS 2
+#define HANDOVER_LOG_MS 5000
+
+enum op_state { OP_QUEUED, OP_INFLIGHT, OP_WAITING, OP_HANDOVER };
+
+struct op {
+	struct list link;        /* conn's queue or waiting list */
+	enum op_state state;
+	int answer;              /* send a RESULT to the mount */
+	uint64_t id;             /* the mount's request id */
+	enum lt_cmd_type type;
+	enum lt_kind kind;
+	enum lt_mode mode;
+	int wait, cancel;        /* cancel: CANCEL arrived while INFLIGHT */
+	uint64_t owner, nonce, target_seq;
+	uint32_t pid;
+	char *path;
+	struct lt_vv vv;         /* RELEASE: ours; HANDOVER: the grant's */
+	uint64_t seq, token;
+	void *bytes;             /* the encoded command, fixed once sent */
+	size_t len;
+	int64_t first_sent, last_sent, handover_at;
+	uint64_t sent_leader, sent_term;
+	int logged;
+};
+
+struct outmsg {
+	struct list link;
+	size_t len;
+	unsigned char buf[];
+};
+
+struct conn {
+	struct list link;        /* svc's connections */
+	struct locksvc *s;
+	int fd;                  /* -1 once closed (a zombie closing its
+				  * session) */
+	uv_poll_t poll;
+	int polling, hello;
+	char host[LT_NAME_MAX + 1];
+	uint64_t session, seq;   /* session 0: none open */
+	int opening;             /* an OPEN_SESSION is queued or in flight */
+	struct list queue, waiting, out;
+	int64_t last_cmd;
+};
+
+struct apply_req {
+	struct raft_apply req;
+	struct locksvc *s;
+	uint64_t from;           /* raft id to send the RESULT to; 0: us */
+	uint64_t session, seq, nonce;
+};
+
+struct member {
+	uint64_t id;
+	char name[64];
+	int voter;
+};
+
+struct locksvc {
+	struct config cfg;
+	struct store *store;
+	uint64_t node_id;
+	pthread_t thread;
+	pthread_mutex_t lock;         /* protects pub */
+	struct locksvc_stats pub;
+	char sock_path[PATH_MAX + 16];
+	/* the loop's own, below */
+	uv_loop_t loop;
+	uv_async_t stop_async;
+	uv_timer_t tick, handover, kick;
+	uv_poll_t listen_poll;
+	int listen_fd, stopping, failed;
+	struct raftnet *net;
+	struct raft_io io;
+	struct raft raft;
+	struct lockfsm fsm;
+	int io_inited, raft_inited, guarded, fsm_inited;
+	struct member members[CONFIG_PEERS_MAX + 1];
+	size_t nmembers, nvoters;
+	uint64_t self_id;
+	int self_voter;
+	uint64_t election_ms, heartbeat_ms;
+	struct list conns;
+	uint64_t leader_id, leader_term;
+	int64_t leader_since;         /* we lead since (monotonic ms) */
+	int reachable;
+	uint64_t last_orphans;
+	uint64_t releases, waits, orphans_closed, orphans_expired;
+	double commit_ewma;
+	int64_t last_expire_scan;
+};
+
+/* ---- small helpers ---- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 0; i < 4; i++)
+		v |= (uint32_t)p[i] << (8 * i);
+	return v;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static const char *member_name(struct locksvc *s, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < s->nmembers; i++)
+		if (s->members[i].id == id)
+			return s->members[i].name;
+	return "";
+}
+
+/* ---- the store's version vector ---- */
+
+static int vv_add(void *arg, uint64_t node, uint64_t seq)
+{
+	struct lt_vv *vv = arg;
+
+	if (seq == 0 || vv->n == LT_VV_MAX)
+		return 0;
+	vv->e[vv->n].node = node;
+	vv->e[vv->n].seq = seq;
+	vv->n++;
+	return 0;
+}
+
+static int vv_cmp(const void *a, const void *b)
+{
+	const struct lt_vv_entry *x = a, *y = b;
+
+	return x->node < y->node ? -1 : x->node > y->node;
+}
+
+/* The store's watermarks now, nodes increasing (the table's rule). */
+static void store_vv(struct locksvc *s, struct lt_vv *vv)
+{
+	vv->n = 0;
+	if (store_watermarks(s->store, vv_add, vv) < 0) {
+		log_rate(LOG_WARNING, "locks: cannot read the store's watermarks");
+		vv->n = 0;
+	}
+	qsort(vv->e, vv->n, sizeof(vv->e[0]), vv_cmp);
+}
+
+/* 1 when every (node, seq) of want is at or below have's. */
+static int vv_covered(const struct lt_vv *want, const struct lt_vv *have)
+{
+	uint32_t i, j;
+
+	for (i = 0; i < want->n; i++) {
+		for (j = 0; j < have->n; j++)
+			if (have->e[j].node == want->e[i].node)
+				break;
+		if (j == have->n || have->e[j].seq < want->e[i].seq)
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- answering the mount ---- */
+
+static void conn_close(struct conn *c);
+static void on_conn(uv_poll_t *h, int status, int events);
+static void on_handover(uv_timer_t *t);
+static void kick(struct locksvc *s);
+
+static void conn_poll_events(struct conn *c)
+{
+	int ev = UV_READABLE | (list_empty(&c->out) ? 0 : UV_WRITABLE);
+
+	if (c->fd >= 0 && c->polling)
+		uv_poll_start(&c->poll, ev, on_conn);
+}
+
+static void conn_flush(struct conn *c)
+{
+	while (!list_empty(&c->out)) {
+		struct outmsg *m = container_of(c->out.next, struct outmsg, link);
+		ssize_t n = send(c->fd, m->buf, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		list_del(&m->link);
+		free(m);
+		if (n < 0) {
+			conn_close(c);
+			return;
+		}
+	}
+}
+
+static void conn_send(struct conn *c, const struct lp_msg *hdr,
+		      const char *path, size_t pathlen)
+{
+	struct outmsg *m;
+
+	if (c->fd < 0)
+		return;
+	m = malloc(sizeof(*m) + sizeof(*hdr) + pathlen);
+	if (!m) {
+		log_rate(LOG_ERROR, "locks: out of memory answering a mount");
+		conn_close(c);
+		return;
+	}
+	m->len = sizeof(*hdr) + pathlen;
+	memcpy(m->buf, hdr, sizeof(*hdr));
+	((struct lp_msg *)m->buf)->pathlen = (uint32_t)pathlen;
+	if (pathlen)
+		memcpy(m->buf + sizeof(*hdr), path, pathlen);
+	list_add_tail(&c->out, &m->link);
+	conn_flush(c);
+	if (c->fd >= 0)
+		conn_poll_events(c);
+}
+
+static void answer(struct conn *c, uint64_t id, int err, uint64_t token)
+{
+	struct lp_msg m = { .version = LP_VERSION, .type = LP_RESULT,
+			    .id = id, .err = err, .token = token };
+
+	conn_send(c, &m, NULL, 0);
+}
+
+static void op_free(struct op *o)
+{
+	list_del(&o->link);
+	free(o->path);
+	free(o->bytes);
+	free(o);
+}
+
+/* Answer o (if the mount waits for it) and free it. */
+static void op_done(struct conn *c, struct op *o, int err, uint64_t token)
+{
+	if (o->answer)
+		answer(c, o->id, err, token);
+	op_free(o);
+}
+
+/* ---- proposing ---- */
+
+static void pump(struct conn *c);
+static void conn_maybe_free(struct conn *c);
+static void on_applied(void *arg, const struct lt_cmd *cmd,
+		       const struct lt_result *res);
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+	struct apply_req *a = container_of(req, struct apply_req, req);
+	const struct lt_result *res = result;
+	unsigned char buf[72 + LT_VV_MAX * 16];
+	struct lt_sessioninfo si;
+	uint32_t i;
+
+	if (status == 0 && a->from && res && !a->s->stopping) {
+		put32(buf, DG_RESULT);
+		put32(buf + 4, res->code);
+		put64(buf + 8, a->session);
+		put64(buf + 16, a->seq);
+		put64(buf + 24, a->nonce);
+		put64(buf + 32, res->session);
+		put64(buf + 40, res->token);
+		put32(buf + 48, (uint32_t)res->dup);
+		put32(buf + 52, lt_session(a->s->fsm.table,
+					   a->session ? a->session : res->session,
+					   &si) == 0);
+		put32(buf + 56, res->code == LT_GRANTED ? res->vv.n : 0);
+		put32(buf + 60, 0);
+		for (i = 0; res->code == LT_GRANTED && i < res->vv.n; i++) {
+			put64(buf + 64 + 16 * i, res->vv.e[i].node);
+			put64(buf + 72 + 16 * i, res->vv.e[i].seq);
+		}
+		raftnet_send(a->s->net, a->from, buf,
+			     64 + 16 * (res->code == LT_GRANTED ? res->vv.n : 0));
+	}
+	free(a);
+}
+
+/* Propose bytes at the leader (we are it). 0 or a raft error. */
+static int propose_here(struct locksvc *s, const void *bytes, size_t len,
+			uint64_t from)
+{
+	struct apply_req *a = calloc(1, sizeof(*a));
+	struct raft_buffer buf;
+	struct lt_cmd c;
+	int rv;
+
+	if (!a)
+		return RAFT_NOMEM;
+	if (lt_cmd_decode(bytes, len, &c) < 0) {
+		free(a);
+		return RAFT_MALFORMED;
+	}
+	a->s = s;
+	a->from = from;
+	a->session = c.session;
+	a->seq = c.seq;
+	a->nonce = c.nonce;
+	buf.base = raft_malloc(len);
+	if (!buf.base) {
+		free(a);
+		return RAFT_NOMEM;
+	}
+	memcpy(buf.base, bytes, len);
+	buf.len = len;
+	rv = raft_apply(&s->raft, &a->req, &buf, 1, apply_cb);
+	if (rv) {
+		raft_free(buf.base);
+		free(a);
+	}
+	return rv;
+}
+
+/* Send bytes to the leader, wherever it is. Silent on failure: the
+ * caller's retry proposes them again. */
+static void propose(struct locksvc *s, const void *bytes, size_t len)
+{
+	unsigned char buf[8 + LT_PATH_MAX + 2048];
+	raft_id lid;
+	const char *addr;
+
+	if (s->failed)
+		return;
+	raft_leader(&s->raft, &lid, &addr);
+	if (!lid)
+		return;
+	if (lid == s->self_id) {
+		int rv = propose_here(s, bytes, len, 0);
+
+		if (rv && rv != RAFT_NOTLEADER)
+			log_rate(LOG_WARNING, "locks: cannot propose: %s",
+				 raft_strerror(rv));
+		return;
+	}
+	if (len + 8 > sizeof(buf))
+		return;
+	put32(buf, DG_PROPOSE);
+	put32(buf + 4, 0);
+	memcpy(buf + 8, bytes, len);
+	raftnet_send(s->net, lid, buf, len + 8);
+}
+
+static void op_send(struct locksvc *s, struct op *o)
+{
+	raft_id lid;
+	const char *addr;
+	int64_t now = mono_ms();
+
+	if (s->failed)
+		return;
+	raft_leader(&s->raft, &lid, &addr);
+	o->last_sent = now;
+	if (!o->first_sent)
+		o->first_sent = now;
+	o->sent_leader = lid;
+	o->sent_term = s->raft.current_term;
+	propose(s, o->bytes, o->len);
+}
+
+/* Encode o as its connection's next command. 0 or -errno. */
+static int op_encode(struct conn *c, struct op *o)
+{
+	struct lt_cmd cmd;
+	size_t len;
+
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.type = o->type;
+	cmd.now = wall_ms();
+	if (o->type == LT_OPEN_SESSION) {
+		cmd.seq = 1;
+		cmd.node = c->s->node_id;
+		cmd.nonce = o->nonce;
+		cmd.lease_ms = (uint32_t)c->s->cfg.lock_lease_ms;
+		cmd.name = c->host;
+		cmd.namelen = strlen(c->host);
+	} else {
+		cmd.session = c->session;
+		cmd.seq = c->seq + 1;
+	}
+	cmd.kind = o->kind;
+	cmd.mode = o->mode;
+	cmd.wait = o->wait;
+	cmd.owner = o->owner;
+	cmd.pid = o->pid;
+	cmd.path = o->path;
+	cmd.pathlen = o->path ? strlen(o->path) : 0;
+	cmd.target_seq = o->target_seq;
+	cmd.vv = o->vv;
+	len = lt_cmd_size(&cmd);
+	if (!len)
+		return -EINVAL;
+	o->bytes = malloc(len);
+	if (!o->bytes)
+		return -ENOMEM;
+	if (lt_cmd_encode(&cmd, o->bytes, len) < 0) {
+		free(o->bytes);
+		o->bytes = NULL;
+		return -EINVAL;
+	}
+	o->len = len;
+	o->seq = cmd.seq;
+	if (o->type != LT_OPEN_SESSION)
+		c->seq = cmd.seq;
+	return 0;
+}
+
+static struct op *conn_inflight(struct conn *c)
+{
+	struct op *o;
+
+	if (list_empty(&c->queue))
+		return NULL;
+	o = container_of(c->queue.next, struct op, link);
+	return o->state == OP_INFLIGHT ? o : NULL;
+}
+
+/* Propose the head of c's queue if nothing is in flight. */
+static void pump(struct conn *c)
+{
+	struct op *o;
+	int err;
+
+	while (!list_empty(&c->queue) && !conn_inflight(c)) {
+		o = container_of(c->queue.next, struct op, link);
+		if (o->type != LT_OPEN_SESSION && !c->session) {
+			/* the session was lost after o was queued: o's
+			 * OPEN is queued before it (enqueue) */
+			op_done(c, o, -ENOLCK, 0);
+			continue;
+		}
+		err = op_encode(c, o);
+		if (err) {
+			op_done(c, o, err == -EINVAL ? -EINVAL : -ENOLCK, 0);
+			continue;
+		}
+		o->state = OP_INFLIGHT;
+		c->last_cmd = mono_ms();
+		op_send(c->s, o);
+	}
+}
+
+/* Pump every connection on the next turn of the loop: never from the
+ * apply hook, which runs inside raft (invariant 4). */
+static void on_kick(uv_timer_t *t)
+{
+	struct locksvc *s = t->data;
+	struct list *l, *n;
+
+	for (l = s->conns.next; l != &s->conns; l = n) {
+		struct conn *c = container_of(l, struct conn, link);
+
+		n = l->next;
+		pump(c);
+		conn_maybe_free(c);
+	}
+}
+
+static void kick(struct locksvc *s)
+{
+	if (!s->stopping)
+		uv_timer_start(&s->kick, on_kick, 0, 0);
+}
+
+static struct op *op_new(enum lt_cmd_type type)
+{
+	struct op *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return NULL;
+	list_init(&o->link);
+	o->type = type;
+	return o;
+}
+
+/* Queue o on c, opening a session first when c has none. */
+static int enqueue(struct conn *c, struct op *o)
+{
+	if (o->type != LT_OPEN_SESSION && !c->session && !c->opening) {
+		struct op *open = op_new(LT_OPEN_SESSION);
+
+		if (!open)
+			return -ENOMEM;
+		randombytes_buf(&open->nonce, sizeof(open->nonce));
+		c->opening = 1;
+		list_add_tail(&c->queue, &open->link);
+	}
+	list_add_tail(&c->queue, &o->link);
+	kick(c->s);
+	return 0;
+}
+
+/* ---- outcomes ---- */
+
+static void handover_start(struct locksvc *s, struct conn *c, struct op *o,
+			   uint64_t token, const struct lt_vv *vv)
+{
+	list_del(&o->link);
+	list_add_tail(&c->waiting, &o->link);
+	o->state = OP_HANDOVER;
+	o->token = token;
+	o->vv = *vv;
+	o->handover_at = mono_ms();
+	if (!uv_is_active((uv_handle_t *)&s->handover))
+		uv_timer_start(&s->handover, on_handover, 0, HANDOVER_TICK_MS);
+}
+
+/* Every lock of c is gone (its session expired): answer everything. */
+static void session_lost(struct locksvc *s, struct conn *c)
+{
+	struct list *l, *n;
+
+	if (c->session)
+		log_msg(LOG_WARNING, "locks: session %" PRIu64 " of %s expired "
+			"while this host was cut off: its locks are lost",
+			c->session, c->host);
+	c->session = 0;
+	c->seq = 0;
+	for (l = c->waiting.next; l != &c->waiting; l = n) {
+		n = l->next;
+		op_done(c, container_of(l, struct op, link), -ENOLCK, 0);
+	}
+	for (l = c->queue.next; l != &c->queue; l = n) {
+		struct op *o = container_of(l, struct op, link);
+
+		n = l->next;
+		if (o->type == LT_OPEN_SESSION)
+			continue;
+		op_done(c, o, o->type == LT_RELEASE ? 0 : -ENOLCK, 0);
+	}
+	(void)s;
+}
+
+static struct op *find_waiting(struct conn *c, uint64_t seq)
+{
+	struct list *l;
+
+	list_for(l, &c->waiting) {
+		struct op *o = container_of(l, struct op, link);
+
+		if (o->state == OP_WAITING && o->seq == seq)
+			return o;
+	}
+	return NULL;
+}
+
+static int code_errno(enum lt_code code)
+{
+	switch (code) {
+	case LT_WOULDBLOCK: return -EWOULDBLOCK;
+	case LT_DEADLK: return -EDEADLK;
+	case LT_MALFORMED: return -EINVAL;
+	default: return -ENOLCK;
+	}
+}
+
+/* The outcome of c's INFLIGHT op o. alive: c's session exists after it. */
+static void complete(struct locksvc *s, struct conn *c, struct op *o,
+		     enum lt_code code, uint64_t rsession, uint64_t token,
+		     const struct lt_vv *vv, int alive)
+{
+	double ms = (double)(mono_ms() - o->first_sent);
+	struct op *t;
+
+	s->commit_ewma = s->commit_ewma ? 0.8 * s->commit_ewma + 0.2 * ms : ms;
+	if (code == LT_NOT_FOUND && !alive && o->type != LT_CLOSE_SESSION &&
+	    o->type != LT_OPEN_SESSION) {
+		op_free(o);
+		if (c->fd >= 0)
+			session_lost(s, c);
+		else
+			c->session = 0;
+		return;
+	}
+	switch (o->type) {
+	case LT_OPEN_SESSION:
+		c->opening = 0;
+		if (code == LT_OK) {
+			c->session = rsession;
+			c->seq = 1;
+		} else {
+			log_rate(LOG_WARNING, "locks: cannot open a session "
+				 "for %s: %s", c->host, lt_code_name(code));
+			op_free(o);
+			session_lost(s, c);
+			return;
+		}
+		op_free(o);
+		return;
+	case LT_ACQUIRE:
+		if (code == LT_GRANTED) {
+			handover_start(s, c, o, token, vv);
+		} else if (code == LT_QUEUED) {
+			list_del(&o->link);
+			list_add_tail(&c->waiting, &o->link);
+			o->state = OP_WAITING;
+			if (o->answer)
+				answer(c, o->id, LP_QUEUED, 0);
+			if (o->cancel) {
+				t = op_new(LT_CANCEL);
+				if (t) {
+					t->kind = o->kind;
+					t->owner = o->owner;
+					t->path = strdup(o->path);
+					t->target_seq = o->seq;
+					enqueue(c, t);
+				}
+			}
+		} else {
+			op_done(c, o, code_errno(code), 0);
+		}
+		return;
+	case LT_CANCEL:
+		t = find_waiting(c, o->target_seq);
+		op_free(o);
+		if (!t)
+			return;
+		if (code == LT_GRANTED)
+			handover_start(s, c, t, token, vv);
+		else
+			op_done(c, t, -EINTR, 0);
+		return;
+	case LT_RELEASE:
+		op_done(c, o, 0, 0);
+		return;
+	case LT_CLOSE_SESSION:
+		op_free(o);
+		c->session = 0;
+		return;
+	default:  /* KEEPALIVE */
+		op_free(o);
+		return;
+	}
+}
+
+static struct conn *conn_of_session(struct locksvc *s, uint64_t session)
+{
+	struct list *l;
+
+	if (!session)
+		return NULL;
+	list_for(l, &s->conns) {
+		struct conn *c = container_of(l, struct conn, link);
+
+		if (c->session == session)
+			return c;
+	}
+	return NULL;
+}
+
+static void conn_maybe_free(struct conn *c);
+
+/* An outcome of (session, seq) or, for OPEN_SESSION, of nonce: from our
+ * apply or a RESULT datagram. */
+static void outcome(struct locksvc *s, uint64_t session, uint64_t seq,
+		    uint64_t nonce, enum lt_code code, uint64_t rsession,
+		    uint64_t token, const struct lt_vv *vv, int alive)
+{
+	struct list *l, *n;
+
+	for (l = s->conns.next; l != &s->conns; l = n) {
+		struct conn *c = container_of(l, struct conn, link);
+		struct op *o = conn_inflight(c);
+
+		n = l->next;
+		if (!o)
+			continue;
+		if (session ? (c->session != session || o->seq != seq ||
+			       o->type == LT_OPEN_SESSION)
+			    : (o->type != LT_OPEN_SESSION || o->nonce != nonce))
+			continue;
+		complete(s, c, o, code, rsession, token, vv, alive);
+		kick(s);
+		conn_maybe_free(c);
+		return;
+	}
+}
+
+static void grant(struct locksvc *s, const struct lt_grant *g)
+{
+	struct conn *c = conn_of_session(s, g->session);
+	struct op *o = c ? find_waiting(c, g->seq) : NULL;
+
+	if (o && o->owner == g->owner)
+		handover_start(s, c, o, g->token, &g->vv);
+}
+
+struct recheck {
+	struct locksvc *s;
+	struct conn *c;
+	struct op *o;
+	int held, waits;
+	uint64_t token;
+};
+
+static void recheck_entry(void *arg, const struct lt_entry *e)
+{
+	struct recheck *r = arg;
+
+	if (e->session != r->c->session || e->owner != r->o->owner ||
+	    e->kind != r->o->kind || strcmp(e->path, r->o->path) != 0)
+		return;
+	if (e->waiting && e->seq == r->o->seq)
+		r->waits = 1;
+	else if (!e->waiting) {
+		r->held = 1;
+		r->token = e->token;
+	}
+}
+
+/* A snapshot replaced the table: entries were skipped, and with them
+ * maybe the grants of our waiting requests. Look them up. */
+static void recheck_waiting(struct locksvc *s)
+{
+	struct list *l, *m, *n;
+
+	list_for(l, &s->conns) {
+		struct conn *c = container_of(l, struct conn, link);
+
+		for (m = c->waiting.next; m != &c->waiting; m = n) {
+			struct op *o = container_of(m, struct op, link);
+			struct recheck r = { .s = s, .c = c, .o = o };
+			struct lt_lockinfo li;
+
+			n = m->next;
+			if (o->state != OP_WAITING)
+				continue;
+			lt_foreach(s->fsm.table, recheck_entry, &r);
+			if (r.waits)
+				continue;
+			if (r.held && lt_query(s->fsm.table, o->kind, o->path,
+					       &li) == 0)
+				handover_start(s, c, o, li.token, &li.vv);
+			else if (!r.held)
+				op_done(c, o, lt_session(s->fsm.table, c->session,
+							 &(struct lt_sessioninfo){0})
+					      ? -ENOLCK : -EINTR, 0);
+		}
+	}
+}
+
+/* The lockfsm hook: every applied entry, on every member. */
+static void on_applied(void *arg, const struct lt_cmd *cmd,
+		       const struct lt_result *res)
+{
+	struct locksvc *s = arg;
+	struct lt_stats st;
+	struct lt_sessioninfo si;
+	size_t i;
+
+	if (!cmd && !res) {
+		lt_stats(s->fsm.table, &st);
+		s->last_orphans = st.orphans;
+		recheck_waiting(s);
+		return;
+	}
+	lt_stats(s->fsm.table, &st);
+	if (cmd && cmd->type == LT_CLOSE_SESSION)
+		s->orphans_closed += st.orphans - s->last_orphans;
+	else if (cmd && cmd->type == LT_EXPIRE)
+		s->orphans_expired += st.orphans - s->last_orphans;
+	s->last_orphans = st.orphans;
+	if (!cmd)
+		return;
+	if (cmd->type == LT_RELEASE && res->code == LT_OK && !res->dup)
+		s->releases++;
+	if (cmd->type == LT_ACQUIRE && res->code == LT_QUEUED && !res->dup)
+		s->waits++;
+	for (i = 0; i < res->ngrants; i++)
+		grant(s, &res->grants[i]);
+	if (cmd->type == LT_EXPIRE)
+		return;
+	outcome(s, cmd->session, cmd->seq, cmd->nonce, res->code, res->session,
+		res->token, &res->vv,
+		lt_session(s->fsm.table,
+			   cmd->session ? cmd->session : res->session, &si) == 0);
+}
+
+/* ---- datagrams ---- */
+
+static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
+{
+	struct locksvc *s = arg;
+	const unsigned char *p = buf;
+	struct lt_vv vv;
+	uint32_t i;
+
+	if (s->stopping || s->failed || len < 8)
+		return;
+	if (get32(p) == DG_PROPOSE) {
+		raft_id lid;
+		const char *addr;
+		struct lt_cmd c;
+
+		raft_leader(&s->raft, &lid, &addr);
+		if (lid != s->self_id || (len - 8) % 8 ||
+		    lt_cmd_decode(p + 8, len - 8, &c) < 0)
+			return;  /* the proposer retries at the leader */
+		propose_here(s, p + 8, len - 8, from);
+		return;
+	}
+	if (get32(p) != DG_RESULT || len < 64)
+		return;
+	vv.n = get32(p + 56);
+	if (vv.n > LT_VV_MAX || len != 64 + 16 * (size_t)vv.n)
+		return;
+	for (i = 0; i < vv.n; i++) {
+		vv.e[i].node = get64(p + 64 + 16 * i);
+		vv.e[i].seq = get64(p + 72 + 16 * i);
+	}
+	outcome(s, get64(p + 8), get64(p + 16), get64(p + 24), get32(p + 4),
+		get64(p + 32), get64(p + 40), &vv, (int)get32(p + 52));
+}
+
+/* ---- reachability, retries, leases: the tick ---- */
+
+static int is_reachable(struct locksvc *s)
+{
+	raft_id lid;
+	const char *addr;
+	size_t i, heard = 0;
+
+	if (s->failed)
+		return 0;
+	raft_leader(&s->raft, &lid, &addr);
+	if (!lid)
+		return 0;
+	if (lid != s->self_id)
+		return raftnet_heard(s->net, lid, s->election_ms);
+	for (i = 0; i < s->nmembers; i++)
+		if (s->members[i].voter &&
+		    (s->members[i].id == s->self_id ||
+		     raftnet_heard(s->net, s->members[i].id, s->election_ms)))
+			heard++;
+	return heard > s->nvoters / 2;
+}
+
+/* Cut off: queued, not yet proposed, non-blocking LOCKs fail now. */
+static void fail_nonblocking(struct conn *c)
+{
+	struct list *l, *n;
+
+	for (l = c->queue.next; l != &c->queue; l = n) {
+		struct op *o = container_of(l, struct op, link);
+
+		n = l->next;
+		if (o->state == OP_QUEUED && o->type == LT_ACQUIRE && !o->wait)
+			op_done(c, o, -EWOULDBLOCK, 0);
+	}
+}
+
+static void retry(struct locksvc *s, struct conn *c, int64_t now)
+{
+	struct op *o = conn_inflight(c);
+	raft_id lid;
+	const char *addr;
+
+	if (!o || s->failed)
+		return;
+	raft_leader(&s->raft, &lid, &addr);
+	if (!lid)
+		return;
+	if (lid != o->sent_leader || s->raft.current_term != o->sent_term ||
+	    (lid != s->self_id &&
+	     now - o->last_sent >= (int64_t)(3 * s->heartbeat_ms)))
+		op_send(s, o);
+}
+
+static void keepalive(struct locksvc *s, struct conn *c, int64_t now)
+{
+	struct op *o;
+
+	if (c->fd < 0 || !c->session || !list_empty(&c->queue) ||
+	    now - c->last_cmd < (int64_t)(s->cfg.lock_lease_ms / 4))
+		return;
+	o = op_new(LT_KEEPALIVE);
+	if (o)
+		enqueue(c, o);
+}
+
+struct expire_scan {
+	struct locksvc *s;
+	uint64_t now;
+};
+
+static void expire_one(void *arg, const struct lt_sessioninfo *si)
+{
+	struct expire_scan *e = arg;
+	struct lt_cmd c;
+	unsigned char buf[64];
+	size_t len;
+
+	if (e->now <= si->last_renew + si->lease_ms)
+		return;
+	memset(&c, 0, sizeof(c));
+	c.type = LT_EXPIRE;
+	c.now = e->now;
+	c.target = si->id;
+	c.renew = si->last_renew;
+	len = lt_cmd_size(&c);
+	if (!len || len > sizeof(buf) || lt_cmd_encode(&c, buf, len) < 0)
+		return;
+	log_msg(LOG_NOTICE, "locks: session %" PRIu64 " of %s silent for "
+		"%" PRIu64 " ms: expiring it", si->id, si->name,
+		e->now - si->last_renew);
+	propose_here(e->s, buf, len, 0);
+}
+
+static void expire_scan(struct locksvc *s, int64_t now)
+{
+	struct expire_scan e = { .s = s, .now = wall_ms() };
+
+	if (s->leader_id != s->self_id ||
+	    now - s->leader_since < (int64_t)s->cfg.lock_lease_ms ||
+	    now - s->last_expire_scan < (int64_t)(s->cfg.lock_lease_ms / 4))
+		return;
+	s->last_expire_scan = now;
+	lt_foreach_session(s->fsm.table, expire_one, &e);
+}
+
+static const char *role_name(struct locksvc *s)
+{
+	if (s->failed)
+		return "failed";
+	if (!s->reachable)
+		return "cut-off";
+	switch (raft_state(&s->raft)) {
+	case RAFT_LEADER: return "leader";
+	case RAFT_CANDIDATE: return "candidate";
+	case RAFT_FOLLOWER: return s->self_voter ? "follower" : "standby";
+	default: return "starting";
+	}
+}
+
+static void publish(struct locksvc *s)
+{
+	struct locksvc_stats p;
+	struct lt_stats st;
+	struct raftnet_stats ns;
+	struct list *l;
+
+	memset(&p, 0, sizeof(p));
+	snprintf(p.role, sizeof(p.role), "%s", role_name(s));
+	p.reachable = s->reachable;
+	if (!s->failed) {
+		raft_id lid;
+		const char *addr;
+
+		raft_leader(&s->raft, &lid, &addr);
+		snprintf(p.leader, sizeof(p.leader), "%s", member_name(s, lid));
+		p.term = s->raft.current_term;
+		p.last_index = raft_last_index(&s->raft);
+	}
+	if (s->fsm_inited) {
+		lt_stats(s->fsm.table, &st);
+		p.sessions = st.sessions;
+		p.held_excl = st.held_excl;
+		p.held_shared = st.held_shared;
+		p.waiters = st.waiters;
+		p.grants = st.grants;
+		p.contentions = st.contentions;
+	}
+	p.commit_ms = (uint64_t)(s->commit_ewma + 0.5);
+	p.releases = s->releases;
+	p.waits = s->waits;
+	p.orphans_closed = s->orphans_closed;
+	p.orphans_expired = s->orphans_expired;
+	list_for(l, &s->conns)
+		if (container_of(l, struct conn, link)->fd >= 0)
+			p.connections++;
+	if (s->net) {
+		raftnet_stats(s->net, &ns);
+		p.net_drop_cluster = ns.drop_cluster;
+		p.net_drop_member = ns.drop_member;
+		p.net_drop_key = ns.drop_key;
+		p.net_drop_malformed = ns.drop_malformed;
+		p.net_msgs_dropped = ns.msgs_dropped;
+		p.net_drop_blocked = ns.drop_blocked;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->pub = p;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct locksvc *s = t->data;
+	int64_t now = mono_ms();
+	struct list *l, *n;
+	int was = s->reachable;
+
+	if (!s->failed) {
+		raft_id lid;
+		const char *addr;
+
+		raft_leader(&s->raft, &lid, &addr);
+		if (lid != s->leader_id || s->raft.current_term != s->leader_term) {
+			if (lid == s->self_id && s->leader_id != s->self_id)
+				s->leader_since = now;
+			if (lid)
+				log_msg(LOG_INFO, "locks: leader %s, term %llu",
+					member_name(s, lid),
+					(unsigned long long)s->raft.current_term);
+			s->leader_id = lid;
+			s->leader_term = s->raft.current_term;
+		}
+		s->reachable = is_reachable(s);
+		if (was != s->reachable)
+			log_msg(LOG_NOTICE, "locks: %s", s->reachable ?
+				"in touch with the lock cluster's majority" :
+				"cut off from the lock cluster's majority");
+	}
+	for (l = s->conns.next; l != &s->conns; l = n) {
+		struct conn *c = container_of(l, struct conn, link);
+
+		n = l->next;
+		if (!s->reachable && c->fd >= 0)
+			fail_nonblocking(c);
+		retry(s, c, now);
+		keepalive(s, c, now);
+	}
+	if (!s->failed)
+		expire_scan(s, now);
+	publish(s);
+}
+
+/* Grants waiting for the store (invariant 3). */
+static void on_handover(uv_timer_t *t)
+{
+	struct locksvc *s = t->data;
+	struct lt_vv have;
+	struct list *l, *m, *n;
+	int64_t now = mono_ms();
+	int any = 0;
+
+	store_vv(s, &have);
+	list_for(l, &s->conns) {
+		struct conn *c = container_of(l, struct conn, link);
+
+		for (m = c->waiting.next; m != &c->waiting; m = n) {
+			struct op *o = container_of(m, struct op, link);
+
+			n = m->next;
+			if (o->state != OP_HANDOVER)
+				continue;
+			if (vv_covered(&o->vv, &have)) {
+				op_done(c, o, 0, o->token);
+				continue;
+			}
+			any = 1;
+			if (!o->logged && now - o->handover_at > HANDOVER_LOG_MS) {
+				o->logged = 1;
+				log_msg(LOG_WARNING, "locks: a grant of %s waits "
+					"%d s for this store to receive the "
+					"previous holder's writes", o->path,
+					HANDOVER_LOG_MS / 1000);
+			}
+		}
+	}
+	if (!any)
+		uv_timer_stop(t);
+}
+
+/* ---- the control socket ---- */
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	c->polling = 0;
+	conn_maybe_free(c);
+}
+
+static void conn_drop_out(struct conn *c)
+{
+	while (!list_empty(&c->out)) {
+		struct outmsg *m = container_of(c->out.next, struct outmsg, link);
+
+		list_del(&m->link);
+		free(m);
+	}
+}
+
+static void conn_drop_ops(struct conn *c, struct list *head, int keep_inflight)
+{
+	struct list *l, *n;
+
+	for (l = head->next; l != head; l = n) {
+		struct op *o = container_of(l, struct op, link);
+
+		n = l->next;
+		if (keep_inflight && o->state == OP_INFLIGHT)
+			continue;
+		if (o->type == LT_OPEN_SESSION && o->state != OP_INFLIGHT)
+			c->opening = 0;
+		op_free(o);
+	}
+}
+
+/* The mount went away: stop reading, drop its requests, and close its
+ * session in the table (its locks are released at once). */
+static void conn_close(struct conn *c)
+{
+	struct op *o;
+
+	if (c->fd < 0)
+		return;
+	if (c->polling)
+		uv_close((uv_handle_t *)&c->poll, conn_closed_cb);
+	close(c->fd);
+	c->fd = -1;
+	conn_drop_out(c);
+	conn_drop_ops(c, &c->waiting, 0);
+	conn_drop_ops(c, &c->queue, 1);
+	o = conn_inflight(c);
+	if (o)
+		o->answer = 0;
+	if ((c->session || c->opening) && !c->s->stopping) {
+		o = op_new(LT_CLOSE_SESSION);
+		if (o) {
+			list_add_tail(&c->queue, &o->link);
+			kick(c->s);
+		}
+	}
+	conn_maybe_free(c);
+}
+
+static void conn_maybe_free(struct conn *c)
+{
+	if (c->fd >= 0 || c->polling)
+		return;
+	if (!list_empty(&c->queue) && !c->s->stopping)
+		return;
+	conn_drop_ops(c, &c->queue, 0);
+	conn_drop_ops(c, &c->waiting, 0);
+	list_del(&c->link);
+	free(c);
+}
+
+static void on_hello(struct locksvc *s, struct conn *c, const struct lp_msg *m,
+		     const char *path)
+{
+	struct lp_msg r = { .version = LP_VERSION, .type = LP_HELLO,
+			    .id = m->id, .lease_ms = (uint32_t)s->cfg.lock_lease_ms };
+	struct op *o;
+
+	if (c->hello) {
+		conn_close(c);
+		return;
+	}
+	c->hello = 1;
+	if (m->pathlen && m->pathlen <= LT_NAME_MAX)
+		snprintf(c->host, sizeof(c->host), "%.*s", (int)m->pathlen, path);
+	else
+		snprintf(c->host, sizeof(c->host), "%s", s->cfg.node_name);
+	conn_send(c, &r, NULL, 0);
+	if (s->failed || c->fd < 0)
+		return;
+	o = op_new(LT_OPEN_SESSION);
+	if (!o)
+		return;
+	randombytes_buf(&o->nonce, sizeof(o->nonce));
+	c->opening = 1;
+	enqueue(c, o);
+}
+
+static void on_query(struct locksvc *s, struct conn *c, const struct lp_msg *m,
+		     const char *path)
+{
+	struct lp_msg r = { .version = LP_VERSION, .type = LP_STATE, .id = m->id };
+	struct lt_lockinfo li;
+	char p[LP_PATH_MAX + 1];
+	int err;
+
+	snprintf(p, sizeof(p), "%.*s", (int)m->pathlen, path);
+	if (s->failed || !s->fsm_inited) {
+		r.err = -ENOLCK;
+		conn_send(c, &r, NULL, 0);
+		return;
+	}
+	err = lt_query(s->fsm.table, m->kind, p, &li);
+	if (err == -ENOENT) {
+		r.ltype = LT_UNLOCKED;
+		conn_send(c, &r, NULL, 0);
+		return;
+	}
+	r.ltype = li.mode;
+	r.holders = li.holders;
+	r.pid = (int32_t)li.pid;
+	r.token = li.token;
+	r.waiters = li.waiters;
+	conn_send(c, &r, li.mode ? li.host : NULL, li.mode ? strlen(li.host) : 0);
+}
+
+static struct op *find_op(struct conn *c, uint64_t id)
+{
+	struct list *heads[2] = { &c->queue, &c->waiting }, *l;
+	int i;
+
+	for (i = 0; i < 2; i++)
+		list_for(l, heads[i]) {
+			struct op *o = container_of(l, struct op, link);
+
+			if (o->answer && o->id == id && o->type == LT_ACQUIRE)
+				return o;
+		}
+	return NULL;
+}
+
+static void on_cancel(struct conn *c, uint64_t id)
+{
+	struct op *o = find_op(c, id), *t;
+
+	if (!o || o->cancel)
+		return;
+	switch (o->state) {
+	case OP_QUEUED:
+		op_done(c, o, -EINTR, 0);
+		return;
+	case OP_INFLIGHT:
+		o->cancel = 1;
+		return;
+	case OP_WAITING:
+		o->cancel = 1;
+		t = op_new(LT_CANCEL);
+		if (!t)
+			return;
+		t->kind = o->kind;
+		t->owner = o->owner;
+		t->path = strdup(o->path);
+		t->target_seq = o->seq;
+		if (!t->path) {
+			free(t);
+			return;
+		}
+		enqueue(c, t);
+		return;
+	case OP_HANDOVER:
+		return;  /* granted: the grant stands */
+	}
+}
+
+static void on_lock(struct locksvc *s, struct conn *c, const struct lp_msg *m,
+		    const char *path)
+{
+	int unlock = m->type == LP_RELEASE || m->ltype == LT_UNLOCKED;
+	struct op *o;
+
+	if (m->pathlen == 0) {
+		if (m->type == LP_LOCK)
+			answer(c, m->id, -EINVAL, 0);
+		return;
+	}
+	if (s->failed) {
+		if (m->type == LP_LOCK)
+			answer(c, m->id, unlock ? 0 : -ENOLCK, 0);
+		return;
+	}
+	if (!unlock && !m->wait && !s->reachable) {
+		answer(c, m->id, -EWOULDBLOCK, 0);
+		return;
+	}
+	o = op_new(unlock ? LT_RELEASE : LT_ACQUIRE);
+	if (!o || !(o->path = strndup(path, m->pathlen))) {
+		free(o);
+		if (m->type == LP_LOCK)
+			answer(c, m->id, -ENOLCK, 0);
+		return;
+	}
+	o->answer = m->type == LP_LOCK;
+	o->id = m->id;
+	o->kind = m->kind;
+	o->mode = unlock ? LT_UNLOCKED : m->ltype;
+	o->wait = (int)m->wait;
+	o->owner = m->owner;
+	o->pid = (uint32_t)m->pid;
+	if (unlock)
+		store_vv(s, &o->vv);
+	if (enqueue(c, o) < 0)
+		op_done(c, o, -ENOLCK, 0);
+}
+
+static void conn_message(struct locksvc *s, struct conn *c,
+			 const unsigned char *buf, size_t n)
+{
+	struct lp_msg m = { 0 };
+	const char *path = (const char *)buf + sizeof(m);
+
+	if (lp_check(buf, n) < 0) {
+		memcpy(&m, buf, n < sizeof(m) ? n : sizeof(m));
+		if (n >= 8 && m.type == LP_HELLO && m.version != LP_VERSION) {
+			struct lp_msg r = { .version = LP_VERSION,
+					    .type = LP_HELLO, .err = -EPROTO };
+
+			conn_send(c, &r, NULL, 0);
+		}
+		log_rate(LOG_WARNING, "locks: a malformed message from a mount: "
+			 "closing its connection");
+		conn_close(c);
+		return;
+	}
+	memcpy(&m, buf, sizeof(m));
+	if (m.type != LP_HELLO && !c->hello) {
+		conn_close(c);
+		return;
+	}
+	switch (m.type) {
+	case LP_HELLO:
+		on_hello(s, c, &m, path);
+		break;
+	case LP_LOCK:
+	case LP_RELEASE:
+		on_lock(s, c, &m, path);
+		break;
+	case LP_CANCEL:
+		on_cancel(c, m.id);
+		break;
+	case LP_QUERY:
+		on_query(s, c, &m, path);
+		break;
+	default:  /* RESULT, STATE: ours to send */
+		conn_close(c);
+	}
+}
+
+static void on_conn(uv_poll_t *h, int status, int events)
+{
+	struct conn *c = h->data;
+	struct locksvc *s = c->s;
+	static unsigned char buf[LP_MSG_MAX + 1];
+	int i;
+
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	if (events & UV_WRITABLE) {
+		conn_flush(c);
+		if (c->fd < 0)
+			return;
+		conn_poll_events(c);
+	}
+	for (i = 0; (events & UV_READABLE) && c->fd >= 0 && i < 64; i++) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			break;
+		if (n <= 0) {
+			conn_close(c);
+			break;
+		}
+		if ((size_t)n > LP_MSG_MAX) {
+			log_rate(LOG_WARNING, "locks: an oversized message from a "
+				 "mount: closing its connection");
+			conn_close(c);
+			break;
+		}
+		conn_message(s, c, buf, (size_t)n);
+	}
+}
+
+static void on_listen(uv_poll_t *h, int status, int events)
+{
+	struct locksvc *s = h->data;
+	int fd;
+
+	(void)events;
+	if (status < 0)
+		return;
+	while ((fd = accept4(s->listen_fd, NULL, NULL,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		struct conn *c = calloc(1, sizeof(*c));
+
+		if (!c || uv_poll_init(&s->loop, &c->poll, fd) < 0) {
+			free(c);
+			close(fd);
+			log_rate(LOG_ERROR, "locks: cannot take a mount's "
+				 "connection");
+			continue;
+		}
+		c->s = s;
+		c->fd = fd;
+		c->poll.data = c;
+		c->polling = 1;
+		c->last_cmd = mono_ms();
+		list_init(&c->queue);
+		list_init(&c->waiting);
+		list_init(&c->out);
+		list_add_tail(&s->conns, &c->link);
+		uv_poll_start(&c->poll, UV_READABLE, on_conn);
+	}
+}
+
+static int listen_control(struct locksvc *s, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	mode_t old;
+
+	if (strlen(s->sock_path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "control socket path too long: %s",
+			 s->sock_path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, s->sock_path, strlen(s->sock_path) + 1);
+	s->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK |
+			      SOCK_CLOEXEC, 0);
+	if (s->listen_fd < 0)
+		goto fail;
+	unlink(s->sock_path);  /* a stale one: the store is ours (locked) */
+	old = umask(077);
+	if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		umask(old);
+		goto fail;
+	}
+	umask(old);
+	if (chmod(s->sock_path, 0600) < 0 || listen(s->listen_fd, 64) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "control socket %s: %s", s->sock_path,
+		 strerror(errno));
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	s->listen_fd = -1;
+	return -errno;
+}
+
+/* ---- raft ---- */
+
+static int mkdir_p(const char *dir)
+{
+	char p[PATH_MAX + 16];
+	size_t i;
+
+	snprintf(p, sizeof(p), "%s", dir);
+	for (i = 1; p[i]; i++)
+		if (p[i] == '/') {
+			p[i] = '\0';
+			if (mkdir(p, 0700) < 0 && errno != EEXIST)
+				return -errno;
+			p[i] = '/';
+		}
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int start_net(struct locksvc *s, char *err, size_t errlen)
+{
+	struct config_lock_member cm[CONFIG_PEERS_MAX + 1];
+	struct raftnet_member rm[CONFIG_PEERS_MAX + 1];
+	struct raftnet_opts o;
+	char block[PATH_MAX + 16];
+	size_t n = config_lock_members(&s->cfg, cm), i;
+
+	memset(rm, 0, sizeof(rm));
+	for (i = 0; i < n; i++) {
+		rm[i].id = cm[i].id;
+		snprintf(rm[i].name, sizeof(rm[i].name), "%s", cm[i].name);
+		snprintf(rm[i].endpoint, sizeof(rm[i].endpoint), "%s",
+			 cm[i].address);
+		snprintf(rm[i].public_key, sizeof(rm[i].public_key), "%s",
+			 cm[i].public_key);
+		s->members[i].id = cm[i].id;
+		snprintf(s->members[i].name, sizeof(s->members[i].name), "%s",
+			 cm[i].name);
+		s->members[i].voter = cm[i].voter;
+		s->nvoters += cm[i].voter;
+		if (cm[i].self) {
+			s->self_id = cm[i].id;
+			s->self_voter = cm[i].voter;
+		}
+	}
+	s->nmembers = n;
+	memset(&o, 0, sizeof(o));
+	o.loop = &s->loop;
+	o.self = s->self_id;
+	o.members = rm;
+	o.nmembers = n;
+	o.listen = s->cfg.lock_listen;
+	o.secret_key = s->cfg.insecure ? NULL : s->cfg.secret_key;
+	o.public_key = s->cfg.insecure ? NULL : s->cfg.public_key;
+	o.cluster_id = s->cfg.lock_cluster_id;
+	/* the replicator's fault point cuts lock traffic too (status.c) */
+	snprintf(block, sizeof(block), "%s/repl.block", s->cfg.store_dir);
+	o.block_file = block;
+	o.on_message = on_message;
+	o.arg = s;
+	return raftnet_new(&o, &s->net, err, errlen);
+}
+
+static int start_raft(struct locksvc *s, char *err, size_t errlen)
+{
+	struct raft_configuration conf;
+	char dir[PATH_MAX + 16];
+	size_t i;
+	int rv;
+
+	if (s->cfg.lock_dir[0])
+		snprintf(dir, sizeof(dir), "%s", s->cfg.lock_dir);
+	else
+		snprintf(dir, sizeof(dir), "%s/raft", s->cfg.store_dir);
+	if ((rv = mkdir_p(dir)) < 0) {
+		snprintf(err, errlen, "raft dir %.300s: %s", dir, strerror(-rv));
+		return rv;
+	}
+	if ((rv = lockfsm_init(&s->fsm, NULL)) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return rv;
+	}
+	s->fsm_inited = 1;
+	lockfsm_set_hook(&s->fsm, on_applied, s);
+	rv = raft_uv_init(&s->io, &s->loop, dir, raftnet_transport(s->net));
+	if (rv) {
+		snprintf(err, errlen, "raft dir %.300s: %.150s", dir, s->io.errmsg);
+		return -EIO;
+	}
+	s->io_inited = 1;
+	raft_uv_set_segment_size(&s->io, 1u << 20);
+	(void)raft_uv_set_snapshot_compression(&s->io, false);
+	raft_uv_set_connect_retry_delay(&s->io, (unsigned)s->heartbeat_ms * 2);
+	if (raftguard_wrap(&s->io) < 0) {
+		snprintf(err, errlen, "raftguard: no room");
+		return -ENOSPC;
+	}
+	s->guarded = 1;
+	rv = raft_init(&s->raft, &s->io, &s->fsm.fsm, s->self_id,
+		       s->cfg.node_name);
+	if (rv) {
+		snprintf(err, errlen, "raft: %s", raft_strerror(rv));
+		return -EIO;
+	}
+	s->raft_inited = 1;
+	s->raft.data = s;
+	raft_set_pre_vote(&s->raft, true);
+	raft_set_election_timeout(&s->raft, (unsigned)s->election_ms);
+	raft_set_heartbeat_timeout(&s->raft, (unsigned)s->heartbeat_ms);
+	raft_set_snapshot_threshold(&s->raft, 1024);
+	raft_set_snapshot_trailing(&s->raft, 128);
+	raft_configuration_init(&conf);
+	for (i = 0; i < s->nmembers; i++)
+		if (raft_configuration_add(&conf, s->members[i].id,
+					   s->members[i].name,
+					   s->members[i].voter ? RAFT_VOTER
+							       : RAFT_STANDBY)) {
+			raft_configuration_close(&conf);
+			snprintf(err, errlen, "raft: out of memory");
+			return -ENOMEM;
+		}
+	rv = raft_bootstrap(&s->raft, &conf);
+	raft_configuration_close(&conf);
+	if (rv && rv != RAFT_CANTBOOTSTRAP) {
+		snprintf(err, errlen, "raft bootstrap in %.300s: %.150s", dir,
+			 raft_errmsg(&s->raft));
+		return -EIO;
+	}
+	rv = raft_start(&s->raft);
+	if (rv) {
+		snprintf(err, errlen, "raft start in %.300s: %.150s", dir,
+			 raft_errmsg(&s->raft));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* ---- the thread ---- */
+
+static void handle_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void net_closed(void *arg)
+{
+	struct locksvc *s = arg;
+
+	s->net = NULL;
+	uv_close((uv_handle_t *)&s->stop_async, handle_closed);
+}
+
+static void raft_closed(struct raft *r)
+{
+	struct locksvc *s = r->data;
+
+	if (s->guarded)
+		raftguard_unwrap(&s->io);
+	s->guarded = 0;
+	raft_uv_close(&s->io);
+	s->io_inited = 0;
+	if (s->net)
+		raftnet_close(s->net, net_closed, s);
+	else
+		uv_close((uv_handle_t *)&s->stop_async, handle_closed);
+}
+
+static void on_stop(uv_async_t *a)
+{
+	struct locksvc *s = a->data;
+	struct list *l, *n;
+
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	uv_close((uv_handle_t *)&s->tick, handle_closed);
+	uv_close((uv_handle_t *)&s->handover, handle_closed);
+	uv_close((uv_handle_t *)&s->kick, handle_closed);
+	if (s->listen_fd >= 0) {
+		uv_close((uv_handle_t *)&s->listen_poll, handle_closed);
+		close(s->listen_fd);
+		s->listen_fd = -1;
+		unlink(s->sock_path);
+	}
+	for (l = s->conns.next; l != &s->conns; l = n) {
+		n = l->next;
+		conn_close(container_of(l, struct conn, link));
+	}
+	if (s->raft_inited) {
+		raft_close(&s->raft, raft_closed);
+	} else {
+		if (s->guarded)
+			raftguard_unwrap(&s->io);
+		s->guarded = 0;
+		if (s->io_inited)
+			raft_uv_close(&s->io);
+		s->io_inited = 0;
+		if (s->net)
+			raftnet_close(s->net, net_closed, s);
+		else
+			uv_close((uv_handle_t *)&s->stop_async, handle_closed);
+	}
+}
+
+static void *svc_main(void *arg)
+{
+	struct locksvc *s = arg;
+	char err[512] = "";
+	sigset_t all;
+
+	/* signals are the main thread's (no SA_RESTART surprises here) */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if (start_net(s, err, sizeof(err)) < 0 ||
+	    start_raft(s, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "locks: the lock service cannot start: %s; "
+			"every lock request fails with ENOLCK", err);
+		s->failed = 1;
+	} else {
+		log_msg(LOG_NOTICE, "locks: cluster %s, member %s (raft id %"
+			PRIu64 ", %s), %zu members, lock endpoint %s",
+			s->cfg.lock_cluster, s->cfg.node_name, s->self_id,
+			s->self_voter ? "voter" : "standby", s->nmembers,
+			s->cfg.lock_listen);
+	}
+	publish(s);
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+	/* closing: connections that still wait for a CLOSE are let go */
+	while (!list_empty(&s->conns)) {
+		struct conn *c = container_of(s->conns.next, struct conn, link);
+
+		conn_drop_ops(c, &c->queue, 0);
+		conn_drop_out(c);
+		conn_drop_ops(c, &c->waiting, 0);
+		list_del(&c->link);
+		free(c);
+	}
+	uv_loop_close(&s->loop);
+	return NULL;
+}
+
+int locksvc_start(const struct config *cfg, struct store *store,
+		  struct locksvc **out, char *err, size_t errlen)
+{
+	struct locksvc *s = calloc(1, sizeof(*s));
+	struct store_info si;
+	int rv;
+
+	*out = NULL;
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->cfg = *cfg;
+	s->cfg.so.node_name = NULL;
+	s->store = store;
+	s->listen_fd = -1;
+	list_init(&s->conns);
+	pthread_mutex_init(&s->lock, NULL);
+	if (!cfg->node_name[0]) {
+		snprintf(err, errlen, "[locks] needs [node] name");
+		free(s);
+		return -EINVAL;
+	}
+	if (store_info(store, &si) < 0) {
+		snprintf(err, errlen, "cannot read the store's node id");
+		free(s);
+		return -EIO;
+	}
+	s->node_id = si.node_id;
+	s->election_ms = cfg->lock_election_ms ? cfg->lock_election_ms : 300;
+	s->heartbeat_ms = s->election_ms / 6 ? s->election_ms / 6 : 1;
+	if (cfg->control[0])
+		snprintf(s->sock_path, sizeof(s->sock_path), "%s", cfg->control);
+	else
+		snprintf(s->sock_path, sizeof(s->sock_path), "%s/repl.sock",
+			 cfg->store_dir);
+	snprintf(s->pub.role, sizeof(s->pub.role), "starting");
+	if ((rv = uv_loop_init(&s->loop)) < 0) {
+		snprintf(err, errlen, "libuv: %s", uv_strerror(rv));
+		free(s);
+		return -ENOMEM;
+	}
+	rv = listen_control(s, err, errlen);
+	if (rv < 0) {
+		uv_loop_close(&s->loop);
+		free(s);
+		return rv;
+	}
+	uv_async_init(&s->loop, &s->stop_async, on_stop);
+	s->stop_async.data = s;
+	uv_timer_init(&s->loop, &s->tick);
+	s->tick.data = s;
+	uv_timer_init(&s->loop, &s->handover);
+	s->handover.data = s;
+	uv_timer_init(&s->loop, &s->kick);
+	s->kick.data = s;
+	uv_poll_init(&s->loop, &s->listen_poll, s->listen_fd);
+	s->listen_poll.data = s;
+	uv_poll_start(&s->listen_poll, UV_READABLE, on_listen);
+	uv_timer_start(&s->tick, on_tick, s->heartbeat_ms, s->heartbeat_ms);
+	if (pthread_create(&s->thread, NULL, svc_main, s)) {
+		snprintf(err, errlen, "cannot start a thread");
+		close(s->listen_fd);
+		unlink(s->sock_path);
+		free(s);  /* the loop's handles die with the process */
+		return -EAGAIN;
+	}
+	*out = s;
+	return 0;
+}
+
+void locksvc_stop(struct locksvc **sp)
+{
+	struct locksvc *s = *sp;
+
+	if (!s)
+		return;
+	uv_async_send(&s->stop_async);
+	pthread_join(s->thread, NULL);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	*sp = NULL;
+}
+
+void locksvc_stats(struct locksvc *s, struct locksvc_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->pub;
+	pthread_mutex_unlock(&s->lock);
+}

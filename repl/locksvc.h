@@ -1,0 +1,142 @@
+/*
+ * locksvc.h — the mesh-wide lock service inside statefs-repl (SPEC §6):
+ * the Raft lock table (lockfsm.h over locktable.h) on this member, and
+ * the local socket its mounts lock through (common/lockproto.h).
+ *
+ * Threads. locksvc_start() starts one thread with its own libuv loop;
+ * everything of the service runs there: libraft (raft_uv_init over the
+ * raftnet transport, raftguard-wrapped, pre-vote on), raftnet's sockets
+ * and datagrams, the control socket and its connections, the timers.
+ * The only calls from other threads are locksvc_stats() (a copy taken
+ * under a mutex, refreshed by the loop every tick) and locksvc_stop().
+ * The store handle is shared with the replicator (store.h allows it);
+ * the service only reads it (watermarks).
+ *
+ * Members. Every member of the lock cluster (config_lock_members: this
+ * node and its [lock NAME] sections) runs the service. Raft id = 1 +
+ * index of the name in byte order; the raft address is the name. Voters
+ * (1, 3 or 5) are RAFT_VOTER, every other member RAFT_STANDBY: it keeps
+ * the log and applies it, but does not vote. Every member bootstraps the
+ * same configuration on an empty raft dir ([locks] dir, default
+ * STORE_DIR/raft); raft_bootstrap refuses a dir with state, which is the
+ * restart case.
+ *
+ * Sessions. One connection of a mount = one lock-table session, opened
+ * by OPEN_SESSION(store node id, random nonce, lease, host name) on
+ * HELLO. The table runs one command per session at a time, so the
+ * connection's requests are queued in arrival order and proposed one
+ * after another; a command without an outcome is proposed again with the
+ * same bytes (same seq: the table answers the recorded result). A session
+ * idle for lease/4 sends KEEPALIVE. A closed connection proposes
+ * CLOSE_SESSION: every lock of the mount is released at once. A session
+ * the table forgot (NOT_FOUND: the lease expired while this host was cut
+ * off) loses every lock: pending requests answer -ENOLCK (an UNLOCK
+ * answers 0), one line is logged, and the next request opens a new one.
+ *
+ * Proposals. The leader proposes with raft_apply. Any other member sends
+ * the command's bytes to the leader as a raftnet datagram (PROPOSE); the
+ * leader proposes them and, when its apply callback fires, returns a
+ * RESULT datagram. Every member applies every entry, and the lockfsm
+ * apply hook completes the local request of that (session, seq) and the
+ * grants of waiting requests listed in the result: whichever comes first
+ * (the RESULT datagram or the member's own apply, a heartbeat later)
+ * completes the request, the other finds nothing to do.
+ *
+ * Grants and the data handover. A grant (immediate, or of a waiter) is
+ * answered only once this host's store has applied the grant's version
+ * vector: every (node, seq) at or below the store's watermark of that
+ * node (checked every 2 ms while a grant waits; one line is logged if it
+ * waits 5 s, and it keeps waiting). UNLOCK and RELEASE carry the store's
+ * version vector read when the message arrives (the mount committed its
+ * writes before it sent it).
+ *
+ * Reachability. This member is cut off when it knows no leader, has not
+ * heard from the leader within the election timeout, or is the leader
+ * and has not heard from a majority of voters within it. While cut off a
+ * LOCK with wait=0 answers -EWOULDBLOCK at once (never a false grant);
+ * one with wait=1 stays queued (CANCEL answers -EINTR); a QUERY answers
+ * from the local table. A wait=0 request already proposed keeps waiting
+ * for its outcome (answering it would leak a grant the table may hold).
+ *
+ * Reads. QUERY answers from this member's table: a follower's may lag
+ * the leader's by a heartbeat.
+ *
+ * Leases. Only the leader expires sessions: every lease/4 it proposes
+ * EXPIRE(session, its renewal stamp) for every session whose stamp is
+ * more than its lease behind the leader's wall clock, and only once it
+ * has led for a full lease (hosts that renewed through the old leader
+ * need time to find it). The table applies EXPIRE only if the stamp is
+ * unchanged and the command's `now` is past stamp + lease.
+ *
+ * Clocks. A command's `now` is the proposer's CLOCK_REALTIME in ms, set
+ * once so that a retry carries the same bytes; the table's clock is the
+ * maximum `now` seen. A proposer whose clock runs D ms ahead moves every
+ * renewal stamp D ms forward (sessions live D ms longer); a leader whose
+ * clock runs ahead expires sessions up to D ms early. The store assumes
+ * clocks within max_offset (default 500 ms) of each other, well below
+ * the lease (default 5 s).
+ *
+ * Errors. A lock service that cannot start (the raft dir cannot be
+ * created or is corrupt, the lock endpoint cannot be bound) logs one
+ * error line with the reason and runs in the "failed" role: the
+ * replicator keeps replicating data, mounts still connect (HELLO is
+ * answered) and every LOCK and QUERY answers -ENOLCK, so a mount fails
+ * lock requests loudly instead of granting what no one else sees. A
+ * member whose config disagrees (another cluster id) has its frames
+ * dropped by raftnet, which logs it; the status shows the drop counters
+ * and the member stays cut off.
+ *
+ * Caveats
+ *   - Grants of waiters are learned from this member's own apply: a
+ *     follower completes them up to a heartbeat after the leader
+ *     committed them (RESULT datagrams cover a session's own commands).
+ *   - The control socket is created only with [locks]; without it the
+ *     mount keeps its local lock manager.
+ *   - A member that restarts loses its mounts' connections and so their
+ *     sessions; the leader expires them after the lease.
+ */
+#ifndef STATEFS_REPL_LOCKSVC_H
+#define STATEFS_REPL_LOCKSVC_H
+
+#include <stdint.h>
+
+#include "common/config.h"
+#include "store/store.h"
+
+struct locksvc;
+
+struct locksvc_stats {
+	char role[16];        /* leader follower standby candidate cut-off
+			       * failed starting */
+	char leader[64];      /* "" when none is known */
+	uint64_t term, last_index;
+	uint64_t commit_ms;   /* EWMA of our proposals' commit latency */
+	int reachable;
+	/* the table as applied here (mesh-wide figures) */
+	uint64_t sessions, held_excl, held_shared, waiters;
+	uint64_t grants, releases, contentions, waits;
+	uint64_t orphans_closed, orphans_expired;
+	/* this member */
+	uint64_t connections;
+	uint64_t net_drop_cluster, net_drop_member, net_drop_key,
+		 net_drop_malformed, net_msgs_dropped, net_drop_blocked;
+};
+
+/*
+ * Start the service of cfg (cfg->lock_cluster non-empty) on store. cfg
+ * is copied. 0, or a negative errno with a one-line reason in err when
+ * the service cannot run at all (no memory, no thread, no control
+ * socket); a raft or network failure does not fail the start (see
+ * Errors above). *out is owned by the caller: locksvc_stop.
+ */
+int locksvc_start(const struct config *cfg, struct store *store,
+		  struct locksvc **out, char *err, size_t errlen);
+
+/* Close the connections (their sessions are then expired by the
+ * leader), stop raft, join the thread, free. *sp becomes NULL. */
+void locksvc_stop(struct locksvc **sp);
+
+/* A copy of the figures of the last tick (any thread). */
+void locksvc_stats(struct locksvc *s, struct locksvc_stats *out);
+
+#endif

@@ -12,7 +12,9 @@
  *          and are not counted), bytes_read, bytes_written, records,
  *          store_map_size, store_map_used, locks_held_exclusive,
  *          locks_held_shared, lock_waiters, lock_grants, lock_contentions,
- *          locks_orphaned, node (name) and node_id.
+ *          locks_orphaned, lock_mode (mesh or local), lock_connected
+ *          (1: the mesh lock service answers; local: always 1), node
+ *          (name) and node_id.
  *          Then repl_running 0|1 and, while the replicator runs, its
  *          repl_* counters (entries in/out, applied, conflicts, dropped
  *          messages by reason...) as STORE_DIR/repl.status has them.
@@ -204,6 +206,8 @@ static void gen_stats(struct fs *fs, struct out *o)
 	out_printf(o, "lock_grants %" PRIu64 "\n", ls.grants);
 	out_printf(o, "lock_contentions %" PRIu64 "\n", ls.contentions);
 	out_printf(o, "locks_orphaned %" PRIu64 "\n", ls.orphans);
+	out_printf(o, "lock_mode %s\n", ls.mesh ? "mesh" : "local");
+	out_printf(o, "lock_connected %d\n", fs->locks ? ls.connected : 0);
 	out_printf(o, "node %s\n", fs->node_name);
 	out_printf(o, "node_id %" PRIu64 "\n", info.node_id);
 	gen_repl_stats(fs, o);

@@ -421,8 +421,9 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		file_free(fs, f);
 }
 
-void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-	       mode_t mode, struct fuse_file_info *fi)
+/* Create name in parent and reply (the body of fs_create). */
+static void create_reply(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 mode_t mode, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -433,7 +434,6 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_file *f;
 	int err;
 
-	fs_count(fs, FS_OP_CREATE);
 	ns_rd(fs);
 	err = fs_child_path(fs, parent, name, path);
 	if (err)
@@ -475,6 +475,86 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 out:
 	ns_unlock(fs);
 	fs_reply_err(fs, req, err);
+}
+
+/*
+ * O_CREAT|O_EXCL on a mesh mount (SPEC §4, §6): the store of this host
+ * alone cannot say whether another host created the file a moment ago,
+ * so the create holds the mesh-wide exclusive flock on "!" + PATH
+ * (lockops_excl) while it checks and creates: the grant completes only
+ * once this store has applied what the previous holder wrote (the
+ * handover), and the release carries our version vector, so the next
+ * creator sees our file and gets EEXIST. Exactly one winner across
+ * hosts. The wait is blocking and interruptible, and no FUSE worker
+ * waits: the create continues in excl_then() on the lock manager's
+ * thread. No lock service: ENOLCK (never a local-only create, which two
+ * hosts could both win). A rename of a parent directory while the
+ * create waits is not covered: the lock names the path at request time.
+ */
+struct excl_create {
+	fuse_ino_t parent;
+	mode_t mode;
+	uint64_t owner;
+	struct fuse_file_info fi;   /* libfuse's is on its stack: a copy */
+	char path[FS_PATH_MAX];     /* at request time: the lock's name */
+	char name[];
+};
+
+static _Atomic uint64_t excl_owners;
+
+static void excl_then(void *arg, fuse_req_t req, int err)
+{
+	struct excl_create *ec = arg;
+	struct fs *fs = fs_of(req);
+
+	if (err) {
+		fs_reply_err(fs, req, err);
+	} else {
+		create_reply(req, ec->parent, ec->name, ec->mode, &ec->fi);
+		lockops_excl_unlock(fs->locks, ec->path, ec->owner);
+	}
+	free(ec);
+}
+
+static void create_excl_mesh(fuse_req_t req, fuse_ino_t parent,
+			     const char *name, mode_t mode,
+			     struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	size_t nlen = strlen(name);
+	struct excl_create *ec = malloc(sizeof(*ec) + nlen + 1);
+	int err;
+
+	if (!ec) {
+		fs_reply_err(fs, req, ENOMEM);
+		return;
+	}
+	ns_rd(fs);
+	err = fs_child_path(fs, parent, name, ec->path);
+	ns_unlock(fs);
+	if (err) {
+		free(ec);
+		fs_reply_err(fs, req, err);
+		return;
+	}
+	ec->parent = parent;
+	ec->mode = mode;
+	ec->fi = *fi;
+	ec->owner = LOCK_OWNER_INTERNAL | atomic_fetch_add(&excl_owners, 1);
+	memcpy(ec->name, name, nlen + 1);
+	lockops_excl(fs->locks, req, ec->path, ec->owner, excl_then, ec);
+}
+
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+
+	fs_count(fs, FS_OP_CREATE);
+	if ((fi->flags & O_EXCL) && fs->locks && fs->locks->mesh)
+		create_excl_mesh(req, parent, name, mode, fi);
+	else
+		create_reply(req, parent, name, mode, fi);
 }
 
 void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

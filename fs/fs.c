@@ -704,6 +704,15 @@ int fs_new(const char *node_name, struct fs **fsp)
 	if (node_name)
 		snprintf(fs->node_name, sizeof(fs->node_name), "%s", node_name);
 	fs->max_value = STORE_DEFAULT_MAX_VALUE;
+	pthread_mutex_init(&fs->notify_mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&fs->notify_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	*fsp = fs;
 	return 0;
 }
@@ -748,6 +757,8 @@ void fs_destroy(struct fs **fsp)
 	if (!fs)
 		return;
 	fs_itab_fini(&fs->itab);
+	pthread_cond_destroy(&fs->notify_cond);
+	pthread_mutex_destroy(&fs->notify_mu);
 	free(fs->store_dir);
 	free(fs);
 	*fsp = NULL;

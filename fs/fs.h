@@ -35,6 +35,12 @@ void fs_set_session(struct fs *fs, struct fuse_session *se);
 /* Start / stop the invalidation and sweeper thread (fs/notify.c). */
 int fs_notify_start(struct fs *fs);
 void fs_notify_stop(struct fs *fs);
+/* The mount's side of a mesh lock's data handover (a lock_sync_fn,
+ * arg the struct fs): returns once the invalidation thread has handled
+ * the binlog up to the store's last sequence as of the call, at most
+ * 2 s; past that it invalidates every cached inode itself. Returns at
+ * once while the thread is not running. Not from a FUSE handler. */
+void fs_lock_sync(void *arg);
 void fs_destroy(struct fs **fsp);
 
 /* A TTL such as "30", "30s", "5m", "1h", "2d", "1.5" in milliseconds:

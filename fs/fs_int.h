@@ -240,6 +240,10 @@ struct fs {
 	pthread_t notify_thread;
 	int notify_running;
 	atomic_int notify_stop;
+	pthread_mutex_t notify_mu;  /* protects the two below */
+	pthread_cond_t notify_cond; /* notify_done grew, or !notify_live */
+	uint64_t notify_done;       /* binlog handled up to here */
+	int notify_live;            /* the thread runs (fs_lock_sync waits) */
 };
 
 /* Count one op / one error. */

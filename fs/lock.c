@@ -1081,6 +1081,8 @@ static void local_stats(struct lockmgr *mgr, struct lock_stats *out)
 	pthread_mutex_lock(&m->mutex);
 	*out = m->st;
 	pthread_mutex_unlock(&m->mutex);
+	out->mesh = 0;
+	out->connected = 1;
 }
 
 /*

@@ -19,17 +19,35 @@
  * once, from any thread, with 0 (granted), -EINTR (cancelled) or another
  * negative errno. No thread is held while a request waits. Waiters of one
  * lock are served in arrival order (a shared request behind a queued
- * exclusive one waits its turn, so writers do not starve).
+ * exclusive one waits its turn, so writers do not starve). A manager
+ * given a callback may answer LOCK_QUEUED to a non-blocking request too
+ * (the mesh manager always does: its answer is a round trip away); the
+ * callback then brings 0 or -EWOULDBLOCK. The local manager answers
+ * non-blocking requests at once, with or without a callback.
  *
  * Errors are flock(2)'s and fcntl(2)'s exactly: -EWOULDBLOCK (== -EAGAIN)
  * for a busy non-blocking request, -EINTR for an interrupted wait, -ENOLCK
  * when the table is full, -EDEADLK for a blocking POSIX request that
  * would wait for its own owner through a chain of waits (F_SETLKW).
  * Nothing else leaks to the caller.
+ *
+ * The mesh manager (lockremote.c, SPEC §6) holds locks in the Raft lock
+ * table of the replicators, through this host's statefs-repl:
+ *   - POSIX locks are whole-file only there: a byte-range request answers
+ *     -ENOLCK (F_GETLK of a range answers about the whole file);
+ *   - while the lock service cannot be reached, every request (blocking
+ *     or not) and every query answers -ENOLCK at once, and losing the
+ *     connection loses every lock the mount held (the service closes its
+ *     session): pending requests end with -ENOLCK. Never a local grant;
+ *   - a grant completes only after the handover (lock_sync_fn below).
+ *   - paths starting with LOCK_EXCL_PREFIX are the locks fs/file.c takes
+ *     around an O_CREAT|O_EXCL create of the path after it ("!/a/b"): a
+ *     store path starts with '/', so they never collide with a file's.
  */
 #ifndef STATEFS_FS_LOCK_H
 #define STATEFS_FS_LOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,6 +55,10 @@ enum lock_kind { LOCK_KIND_FLOCK = 0, LOCK_KIND_POSIX = 1 };
 enum lock_type { LOCK_TYPE_UNLOCK = 0, LOCK_TYPE_SHARED = 1, LOCK_TYPE_EXCL = 2 };
 
 #define LOCK_QUEUED 1
+#define LOCK_EXCL_PREFIX '!'
+/* Owners the driver makes up itself (O_EXCL creates) have this bit; the
+ * kernel's are pointers and file handles, far below it. */
+#define LOCK_OWNER_INTERNAL (1ULL << 63)
 
 struct lock_req {
 	const char *path;     /* copied by the manager when it must keep it */
@@ -63,9 +85,16 @@ struct lock_state {
 struct lock_stats {
 	uint64_t held_excl, held_shared, waiters;
 	uint64_t grants, contentions, orphans, cancels;
+	int mesh;       /* the mesh manager */
+	int connected;  /* it reaches its lock service (local: always 1) */
 };
 
 typedef void (*lock_cb)(void *arg, int err);
+/* The mesh manager's handover hook, called before a grant's callback
+ * (not for LOCK_EXCL_PREFIX paths), on the manager's own thread: it
+ * returns once the mount's kernel caches are no older than the store.
+ * It may block, for a bounded time. */
+typedef void (*lock_sync_fn)(void *arg);
 
 struct lockmgr;
 
@@ -93,10 +122,21 @@ struct lockmgr_ops {
 
 struct lockmgr {
 	const struct lockmgr_ops *ops;
+	int mesh;       /* locks span hosts: O_EXCL creates take a lock */
 };
 
 /* The local manager: one table per mount, `host` shown for holders. */
 struct lockmgr *lockmgr_local_new(const char *host);
+
+/* The mesh manager: connects to the lock service at sock_path (common/
+ * lockproto.h), now or later in the background (with backoff, also
+ * after a loss), and says HELLO as `host`. sync(sync_arg) is the
+ * handover hook (NULL: none). NULL with a message in err when the path
+ * does not fit AF_UNIX or on ENOMEM; a service that is not there yet is
+ * no error (requests answer -ENOLCK until it comes). */
+struct lockmgr *lockmgr_remote_new(const char *sock_path, const char *host,
+				   lock_sync_fn sync, void *sync_arg,
+				   char *err, size_t errlen);
 
 static inline void lockmgr_destroy(struct lockmgr **mp)
 {

@@ -1,11 +1,15 @@
 /*
  * lockops.c — FUSE requests in, lock manager decisions out.
  *
- * A non-blocking request is answered at once. A blocking one (flock
- * without LOCK_NB, F_SETLKW) becomes a struct lock_wait: the manager
- * queues it and calls on_grant() later from whichever thread frees the
- * lock; no thread waits. The hard part is the race between three
- * parties over one request:
+ * With the local manager a non-blocking request is answered at once. A
+ * blocking one (flock without LOCK_NB, F_SETLKW), and every request to
+ * the mesh manager (its answers are a round trip away), becomes a
+ * struct lock_wait: the manager queues it and calls on_grant() later
+ * from whichever thread frees the lock or reads the answer; no thread
+ * waits. An O_CREAT|O_EXCL create on a mesh mount (lockops_excl) is the
+ * same with a continuation instead of the reply: the create itself runs
+ * once the "!" + PATH lock is held (fs/file.c). The hard part is the
+ * race between three parties over one request:
  *
  *   submitter S     lockops_flock/setlk: registers the interrupt
  *                   function, asks the manager, records the ticket
@@ -65,7 +69,8 @@ struct lock_wait {
 	struct lockmgr *m;
 	fuse_req_t req;
 	struct lock_req lr;  /* lr.path points to path below */
-	int is_getlk;
+	lockops_then then;   /* NULL: reply the result (see deliver) */
+	void *then_arg;
 	char path[];
 };
 
@@ -119,13 +124,23 @@ static void reply_lock_result(struct lockmgr *m, fuse_req_t req,
 	}
 }
 
+/* The manager's answer goes to the FUSE reply, or to the continuation
+ * of an O_EXCL create, which replies itself (and always unlocks). */
+static void deliver(struct lock_wait *w, int err)
+{
+	if (w->then)
+		w->then(w->then_arg, w->req, err);
+	else
+		reply_lock_result(w->m, w->req, &w->lr, err);
+}
+
 static void on_grant(void *arg, int err)
 {
 	struct lock_wait *w = arg;
 
 	if (in_interrupt != w)
 		fuse_req_interrupt_func(w->req, NULL, NULL);  /* rule 3 */
-	reply_lock_result(w->m, w->req, &w->lr, err);
+	deliver(w, err);
 	wait_put(w);
 }
 
@@ -151,29 +166,40 @@ static void on_interrupt(fuse_req_t req, void *data)
 	}
 }
 
-/* Ask the manager for lr and reply, now or when it answers. */
+/* Ask the manager for lr and reply (or hand the answer to `then`), now
+ * or when it answers. Unlocks, and non-blocking requests to the local
+ * manager, are answered at once; everything else may be queued: a
+ * blocking request, and a non-blocking one to the mesh manager, whose
+ * every answer is a round trip away (no FUSE worker waits for it). */
 static void lock_submit(struct lockmgr *m, fuse_req_t req,
-			const struct lock_req *lr)
+			const struct lock_req *lr, lockops_then then,
+			void *then_arg)
 {
 	size_t len = strlen(lr->path);
 	struct lock_wait *w;
 	uint64_t ticket = 0;
 	int ret, interrupted;
 
-	if (!lr->wait || lr->type == LOCK_TYPE_UNLOCK) {
+	if (!then && (lr->type == LOCK_TYPE_UNLOCK ||
+		      (!lr->wait && !m->mesh))) {
 		ret = m->ops->lock(m, lr, NULL, NULL, NULL);
 		reply_lock_result(m, req, lr, ret);
 		return;
 	}
 	w = calloc(1, sizeof(*w) + len + 1);
 	if (!w) {
-		fuse_reply_err(req, ENOLCK);
+		if (then)
+			then(then_arg, req, -ENOLCK);
+		else
+			fuse_reply_err(req, ENOLCK);
 		return;
 	}
 	pthread_mutex_init(&w->mu, NULL);
 	w->refs = 2;
 	w->m = m;
 	w->req = req;
+	w->then = then;
+	w->then_arg = then_arg;
 	memcpy(w->path, lr->path, len + 1);
 	w->lr = *lr;
 	w->lr.path = w->path;
@@ -183,7 +209,7 @@ static void lock_submit(struct lockmgr *m, fuse_req_t req,
 	if (ret != LOCK_QUEUED) {
 		/* answered at once: the callback will never run */
 		fuse_req_interrupt_func(req, NULL, NULL);
-		reply_lock_result(m, req, &w->lr, ret);
+		deliver(w, ret);
 		pthread_mutex_destroy(&w->mu);
 		free(w);
 		return;
@@ -231,7 +257,7 @@ void lockops_flock(struct lockmgr *m, fuse_req_t req, const char *path,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	lock_submit(m, req, &lr);
+	lock_submit(m, req, &lr, NULL, NULL);
 }
 
 /* struct flock (SEEK_SET from the kernel; l_len 0 = to EOF, negative =
@@ -327,7 +353,54 @@ void lockops_setlk(struct lockmgr *m, fuse_req_t req, const char *path,
 		return;
 	}
 	lr.wait = sleep != 0;
-	lock_submit(m, req, &lr);
+	lock_submit(m, req, &lr, NULL, NULL);
+}
+
+/* The lock identity of an O_EXCL create of path: "!" + path. */
+static int excl_path(const char *path, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%c%s", LOCK_EXCL_PREFIX, path);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+void lockops_excl(struct lockmgr *m, fuse_req_t req, const char *path,
+		  uint64_t owner, lockops_then then, void *arg)
+{
+	char lpath[LOCKOPS_EXCL_PATH_MAX];
+	struct lock_req lr = {
+		.path = lpath,
+		.kind = LOCK_KIND_FLOCK,
+		.type = LOCK_TYPE_EXCL,
+		.owner = owner,
+		.pid = fuse_req_ctx(req)->pid,
+		.wait = 1,
+		.start = 0,
+		.end = UINT64_MAX,
+	};
+	int err = excl_path(path, lpath, sizeof(lpath));
+
+	if (err) {
+		then(arg, req, err);
+		return;
+	}
+	lock_submit(m, req, &lr, then, arg);
+}
+
+void lockops_excl_unlock(struct lockmgr *m, const char *path, uint64_t owner)
+{
+	char lpath[LOCKOPS_EXCL_PATH_MAX];
+	struct lock_req lr = {
+		.path = lpath,
+		.kind = LOCK_KIND_FLOCK,
+		.type = LOCK_TYPE_UNLOCK,
+		.owner = owner,
+		.start = 0,
+		.end = UINT64_MAX,
+	};
+
+	if (excl_path(path, lpath, sizeof(lpath)) == 0)
+		m->ops->lock(m, &lr, NULL, NULL, NULL);
 }
 
 void lockops_release(struct lockmgr *m, const char *path,
@@ -380,8 +453,16 @@ int lockops_xattr(struct lockmgr *m, const char *path, const char *name,
 	    strcmp(name, "user.statefs.lock.token") != 0)
 		return -ENODATA;
 	ret = lock_state_of(m, path, LOCK_KIND_FLOCK, &st);
-	if (!ret && st.type == LOCK_TYPE_UNLOCK && st.token == 0)
-		ret = lock_state_of(m, path, LOCK_KIND_POSIX, &st);
+	if (!ret && st.type == LOCK_TYPE_UNLOCK) {
+		/* no flock holder: the POSIX locks, if any are held or the
+		 * flock lock has no token (the mesh table keeps the token of
+		 * an unheld lock, the local manager forgets the lock) */
+		struct lock_state px;
+
+		ret = lock_state_of(m, path, LOCK_KIND_POSIX, &px);
+		if (!ret && (px.type != LOCK_TYPE_UNLOCK || st.token == 0))
+			st = px;
+	}
 	if (ret)
 		return ret;
 	if (strcmp(name, "user.statefs.lock.token") == 0)

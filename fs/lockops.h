@@ -50,6 +50,24 @@ void lockops_setlk(struct lockmgr *m, fuse_req_t req, const char *path,
 void lockops_release(struct lockmgr *m, const char *path,
 		     struct fuse_file_info *fi, int on_flush);
 
+/* What an O_EXCL create does once its lock is decided: err 0, the lock
+ * is held (create, lockops_excl_unlock, reply); else the -errno to
+ * reply (-EINTR: interrupted; -ENOLCK: no lock service). Called once,
+ * maybe from another thread; it must reply to req. */
+typedef void (*lockops_then)(void *arg, fuse_req_t req, int err);
+
+#define LOCKOPS_EXCL_PATH_MAX 4097  /* '!', a path, NUL */
+
+/* O_CREAT|O_EXCL on a mesh mount (m->mesh): take the exclusive flock on
+ * LOCK_EXCL_PREFIX + path as `owner` (a LOCK_OWNER_INTERNAL value used
+ * once), blocking and interruptible, then call then(arg, req, err). */
+void lockops_excl(struct lockmgr *m, fuse_req_t req, const char *path,
+		  uint64_t owner, lockops_then then, void *arg);
+/* Release it (after the create committed: the release carries the
+ * store's version vector, so the next holder sees the new file). */
+void lockops_excl_unlock(struct lockmgr *m, const char *path,
+			 uint64_t owner);
+
 /* getxattr of "user.statefs.lock" ("unlocked", "exclusive HOST PID",
  * "shared N"; the flock lock, or the POSIX locks when no flock lock is
  * held) or "user.statefs.lock.token" (decimal; "0" when the lock has no

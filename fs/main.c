@@ -28,6 +28,13 @@
  *  4. without -f the store is opened again after the fork, because an
  *     LMDB handle must not cross fork() (store.h caveats);
  *  5. lock manager, invalidation thread, session loop.
+ *
+ * Locks: a config with a [locks] section (or -o locks=mesh) makes the
+ * mount use the mesh lock manager (fs/lockremote.c) through this host's
+ * statefs-repl at [node] control (default STORE_DIR/repl.sock); the
+ * replicator may start later, and until it answers lock requests fail
+ * with ENOLCK (never a local grant). -o locks=local keeps the local
+ * manager whatever the config says. One line at start says which.
  * Exit codes: 0 ok, 1 mount or store failure, 2 usage.
  */
 #include <errno.h>
@@ -54,6 +61,7 @@ struct cfg {
 	char node[64];
 	const char *store_dir, *mountpoint;
 	const char *config;       /* config=FILE, or NULL */
+	enum { LOCKS_AUTO, LOCKS_LOCAL, LOCKS_MESH } locks;
 };
 
 /* The config file's contents, for as long as the process runs
@@ -75,6 +83,10 @@ static void usage(FILE *out)
 		"     sync=none|commit  fsync at each commit (default none)\n"
 		"     ttl=T           default TTL of new files (30, 30s, 5m, 1h)\n"
 		"     node=NAME       node name (default: stored, else host name)\n"
+		"     locks=local|mesh  lock manager: this mount alone, or mesh-wide\n"
+		"                     through the replicator's lock service at\n"
+		"                     [node] control (default STORE_DIR/repl.sock);\n"
+		"                     default: mesh when the config has [locks]\n"
 		"     allow_other     let other users in (needs user_allow_other)\n"
 		"     ro              read-only mount\n"
 		"     config=FILE     read [store], [node] name and [mount] from the\n"
@@ -138,6 +150,15 @@ static int parse_one(struct cfg *c, char *o)
 		if (!*val || strlen(val) >= sizeof(c->node))
 			return -1;
 		memcpy(c->node, val, strlen(val) + 1);
+		return 0;
+	}
+	if (val && strcmp(o, "locks") == 0) {
+		if (strcmp(val, "local") == 0)
+			c->locks = LOCKS_LOCAL;
+		else if (strcmp(val, "mesh") == 0)
+			c->locks = LOCKS_MESH;
+		else
+			return -1;
 		return 0;
 	}
 	if (!val && strcmp(o, "allow_other") == 0) {
@@ -384,6 +405,32 @@ static int clean_mountpoint(const char *mnt)
 	return 0;
 }
 
+/* The lock manager: local, or mesh-wide through the replicator's
+ * socket (see the top). NULL on failure (logged). */
+static struct lockmgr *make_locks(struct cfg *c, struct fs *fs,
+				  const char *host)
+{
+	char sock[PATH_MAX + 16], err[PATH_MAX + 64];
+	struct lockmgr *m;
+	int mesh = c->locks == LOCKS_MESH ||
+		   (c->locks == LOCKS_AUTO && conf.lock_cluster[0]);
+
+	if (!mesh) {
+		log_msg(LOG_NOTICE, "locks: local (this mount only)");
+		return lockmgr_local_new(host);
+	}
+	if (conf.control[0])
+		snprintf(sock, sizeof(sock), "%s", conf.control);
+	else
+		snprintf(sock, sizeof(sock), "%s/repl.sock", c->store_dir);
+	m = lockmgr_remote_new(sock, host, fs_lock_sync, fs, err, sizeof(err));
+	if (!m)
+		log_msg(LOG_ERROR, "locks: %s", err);
+	else
+		log_msg(LOG_NOTICE, "locks: mesh-wide via %s", sock);
+	return m;
+}
+
 static int open_store(struct cfg *c, struct store **sp)
 {
 	int err = store_open(c->store_dir, &c->so, sp);
@@ -486,7 +533,7 @@ int main(int argc, char **argv)
 		memset(&info, 0, sizeof(info));
 		if (!host && store_info(store, &info) == 0)
 			host = info.node_name;
-		locks = lockmgr_local_new(host && *host ? host : "localhost");
+		locks = make_locks(&c, fs, host && *host ? host : "localhost");
 	}
 	if (!locks) {
 		log_msg(LOG_ERROR, "cannot create the lock manager");

@@ -36,11 +36,23 @@
  * A foreign tombstone kills the cached node only if the record is still
  * gone when the thread gets to it (we may have created it again).
  *
+ * The handover of a mesh lock (SPEC §6): before a grant is replied,
+ * the mesh lock manager calls fs_lock_sync(), which waits until this
+ * thread has handled the binlog up to the store's last sequence as of
+ * that moment (the service answered the grant only once the store had
+ * applied the previous holder's writes, so they are in it). The thread
+ * publishes how far it got (notify_done, under notify_mu) after every
+ * batch. Past FS_SYNC_TIMEOUT_MS (the thread is stuck on a kernel
+ * call, or far behind) fs_lock_sync invalidates everything itself, as
+ * on a resync: a stale page is never served to a lock holder.
+ *
  * Rules: (1) notifications are sent only from this thread, never from a
  * request handler (the kernel may hold locks a handler's request waits
- * on: deadlock); (2) no lock of ours is held while notifying; (3) LMDB
- * memory is copied before the binlog read ends. Errors of notify calls
- * (-ENOENT: the kernel has forgotten the inode) are expected and ignored.
+ * on: deadlock); the one exception is fs_lock_sync's fallback, on the
+ * lock manager's thread, which serves no request; (2) no lock of ours
+ * is held while notifying; (3) LMDB memory is copied before the binlog
+ * read ends. Errors of notify calls (-ENOENT: the kernel has forgotten
+ * the inode) are expected and ignored.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -53,6 +65,7 @@
 #define BATCH 256
 #define SWEEP_INTERVAL_NS (10LL * 1000000000)
 #define SWEEP_MAX 10000
+#define FS_SYNC_TIMEOUT_MS 2000
 
 struct change_copy {
 	char *path;      /* NULL: an own change, only poll wake-ups (ino) */
@@ -179,8 +192,9 @@ static void inval_path(struct fs *fs, const char *path, size_t len,
 	}
 }
 
-/* The binlog moved on without us: forget everything the kernel cached. */
-static void inval_all(struct fs *fs)
+/* The binlog moved on without us (or a handover could not wait for
+ * this thread): forget everything the kernel cached. */
+static void inval_all(struct fs *fs, const char *why)
 {
 	uint64_t *inos = NULL;
 	char path[FS_PATH_MAX];
@@ -193,8 +207,7 @@ static void inval_all(struct fs *fs)
 		inval_path(fs, path, strlen(path), 0, 0);
 	}
 	free(inos);
-	log_msg(LOG_NOTICE, "binlog trimmed past this mount: invalidated "
-		"%zu cached inodes", n);
+	log_msg(LOG_NOTICE, "%s: invalidated %zu cached inodes", why, n);
 }
 
 void fs_poll_wake(struct fs *fs, uint64_t ino)
@@ -237,6 +250,56 @@ void fs_poll_wake(struct fs *fs, uint64_t ino)
 		free(phs);
 }
 
+/* The thread has handled the binlog up to seq. */
+static void notify_progress(struct fs *fs, uint64_t seq)
+{
+	pthread_mutex_lock(&fs->notify_mu);
+	if (seq > fs->notify_done)
+		fs->notify_done = seq;
+	pthread_cond_broadcast(&fs->notify_cond);
+	pthread_mutex_unlock(&fs->notify_mu);
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+void fs_lock_sync(void *arg)
+{
+	struct fs *fs = arg;
+	struct timespec dl;
+	uint64_t want;
+	int ok;
+
+	pthread_mutex_lock(&fs->notify_mu);
+	if (!fs->notify_live) {
+		/* not serving yet, or stopped: the kernel caches nothing
+		 * that a request could be served from */
+		pthread_mutex_unlock(&fs->notify_mu);
+		return;
+	}
+	pthread_mutex_unlock(&fs->notify_mu);
+	want = store_last_seq(fs->store);
+	deadline_in(&dl, FS_SYNC_TIMEOUT_MS);
+	pthread_mutex_lock(&fs->notify_mu);
+	while (fs->notify_live && fs->notify_done < want &&
+	       pthread_cond_timedwait(&fs->notify_cond, &fs->notify_mu,
+				      &dl) != ETIMEDOUT)
+		;
+	ok = !fs->notify_live || fs->notify_done >= want;
+	pthread_mutex_unlock(&fs->notify_mu);
+	if (!ok)
+		inval_all(fs, "lock handover: invalidation still behind the "
+			  "store after 2 s");
+}
+
 static void *notify_main(void *arg)
 {
 	struct fs *fs = arg;
@@ -251,6 +314,7 @@ static void *notify_main(void *arg)
 		return NULL;
 	}
 	b->fs = fs;
+	notify_progress(fs, last);
 	while (!atomic_load(&fs->notify_stop)) {
 		ssize_t r = store_wait(fs->store, last, 1000);
 
@@ -266,7 +330,7 @@ static void *notify_main(void *arg)
 		if (rs != resyncs) {
 			/* a peer's snapshot changed what no binlog entry says */
 			resyncs = rs;
-			inval_all(fs);
+			inval_all(fs, "a snapshot was installed");
 		}
 		if (r <= 0 && store_last_seq(fs->store) <= last)
 			continue;
@@ -274,8 +338,9 @@ static void *notify_main(void *arg)
 		b->last = last;
 		r = store_binlog_read(fs->store, last, BATCH, collect, b);
 		if (r == -ERANGE) {
-			inval_all(fs);
+			inval_all(fs, "binlog trimmed past this mount");
 			last = store_last_seq(fs->store);
+			notify_progress(fs, last);
 			continue;
 		}
 		if (r < 0) {
@@ -300,6 +365,7 @@ static void *notify_main(void *arg)
 			free(b->v[i].path);
 		}
 		last = b->last; /* the last change handled */
+		notify_progress(fs, last);
 	}
 	free(b);
 	return NULL;
@@ -310,9 +376,17 @@ int fs_notify_start(struct fs *fs)
 	int err;
 
 	atomic_store(&fs->notify_stop, 0);
+	pthread_mutex_lock(&fs->notify_mu);
+	fs->notify_done = 0;
+	fs->notify_live = 1;
+	pthread_mutex_unlock(&fs->notify_mu);
 	err = pthread_create(&fs->notify_thread, NULL, notify_main, fs);
-	if (err)
+	if (err) {
+		pthread_mutex_lock(&fs->notify_mu);
+		fs->notify_live = 0;
+		pthread_mutex_unlock(&fs->notify_mu);
 		return -err;
+	}
 	fs->notify_running = 1;
 	return 0;
 }
@@ -324,4 +398,8 @@ void fs_notify_stop(struct fs *fs)
 	atomic_store(&fs->notify_stop, 1);
 	pthread_join(fs->notify_thread, NULL);
 	fs->notify_running = 0;
+	pthread_mutex_lock(&fs->notify_mu);
+	fs->notify_live = 0;
+	pthread_cond_broadcast(&fs->notify_cond);
+	pthread_mutex_unlock(&fs->notify_mu);
 }

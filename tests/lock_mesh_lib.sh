@@ -12,11 +12,10 @@
 #   lockx FILE / token FILE             user.statefs.lock(.token)
 #   now_ms                              CLOCK_REALTIME in ms
 #
-# The lock service's status: lines of STORE_DIR/repl.status (shown by
-# `statefsctl status` and statefs-mesh status):
-#   lock_leader NAME         the leader this node knows, "-" for none
-#   lock_term N
-# and counters lock_* (lock_drop_cluster, ...).
+# The lock service's status: lock_* lines of STORE_DIR/repl.status
+# (repl/status.c; `statefsctl status` shows them too): lock_leader NAME
+# ("-" for none), lock_role, lock_reachable 0|1, lock_term, counters
+# such as lock_net_dropped_cluster.
 
 M=$T/mesh
 mnt() { echo "$M/$1/mnt"; }
@@ -76,8 +75,8 @@ while True:
 EOF
 hold() { exec python3 "$T/hold.py" "$@"; }
 
-lockx() { getfattr --only-values -n user.statefs.lock "$1" 2>/dev/null; }
-token() { getfattr --only-values -n user.statefs.lock.token "$1" 2>/dev/null; }
+lockx() { getfattr --absolute-names --only-values -n user.statefs.lock "$1" 2>/dev/null; }
+token() { getfattr --absolute-names --only-values -n user.statefs.lock.token "$1" 2>/dev/null; }
 lock_is() { [ "$(lockx "$1")" == "$2" ]; }
 now_ms() { date +%s%3N; }
 

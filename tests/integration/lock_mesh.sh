@@ -11,13 +11,19 @@
 lm_require
 lm_up 3 --topology line --set locks.lease=2s
 H="n1 n2 n3"
-stat_of() { awk -v k="$2" '$1 == k { print $2 }' "$(mnt "$1")/.statefs/stats"; }
+stat_of() { awk -v k="$2" '$1 == k { print $2; exit }' "$(mnt "$1")/.statefs/stats"; }  # the mount's own line comes first
 waiters_on() { [ "$(stat_of "$1" lock_waiters)" == "$2" ]; }
 everywhere() { # FILE WANT: every host shows it
 	local k
 	for k in $H; do lock_is "$(mnt "$k")/$1" "$2" || return 1; done
 }
-shown() { local k; for k in $H; do printf '%s=%s; ' "$k" "$(lockx "$(mnt "$k")/$1")"; done; }
+shown() { # what each host shows, and how far its lock table got
+	local k
+	for k in $H; do
+		printf '%s=%s (log %s, shared %s); ' "$k" "$(lockx "$(mnt "$k")/$1")" \
+			"$(lock_stat "$k" lock_log_index)" "$(lock_stat "$k" lock_held_shared)"
+	done
+}
 
 echo x >"$(mnt n1)/f" || die "write f on n1"
 mkdir -p "$(mnt n1)/excl" || die "mkdir excl on n1"
@@ -95,7 +101,7 @@ wait_for 10 everywhere f unlocked || fail "f after n2's holder died: $(shown f)"
 # every host reads the same value while it is held ----
 prev=$t1
 for k in n3 n1 n2 n3 n2 n1; do
-	got=$(flock "$(mnt "$k")/f" -c "getfattr --only-values -n user.statefs.lock.token $(mnt "$k")/f")
+	got=$(flock "$(mnt "$k")/f" -c "getfattr --absolute-names --only-values -n user.statefs.lock.token $(mnt "$k")/f")
 	[[ $got =~ ^[0-9]+$ ]] || { fail "token read on $k: '$got'"; continue; }
 	[ "$got" -gt "$prev" ] || fail "token on $k: $got after $prev"
 	prev=$got

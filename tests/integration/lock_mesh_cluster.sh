@@ -2,8 +2,8 @@
 # lock_mesh_cluster.sh — a lock service whose config differs from the
 # cluster's gets nothing (SPEC §6 with §5's authentication; repl/raftnet.h):
 #  - an outsider with a key no member knows, claiming to be n3 of the
-#    same cluster, dialling n1's and n2's lock ports: no leader ever,
-#    and the members' locks go on as before;
+#    same cluster, dialling n1's and n2's lock ports: refused (n1 logs
+#    its key), no leader ever, and the members' locks go on as before;
 #  - n3's own key (n3 stopped) with another cluster name, so another
 #    cluster id: its frames are dropped and counted by n1 and n2, logged
 #    "cluster id differs", and it never learns a leader; the members
@@ -65,6 +65,9 @@ outsider "$T/o1" "$cluster"
 wait_for 3 out_has_leader "$T/o1" &&
 	fail "an outsider with an unknown key learned a leader: $(leader_in "$T/o1/store")"
 members_fine $H
+key=$(cat "$T/o1/node.pub")
+refused() { grep -F -q "public key $key is not a lock member's" "$M/n1/repl.log"; }
+wait_for 5 refused || fail "n1 did not log the outsider's key $key as refused"
 kill -TERM $OUT_PID
 wait $OUT_PID 2>/dev/null
 
@@ -80,12 +83,14 @@ members_fine n1 n2
 dropped() { [ "$(lock_stat n1 lock_net_dropped_cluster)" -gt "$drops_before" ] 2>/dev/null; }
 wait_for 5 dropped || fail "n1's lock_net_dropped_cluster: '$(lock_stat n1 lock_net_dropped_cluster)', was $drops_before"
 echo "n1: lock_net_dropped_cluster $(lock_stat n1 lock_net_dropped_cluster), n2: $(lock_stat n2 lock_net_dropped_cluster)"
-logged() { grep -q 'cluster id differs' "$M/n1/repl.log" "$M/n2/repl.log"; }
-wait_for 5 logged || fail "neither n1 nor n2 logged 'cluster id differs'"
+logged() { grep -E -q 'lock peer n3 .*cluster id [0-9a-f]+ differs' "$M/n1/repl.log" "$M/n2/repl.log"; }
+wait_for 5 logged || fail "neither n1 nor n2 logged that n3's cluster id differs"
 kill -TERM $OUT_PID
 wait $OUT_PID 2>/dev/null
 mesh start "$M" n3 || die "statefs-mesh start n3"
 wait_for 15 have_leader $H || fail "n3 did not rejoin the lock cluster"
-flock -n "$(mnt n3)/f" true
-expect_eq $? 0 "flock -n on n3 after it rejoined"
+# n3's mount reconnects to its restarted replicator (with backoff):
+# until then its requests answer ENOLCK
+served3() { flock -n "$(mnt n3)/f" true 2>/dev/null; }
+wait_for 10 served3 || fail "flock -n on n3 10 s after it rejoined"
 finish

@@ -138,7 +138,7 @@ os.write(fd, me.encode())
 os.close(fd)
 print("WON")
 EOF
-rounds=8
+rounds=5
 for r in $(seq $rounds); do
 	at=$(($(date +%s%N) + 300000000))
 	rp=()

@@ -39,9 +39,11 @@ expect_eq $? 1 "flock -n on $B right after the leader died"
 # new requests are served once A and B elected a leader
 served() { flock -n "$(mnt "$B")/g" true; }
 wait_for 15 served || die "no lock served on $B 15 s after the leader died"
-echo "new leader: $(leader_of "$B"); a new lock served $(($(now_ms) - killed)) ms after kill -9 of the leader"
-expect_eq "$(agreed_leader "$A" "$B")" "$(leader_of "$B")" "the survivors' leader"
-[ "$(leader_of "$B")" != "$L" ] || fail "the dead $L still named leader"
+echo "a new lock served on $B $(($(now_ms) - killed)) ms after kill -9 of the leader"
+# (repl.status is rewritten every heartbeat: it may lag a little)
+new_leader() { local l; l=$(agreed_leader "$A" "$B") && [ "$l" != "$L" ]; }
+wait_for 5 new_leader || fail "the survivors name no new leader: $A: '$(leader_of "$A")', $B: '$(leader_of "$B")'"
+echo "new leader: $(leader_of "$B")"
 flock -n "$(mnt "$B")/f" true
 expect_eq $? 1 "flock -n on $B after the election: $A's lock stays held"
 expect_eq "$(lockx "$(mnt "$B")/f")" "exclusive $(host_of "$A") $holder" "f's holder after the election"

@@ -18,6 +18,13 @@
  *                       |  \--QUEUED--> WAITING --grant--^
  *                       \--other codes--> answered
  *
+ * A cancelled op (answered -EINTR at once) stays where it is with
+ * `cancel` set and no answer due: if it turns out QUEUED an internal
+ * CANCEL follows it, if it turns out granted an internal RELEASE does
+ * (release_cancelled). Internal ops (OPEN_SESSION, KEEPALIVE, CANCEL,
+ * RELEASE, CLOSE_SESSION) answer nobody. A closed connection stays as a
+ * "zombie" (fd -1) until its CLOSE_SESSION has an outcome.
+ *
  * Invariants
  *   (1) a connection has at most one op INFLIGHT, the head of its queue;
  *       its bytes (and so its seq) never change until its outcome;
@@ -30,9 +37,20 @@
  *   PROPOSE  u32 type=1, u32 0, then the command's bytes
  *   RESULT   u32 type=2, u32 code, u64 session, u64 seq, u64 nonce,
  *            u64 result session, u64 token, u32 dup, u32 alive,
- *            u32 vv n, u32 0, n x (u64 node, u64 seq)
+ *            u32 vv n, u32 0, u64 index, n x (u64 node, u64 seq)
+ *   GRANT    u32 type=3, u32 kind, u64 session, u64 owner, u64 seq,
+ *            u64 token, u32 mode, u32 vv n, u64 index,
+ *            n x (u64 node, u64 seq)
+ * `index`: the raft entry of the outcome. A QUERY waits until this
+ * member has applied every entry it heard of this way, so a mount reads
+ * its own grants and releases back (parked queries, below).
  * `alive`: the session still exists in the leader's table after the
  * command (NOT_FOUND of a RELEASE means "not held" when it does).
+ * GRANT: the leader tells the member of a waiter's host that the waiter
+ * was granted, a heartbeat before that member would apply it. The leader
+ * learns which member serves a store node from the proposals it
+ * forwards (hosts keep their sessions alive, so within lease/4 of a new
+ * leader it knows them all); until then the member's own apply does.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,26 +83,27 @@
 
 #define DG_PROPOSE 1
 #define DG_RESULT 2
+#define DG_GRANT 3
 #define HANDOVER_TICK_MS 2
 #define HANDOVER_LOG_MS 5000
 
 enum op_state { OP_QUEUED, OP_INFLIGHT, OP_WAITING, OP_HANDOVER };
 
 struct op {
-	struct list link;        /* conn's queue or waiting list */
+	struct list link; /* conn's queue or waiting list */
 	enum op_state state;
-	int answer;              /* send a RESULT to the mount */
-	uint64_t id;             /* the mount's request id */
+	int answer;  /* send a RESULT to the mount */
+	uint64_t id; /* the mount's request id */
 	enum lt_cmd_type type;
 	enum lt_kind kind;
 	enum lt_mode mode;
-	int wait, cancel;        /* cancel: CANCEL arrived while INFLIGHT */
+	int wait, cancel; /* cancel: CANCEL arrived while INFLIGHT */
 	uint64_t owner, nonce, target_seq;
 	uint32_t pid;
 	char *path;
-	struct lt_vv vv;         /* RELEASE: ours; HANDOVER: the grant's */
+	struct lt_vv vv; /* RELEASE: ours; HANDOVER: the grant's */
 	uint64_t seq, token;
-	void *bytes;             /* the encoded command, fixed once sent */
+	void *bytes; /* the encoded command, fixed once sent */
 	size_t len;
 	int64_t first_sent, last_sent, handover_at;
 	uint64_t sent_leader, sent_term;
@@ -98,23 +117,34 @@ struct outmsg {
 };
 
 struct conn {
-	struct list link;        /* svc's connections */
+	struct list link; /* svc's connections */
 	struct locksvc *s;
-	int fd;                  /* -1 once closed (a zombie closing its
-				  * session) */
+	int fd; /* -1 once closed (a zombie closing its session) */
 	uv_poll_t poll;
 	int polling, hello;
+	int broken;	      /* a send failed: closed at the next kick */
+	int close_pending;    /* closed; its CLOSE waits for close_index */
+	uint64_t close_index; /* to be applied here first */
 	char host[LT_NAME_MAX + 1];
-	uint64_t session, seq;   /* session 0: none open */
-	int opening;             /* an OPEN_SESSION is queued or in flight */
+	uint64_t session, seq; /* session 0: none open */
+	int opening;	       /* an OPEN_SESSION is queued or in flight */
 	struct list queue, waiting, out;
 	int64_t last_cmd;
+};
+
+/* A QUERY waiting for this member to apply what it already answered. */
+struct parked {
+	struct list link; /* svc's parked */
+	struct conn *c;
+	uint64_t id, index;
+	uint32_t kind;
+	char path[];
 };
 
 struct apply_req {
 	struct raft_apply req;
 	struct locksvc *s;
-	uint64_t from;           /* raft id to send the RESULT to; 0: us */
+	uint64_t from; /* raft id to send the RESULT to; 0: us */
 	uint64_t session, seq, nonce;
 };
 
@@ -122,6 +152,7 @@ struct member {
 	uint64_t id;
 	char name[64];
 	int voter;
+	uint64_t node; /* the store node it serves; 0: not known */
 };
 
 struct locksvc {
@@ -129,7 +160,7 @@ struct locksvc {
 	struct store *store;
 	uint64_t node_id;
 	pthread_t thread;
-	pthread_mutex_t lock;         /* protects pub */
+	pthread_mutex_t lock; /* protects pub */
 	struct locksvc_stats pub;
 	char sock_path[PATH_MAX + 16];
 	/* the loop's own, below */
@@ -150,7 +181,10 @@ struct locksvc {
 	uint64_t election_ms, heartbeat_ms;
 	struct list conns;
 	uint64_t leader_id, leader_term;
-	int64_t leader_since;         /* we lead since (monotonic ms) */
+	uint64_t seen_index;	 /* highest entry a datagram told of */
+	unsigned pending_closes; /* conns with close_pending */
+	struct list parked;
+	int64_t leader_since; /* we lead since (monotonic ms) */
 	int reachable;
 	uint64_t last_orphans;
 	uint64_t releases, waits, orphans_closed, orphans_expired;
@@ -242,7 +276,8 @@ static void store_vv(struct locksvc *s, struct lt_vv *vv)
 {
 	vv->n = 0;
 	if (store_watermarks(s->store, vv_add, vv) < 0) {
-		log_rate(LOG_WARNING, "locks: cannot read the store's watermarks");
+		log_rate(LOG_WARNING,
+			 "locks: cannot read the store's watermarks");
 		vv->n = 0;
 	}
 	qsort(vv->e, vv->n, sizeof(vv->e[0]), vv_cmp);
@@ -269,6 +304,8 @@ static void conn_close(struct conn *c);
 static void on_conn(uv_poll_t *h, int status, int events);
 static void on_handover(uv_timer_t *t);
 static void kick(struct locksvc *s);
+static void unpark(struct locksvc *s, struct conn *gone);
+static void conn_finish_close(struct conn *c);
 
 static void conn_poll_events(struct conn *c)
 {
@@ -281,15 +318,19 @@ static void conn_poll_events(struct conn *c)
 static void conn_flush(struct conn *c)
 {
 	while (!list_empty(&c->out)) {
-		struct outmsg *m = container_of(c->out.next, struct outmsg, link);
-		ssize_t n = send(c->fd, m->buf, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		struct outmsg *m =
+		    container_of(c->out.next, struct outmsg, link);
+		ssize_t n =
+		    send(c->fd, m->buf, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		list_del(&m->link);
 		free(m);
 		if (n < 0) {
-			conn_close(c);
+			/* not here: callers hold ops of c (on_kick closes) */
+			c->broken = 1;
+			kick(c->s);
 			return;
 		}
 	}
@@ -300,12 +341,13 @@ static void conn_send(struct conn *c, const struct lp_msg *hdr,
 {
 	struct outmsg *m;
 
-	if (c->fd < 0)
+	if (c->fd < 0 || c->broken)
 		return;
 	m = malloc(sizeof(*m) + sizeof(*hdr) + pathlen);
 	if (!m) {
 		log_rate(LOG_ERROR, "locks: out of memory answering a mount");
-		conn_close(c);
+		c->broken = 1;
+		kick(c->s);
 		return;
 	}
 	m->len = sizeof(*hdr) + pathlen;
@@ -315,14 +357,17 @@ static void conn_send(struct conn *c, const struct lp_msg *hdr,
 		memcpy(m->buf + sizeof(*hdr), path, pathlen);
 	list_add_tail(&c->out, &m->link);
 	conn_flush(c);
-	if (c->fd >= 0)
+	if (!c->broken)
 		conn_poll_events(c);
 }
 
 static void answer(struct conn *c, uint64_t id, int err, uint64_t token)
 {
-	struct lp_msg m = { .version = LP_VERSION, .type = LP_RESULT,
-			    .id = id, .err = err, .token = token };
+	struct lp_msg m = {.version = LP_VERSION,
+			   .type = LP_RESULT,
+			   .id = id,
+			   .err = err,
+			   .token = token};
 
 	conn_send(c, &m, NULL, 0);
 }
@@ -347,6 +392,7 @@ static void op_done(struct conn *c, struct op *o, int err, uint64_t token)
 
 static void pump(struct conn *c);
 static void conn_maybe_free(struct conn *c);
+static void send_grant(struct locksvc *s, const struct lt_grant *g);
 static void on_applied(void *arg, const struct lt_cmd *cmd,
 		       const struct lt_result *res);
 
@@ -354,7 +400,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 {
 	struct apply_req *a = container_of(req, struct apply_req, req);
 	const struct lt_result *res = result;
-	unsigned char buf[72 + LT_VV_MAX * 16];
+	unsigned char buf[80 + LT_VV_MAX * 16];
 	struct lt_sessioninfo si;
 	uint32_t i;
 
@@ -367,17 +413,20 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 		put64(buf + 32, res->session);
 		put64(buf + 40, res->token);
 		put32(buf + 48, (uint32_t)res->dup);
-		put32(buf + 52, lt_session(a->s->fsm.table,
-					   a->session ? a->session : res->session,
-					   &si) == 0);
+		put32(buf + 52,
+		      lt_session(a->s->fsm.table,
+				 a->session ? a->session : res->session,
+				 &si) == 0);
 		put32(buf + 56, res->code == LT_GRANTED ? res->vv.n : 0);
 		put32(buf + 60, 0);
+		put64(buf + 64, req->index);
 		for (i = 0; res->code == LT_GRANTED && i < res->vv.n; i++) {
-			put64(buf + 64 + 16 * i, res->vv.e[i].node);
-			put64(buf + 72 + 16 * i, res->vv.e[i].seq);
+			put64(buf + 72 + 16 * i, res->vv.e[i].node);
+			put64(buf + 80 + 16 * i, res->vv.e[i].seq);
 		}
-		raftnet_send(a->s->net, a->from, buf,
-			     64 + 16 * (res->code == LT_GRANTED ? res->vv.n : 0));
+		raftnet_send(
+		    a->s->net, a->from, buf,
+		    72 + 16 * (res->code == LT_GRANTED ? res->vv.n : 0));
 	}
 	free(a);
 }
@@ -417,33 +466,34 @@ static int propose_here(struct locksvc *s, const void *bytes, size_t len,
 	return rv;
 }
 
-/* Send bytes to the leader, wherever it is. Silent on failure: the
- * caller's retry proposes them again. */
-static void propose(struct locksvc *s, const void *bytes, size_t len)
+/* Send bytes to the leader, wherever it is. 0 when they left (the
+ * caller's retry proposes them again if no outcome comes), -1 when they
+ * could not (no leader, raft refused them): retry at the next tick. */
+static int propose(struct locksvc *s, const void *bytes, size_t len)
 {
 	unsigned char buf[8 + LT_PATH_MAX + 2048];
 	raft_id lid;
 	const char *addr;
 
 	if (s->failed)
-		return;
+		return -1;
 	raft_leader(&s->raft, &lid, &addr);
 	if (!lid)
-		return;
+		return -1;
 	if (lid == s->self_id) {
 		int rv = propose_here(s, bytes, len, 0);
 
 		if (rv && rv != RAFT_NOTLEADER)
 			log_rate(LOG_WARNING, "locks: cannot propose: %s",
 				 raft_strerror(rv));
-		return;
+		return rv ? -1 : 0;
 	}
 	if (len + 8 > sizeof(buf))
-		return;
+		return -1;
 	put32(buf, DG_PROPOSE);
 	put32(buf + 4, 0);
 	memcpy(buf + 8, bytes, len);
-	raftnet_send(s->net, lid, buf, len + 8);
+	return raftnet_send(s->net, lid, buf, len + 8) < 0 ? -1 : 0;
 }
 
 static void op_send(struct locksvc *s, struct op *o)
@@ -460,7 +510,8 @@ static void op_send(struct locksvc *s, struct op *o)
 		o->first_sent = now;
 	o->sent_leader = lid;
 	o->sent_term = s->raft.current_term;
-	propose(s, o->bytes, o->len);
+	if (propose(s, o->bytes, o->len) < 0)
+		o->sent_leader = 0; /* the next tick tries again */
 }
 
 /* Encode o as its connection's next command. 0 or -errno. */
@@ -556,9 +607,16 @@ static void on_kick(uv_timer_t *t)
 		struct conn *c = container_of(l, struct conn, link);
 
 		n = l->next;
+		if (c->broken && c->fd >= 0)
+			conn_close(c);
+		if (c->close_pending &&
+		    raft_last_applied(&s->raft) >= c->close_index)
+			conn_finish_close(c);
 		pump(c);
 		conn_maybe_free(c);
 	}
+	if (!list_empty(&s->parked))
+		unpark(s, NULL);
 }
 
 static void kick(struct locksvc *s)
@@ -597,6 +655,78 @@ static int enqueue(struct conn *c, struct op *o)
 
 /* ---- outcomes ---- */
 
+/* 1 when c has a request of o's (kind, path, owner) queued after o. */
+static int later_request(struct conn *c, const struct op *o)
+{
+	struct list *l;
+
+	list_for(l, &c->queue)
+	{
+		struct op *x = container_of(l, struct op, link);
+
+		if (x != o && x->path && x->kind == o->kind &&
+		    x->owner == o->owner && strcmp(x->path, o->path) == 0 &&
+		    (x->type == LT_ACQUIRE || x->type == LT_RELEASE))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The table granted o, which the mount cancelled (it was answered
+ * -EINTR): release it, right after the command in flight, unless the
+ * mount asked about that lock again since (its next request decides).
+ * Frees o.
+ */
+static void release_cancelled(struct locksvc *s, struct conn *c, struct op *o)
+{
+	struct op *t;
+
+	if (c->fd >= 0 && !later_request(c, o)) {
+		t = op_new(LT_RELEASE);
+		if (t && (t->path = strdup(o->path))) {
+			struct list *at =
+			    conn_inflight(c) ? c->queue.next : &c->queue;
+
+			t->kind = o->kind;
+			t->owner = o->owner;
+			store_vv(s, &t->vv);
+			/* insert after `at` (the op in flight) */
+			t->link.prev = at;
+			t->link.next = at->next;
+			at->next->prev = &t->link;
+			at->next = &t->link;
+			kick(s);
+		} else {
+			free(t);
+			log_rate(LOG_ERROR,
+				 "locks: out of memory: a cancelled "
+				 "lock of %s stays held until its session ends",
+				 o->path);
+		}
+	}
+	op_free(o);
+}
+
+/* An internal CANCEL of waiting op o (the mount was answered -EINTR). */
+static void cancel_waiting(struct conn *c, struct op *o)
+{
+	struct op *t = op_new(LT_CANCEL);
+
+	if (!t || !(t->path = strdup(o->path))) {
+		free(t);
+		log_rate(LOG_ERROR,
+			 "locks: out of memory: a cancelled wait on "
+			 "%s stays queued until its session ends",
+			 o->path);
+		return;
+	}
+	t->kind = o->kind;
+	t->owner = o->owner;
+	t->target_seq = o->seq;
+	enqueue(c, t);
+}
+
 static void handover_start(struct locksvc *s, struct conn *c, struct op *o,
 			   uint64_t token, const struct lt_vv *vv)
 {
@@ -616,7 +746,8 @@ static void session_lost(struct locksvc *s, struct conn *c)
 	struct list *l, *n;
 
 	if (c->session)
-		log_msg(LOG_WARNING, "locks: session %" PRIu64 " of %s expired "
+		log_msg(LOG_WARNING,
+			"locks: session %" PRIu64 " of %s expired "
 			"while this host was cut off: its locks are lost",
 			c->session, c->host);
 	c->session = 0;
@@ -640,7 +771,8 @@ static struct op *find_waiting(struct conn *c, uint64_t seq)
 {
 	struct list *l;
 
-	list_for(l, &c->waiting) {
+	list_for(l, &c->waiting)
+	{
 		struct op *o = container_of(l, struct op, link);
 
 		if (o->state == OP_WAITING && o->seq == seq)
@@ -652,10 +784,14 @@ static struct op *find_waiting(struct conn *c, uint64_t seq)
 static int code_errno(enum lt_code code)
 {
 	switch (code) {
-	case LT_WOULDBLOCK: return -EWOULDBLOCK;
-	case LT_DEADLK: return -EDEADLK;
-	case LT_MALFORMED: return -EINVAL;
-	default: return -ENOLCK;
+	case LT_WOULDBLOCK:
+		return -EWOULDBLOCK;
+	case LT_DEADLK:
+		return -EDEADLK;
+	case LT_MALFORMED:
+		return -EINVAL;
+	default:
+		return -ENOLCK;
 	}
 }
 
@@ -684,8 +820,10 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 			c->session = rsession;
 			c->seq = 1;
 		} else {
-			log_rate(LOG_WARNING, "locks: cannot open a session "
-				 "for %s: %s", c->host, lt_code_name(code));
+			log_rate(LOG_WARNING,
+				 "locks: cannot open a session "
+				 "for %s: %s",
+				 c->host, lt_code_name(code));
 			op_free(o);
 			session_lost(s, c);
 			return;
@@ -693,7 +831,9 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 		op_free(o);
 		return;
 	case LT_ACQUIRE:
-		if (code == LT_GRANTED) {
+		if (code == LT_GRANTED && o->cancel) {
+			release_cancelled(s, c, o);
+		} else if (code == LT_GRANTED) {
 			handover_start(s, c, o, token, vv);
 		} else if (code == LT_QUEUED) {
 			list_del(&o->link);
@@ -701,16 +841,8 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 			o->state = OP_WAITING;
 			if (o->answer)
 				answer(c, o->id, LP_QUEUED, 0);
-			if (o->cancel) {
-				t = op_new(LT_CANCEL);
-				if (t) {
-					t->kind = o->kind;
-					t->owner = o->owner;
-					t->path = strdup(o->path);
-					t->target_seq = o->seq;
-					enqueue(c, t);
-				}
-			}
+			if (o->cancel)
+				cancel_waiting(c, o);
 		} else {
 			op_done(c, o, code_errno(code), 0);
 		}
@@ -719,9 +851,9 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 		t = find_waiting(c, o->target_seq);
 		op_free(o);
 		if (!t)
-			return;
+			return; /* its grant came first (grant()) */
 		if (code == LT_GRANTED)
-			handover_start(s, c, t, token, vv);
+			release_cancelled(s, c, t);
 		else
 			op_done(c, t, -EINTR, 0);
 		return;
@@ -732,11 +864,13 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 		op_free(o);
 		c->session = 0;
 		return;
-	default:  /* KEEPALIVE */
+	default: /* KEEPALIVE */
 		op_free(o);
 		return;
 	}
 }
+
+static struct conn *conn_of_session(struct locksvc *s, uint64_t session);
 
 static struct conn *conn_of_session(struct locksvc *s, uint64_t session)
 {
@@ -744,7 +878,8 @@ static struct conn *conn_of_session(struct locksvc *s, uint64_t session)
 
 	if (!session)
 		return NULL;
-	list_for(l, &s->conns) {
+	list_for(l, &s->conns)
+	{
 		struct conn *c = container_of(l, struct conn, link);
 
 		if (c->session == session)
@@ -786,7 +921,11 @@ static void grant(struct locksvc *s, const struct lt_grant *g)
 	struct conn *c = conn_of_session(s, g->session);
 	struct op *o = c ? find_waiting(c, g->seq) : NULL;
 
-	if (o && o->owner == g->owner)
+	if (!o || o->owner != g->owner)
+		return;
+	if (o->cancel)
+		release_cancelled(s, c, o);
+	else
 		handover_start(s, c, o, g->token, &g->vv);
 }
 
@@ -819,12 +958,13 @@ static void recheck_waiting(struct locksvc *s)
 {
 	struct list *l, *m, *n;
 
-	list_for(l, &s->conns) {
+	list_for(l, &s->conns)
+	{
 		struct conn *c = container_of(l, struct conn, link);
 
 		for (m = c->waiting.next; m != &c->waiting; m = n) {
 			struct op *o = container_of(m, struct op, link);
-			struct recheck r = { .s = s, .c = c, .o = o };
+			struct recheck r = {.s = s, .c = c, .o = o};
 			struct lt_lockinfo li;
 
 			n = m->next;
@@ -833,13 +973,18 @@ static void recheck_waiting(struct locksvc *s)
 			lt_foreach(s->fsm.table, recheck_entry, &r);
 			if (r.waits)
 				continue;
-			if (r.held && lt_query(s->fsm.table, o->kind, o->path,
-					       &li) == 0)
+			if (r.held && o->cancel)
+				release_cancelled(s, c, o);
+			else if (r.held && lt_query(s->fsm.table, o->kind,
+						    o->path, &li) == 0)
 				handover_start(s, c, o, li.token, &li.vv);
 			else if (!r.held)
-				op_done(c, o, lt_session(s->fsm.table, c->session,
-							 &(struct lt_sessioninfo){0})
-					      ? -ENOLCK : -EINTR, 0);
+				op_done(c, o,
+					lt_session(s->fsm.table, c->session,
+						   &(struct lt_sessioninfo){0})
+					    ? -ENOLCK
+					    : -EINTR,
+					0);
 		}
 	}
 }
@@ -859,8 +1004,11 @@ static void on_applied(void *arg, const struct lt_cmd *cmd,
 		recheck_waiting(s);
 		return;
 	}
+	if (!list_empty(&s->parked) || s->pending_closes)
+		kick(s);
 	lt_stats(s->fsm.table, &st);
-	if (cmd && cmd->type == LT_CLOSE_SESSION)
+	if (cmd && cmd->type == LT_CLOSE_SESSION &&
+	    conn_of_session(s, cmd->session))
 		s->orphans_closed += st.orphans - s->last_orphans;
 	else if (cmd && cmd->type == LT_EXPIRE)
 		s->orphans_expired += st.orphans - s->last_orphans;
@@ -871,24 +1019,98 @@ static void on_applied(void *arg, const struct lt_cmd *cmd,
 		s->releases++;
 	if (cmd->type == LT_ACQUIRE && res->code == LT_QUEUED && !res->dup)
 		s->waits++;
-	for (i = 0; i < res->ngrants; i++)
+	for (i = 0; i < res->ngrants; i++) {
 		grant(s, &res->grants[i]);
+		if (raft_state(&s->raft) == RAFT_LEADER)
+			send_grant(s, &res->grants[i]);
+	}
 	if (cmd->type == LT_EXPIRE)
 		return;
 	outcome(s, cmd->session, cmd->seq, cmd->nonce, res->code, res->session,
 		res->token, &res->vv,
 		lt_session(s->fsm.table,
-			   cmd->session ? cmd->session : res->session, &si) == 0);
+			   cmd->session ? cmd->session : res->session,
+			   &si) == 0);
 }
 
 /* ---- datagrams ---- */
+
+static void seen(struct locksvc *s, uint64_t index)
+{
+	if (index > s->seen_index)
+		s->seen_index = index;
+}
+
+/* The member that forwarded c serves c's store node (GRANT's routing). */
+static void learn_node(struct locksvc *s, uint64_t from, const struct lt_cmd *c)
+{
+	struct lt_sessioninfo si;
+	uint64_t node = c->type == LT_OPEN_SESSION ? c->node : 0;
+	size_t i;
+
+	if (!node && lt_session(s->fsm.table, c->session, &si) == 0)
+		node = si.node;
+	if (!node)
+		return;
+	for (i = 0; i < s->nmembers; i++)
+		if (s->members[i].id == from)
+			s->members[i].node = node;
+}
+
+/* On the leader: tell the member of g's host (the hook's grants). */
+static void send_grant(struct locksvc *s, const struct lt_grant *g)
+{
+	unsigned char buf[56 + 16 * LT_VV_MAX];
+	struct lt_sessioninfo si;
+	size_t i;
+	uint32_t j;
+
+	if (lt_session(s->fsm.table, g->session, &si) < 0 ||
+	    si.node == s->node_id)
+		return;
+	for (i = 0; i < s->nmembers; i++)
+		if (s->members[i].node == si.node &&
+		    s->members[i].id != s->self_id)
+			break;
+	if (i == s->nmembers)
+		return;
+	put32(buf, DG_GRANT);
+	put32(buf + 4, g->kind);
+	put64(buf + 8, g->session);
+	put64(buf + 16, g->owner);
+	put64(buf + 24, g->seq);
+	put64(buf + 32, g->token);
+	put32(buf + 40, g->mode);
+	put32(buf + 44, g->vv.n);
+	/* inside apply, last_applied is the entry before this one */
+	put64(buf + 48, raft_last_applied(&s->raft) + 1);
+	for (j = 0; j < g->vv.n; j++) {
+		put64(buf + 56 + 16 * j, g->vv.e[j].node);
+		put64(buf + 64 + 16 * j, g->vv.e[j].seq);
+	}
+	raftnet_send(s->net, s->members[i].id, buf, 56 + 16 * g->vv.n);
+}
+
+static int get_vv(const unsigned char *p, size_t len, size_t off, uint32_t n,
+		  struct lt_vv *vv)
+{
+	uint32_t i;
+
+	if (n > LT_VV_MAX || len != off + 16 * (size_t)n)
+		return -1;
+	vv->n = n;
+	for (i = 0; i < n; i++) {
+		vv->e[i].node = get64(p + off + 16 * i);
+		vv->e[i].seq = get64(p + off + 8 + 16 * i);
+	}
+	return 0;
+}
 
 static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 {
 	struct locksvc *s = arg;
 	const unsigned char *p = buf;
 	struct lt_vv vv;
-	uint32_t i;
 
 	if (s->stopping || s->failed || len < 8)
 		return;
@@ -900,24 +1122,41 @@ static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 		raft_leader(&s->raft, &lid, &addr);
 		if (lid != s->self_id || (len - 8) % 8 ||
 		    lt_cmd_decode(p + 8, len - 8, &c) < 0)
-			return;  /* the proposer retries at the leader */
+			return; /* the proposer retries at the leader */
+		learn_node(s, from, &c);
 		propose_here(s, p + 8, len - 8, from);
 		return;
 	}
-	if (get32(p) != DG_RESULT || len < 64)
+	if (get32(p) == DG_GRANT && len >= 56) {
+		struct lt_grant g = {.kind = get32(p + 4),
+				     .session = get64(p + 8),
+				     .owner = get64(p + 16),
+				     .seq = get64(p + 24),
+				     .token = get64(p + 32),
+				     .mode = get32(p + 40)};
+
+		if (get_vv(p, len, 56, get32(p + 44), &g.vv) == 0) {
+			seen(s, get64(p + 48));
+			grant(s, &g);
+		}
 		return;
-	vv.n = get32(p + 56);
-	if (vv.n > LT_VV_MAX || len != 64 + 16 * (size_t)vv.n)
-		return;
-	for (i = 0; i < vv.n; i++) {
-		vv.e[i].node = get64(p + 64 + 16 * i);
-		vv.e[i].seq = get64(p + 72 + 16 * i);
 	}
+	if (get32(p) != DG_RESULT || len < 72 ||
+	    get_vv(p, len, 72, get32(p + 56), &vv) < 0)
+		return;
+	seen(s, get64(p + 64));
 	outcome(s, get64(p + 8), get64(p + 16), get64(p + 24), get32(p + 4),
 		get64(p + 32), get64(p + 40), &vv, (int)get32(p + 52));
 }
 
-/* ---- reachability, retries, leases: the tick ---- */
+/* ---- reachability, retries, leases: the tick ----
+ *
+ * Silence is measured against twice the election timeout: a loaded host
+ * (or a GC-like pause of a peer) misses a heartbeat now and then, and a
+ * false "cut off" answers EWOULDBLOCK to requests that would have been
+ * granted. Being wrong the other way is safe: a request then waits for
+ * its outcome from the log, which never holds a false grant.
+ */
 
 static int is_reachable(struct locksvc *s)
 {
@@ -931,11 +1170,12 @@ static int is_reachable(struct locksvc *s)
 	if (!lid)
 		return 0;
 	if (lid != s->self_id)
-		return raftnet_heard(s->net, lid, s->election_ms);
+		return raftnet_heard(s->net, lid, 2 * s->election_ms);
 	for (i = 0; i < s->nmembers; i++)
 		if (s->members[i].voter &&
 		    (s->members[i].id == s->self_id ||
-		     raftnet_heard(s->net, s->members[i].id, s->election_ms)))
+		     raftnet_heard(s->net, s->members[i].id,
+				   2 * s->election_ms)))
 			heard++;
 	return heard > s->nvoters / 2;
 }
@@ -1005,15 +1245,16 @@ static void expire_one(void *arg, const struct lt_sessioninfo *si)
 	len = lt_cmd_size(&c);
 	if (!len || len > sizeof(buf) || lt_cmd_encode(&c, buf, len) < 0)
 		return;
-	log_msg(LOG_NOTICE, "locks: session %" PRIu64 " of %s silent for "
-		"%" PRIu64 " ms: expiring it", si->id, si->name,
-		e->now - si->last_renew);
+	log_msg(LOG_NOTICE,
+		"locks: session %" PRIu64 " of %s silent for "
+		"%" PRIu64 " ms: expiring it",
+		si->id, si->name, e->now - si->last_renew);
 	propose_here(e->s, buf, len, 0);
 }
 
 static void expire_scan(struct locksvc *s, int64_t now)
 {
-	struct expire_scan e = { .s = s, .now = wall_ms() };
+	struct expire_scan e = {.s = s, .now = wall_ms()};
 
 	if (s->leader_id != s->self_id ||
 	    now - s->leader_since < (int64_t)s->cfg.lock_lease_ms ||
@@ -1030,10 +1271,14 @@ static const char *role_name(struct locksvc *s)
 	if (!s->reachable)
 		return "cut-off";
 	switch (raft_state(&s->raft)) {
-	case RAFT_LEADER: return "leader";
-	case RAFT_CANDIDATE: return "candidate";
-	case RAFT_FOLLOWER: return s->self_voter ? "follower" : "standby";
-	default: return "starting";
+	case RAFT_LEADER:
+		return "leader";
+	case RAFT_CANDIDATE:
+		return "candidate";
+	case RAFT_FOLLOWER:
+		return s->self_voter ? "follower" : "standby";
+	default:
+		return "starting";
 	}
 }
 
@@ -1070,9 +1315,8 @@ static void publish(struct locksvc *s)
 	p.waits = s->waits;
 	p.orphans_closed = s->orphans_closed;
 	p.orphans_expired = s->orphans_expired;
-	list_for(l, &s->conns)
-		if (container_of(l, struct conn, link)->fd >= 0)
-			p.connections++;
+	list_for(l, &s->conns) if (container_of(l, struct conn, link)->fd >= 0)
+	    p.connections++;
 	if (s->net) {
 		raftnet_stats(s->net, &ns);
 		p.net_drop_cluster = ns.drop_cluster;
@@ -1099,21 +1343,25 @@ static void on_tick(uv_timer_t *t)
 		const char *addr;
 
 		raft_leader(&s->raft, &lid, &addr);
-		if (lid != s->leader_id || s->raft.current_term != s->leader_term) {
+		if (lid != s->leader_id ||
+		    s->raft.current_term != s->leader_term) {
 			if (lid == s->self_id && s->leader_id != s->self_id)
 				s->leader_since = now;
 			if (lid)
-				log_msg(LOG_INFO, "locks: leader %s, term %llu",
-					member_name(s, lid),
-					(unsigned long long)s->raft.current_term);
+				log_msg(
+				    LOG_INFO, "locks: leader %s, term %llu",
+				    member_name(s, lid),
+				    (unsigned long long)s->raft.current_term);
 			s->leader_id = lid;
 			s->leader_term = s->raft.current_term;
 		}
 		s->reachable = is_reachable(s);
 		if (was != s->reachable)
-			log_msg(LOG_NOTICE, "locks: %s", s->reachable ?
-				"in touch with the lock cluster's majority" :
-				"cut off from the lock cluster's majority");
+			log_msg(
+			    LOG_NOTICE, "locks: %s",
+			    s->reachable
+				? "in touch with the lock cluster's majority"
+				: "cut off from the lock cluster's majority");
 	}
 	for (l = s->conns.next; l != &s->conns; l = n) {
 		struct conn *c = container_of(l, struct conn, link);
@@ -1126,6 +1374,8 @@ static void on_tick(uv_timer_t *t)
 	}
 	if (!s->failed)
 		expire_scan(s, now);
+	if (s->pending_closes || !list_empty(&s->parked))
+		kick(s);
 	publish(s);
 }
 
@@ -1139,7 +1389,8 @@ static void on_handover(uv_timer_t *t)
 	int any = 0;
 
 	store_vv(s, &have);
-	list_for(l, &s->conns) {
+	list_for(l, &s->conns)
+	{
 		struct conn *c = container_of(l, struct conn, link);
 
 		for (m = c->waiting.next; m != &c->waiting; m = n) {
@@ -1153,12 +1404,14 @@ static void on_handover(uv_timer_t *t)
 				continue;
 			}
 			any = 1;
-			if (!o->logged && now - o->handover_at > HANDOVER_LOG_MS) {
+			if (!o->logged &&
+			    now - o->handover_at > HANDOVER_LOG_MS) {
 				o->logged = 1;
-				log_msg(LOG_WARNING, "locks: a grant of %s waits "
+				log_msg(LOG_WARNING,
+					"locks: a grant of %s waits "
 					"%d s for this store to receive the "
-					"previous holder's writes", o->path,
-					HANDOVER_LOG_MS / 1000);
+					"previous holder's writes",
+					o->path, HANDOVER_LOG_MS / 1000);
 			}
 		}
 	}
@@ -1179,7 +1432,8 @@ static void conn_closed_cb(uv_handle_t *h)
 static void conn_drop_out(struct conn *c)
 {
 	while (!list_empty(&c->out)) {
-		struct outmsg *m = container_of(c->out.next, struct outmsg, link);
+		struct outmsg *m =
+		    container_of(c->out.next, struct outmsg, link);
 
 		list_del(&m->link);
 		free(m);
@@ -1202,8 +1456,60 @@ static void conn_drop_ops(struct conn *c, struct list *head, int keep_inflight)
 	}
 }
 
-/* The mount went away: stop reading, drop its requests, and close its
- * session in the table (its locks are released at once). */
+struct held {
+	struct conn *c;
+	struct lt_vv vv;
+};
+
+static void release_held(void *arg, const struct lt_entry *e)
+{
+	struct held *h = arg;
+	struct op *o;
+
+	if (e->waiting || e->session != h->c->session)
+		return;
+	o = op_new(LT_RELEASE);
+	if (!o || !(o->path = strdup(e->path))) {
+		free(o);
+		return; /* CLOSE_SESSION releases it, without the vv */
+	}
+	o->kind = e->kind;
+	o->owner = e->owner;
+	o->vv = h->vv;
+	list_add_tail(&h->c->queue, &o->link);
+	h->c->s->orphans_closed++;
+}
+
+/* The second half of conn_close, once this member's table has applied
+ * every outcome already answered to the mount. */
+static void conn_finish_close(struct conn *c)
+{
+	struct held h = {.c = c};
+	struct op *o;
+
+	if (c->close_pending)
+		c->s->pending_closes--;
+	c->close_pending = 0;
+	if (c->session && c->s->fsm_inited && !c->s->failed) {
+		store_vv(c->s, &h.vv);
+		lt_foreach(c->s->fsm.table, release_held, &h);
+	}
+	o = op_new(LT_CLOSE_SESSION);
+	if (o) {
+		list_add_tail(&c->queue, &o->link);
+		kick(c->s);
+	}
+}
+
+/*
+ * The mount went away: stop reading, drop its requests, and close its
+ * session in the table (its locks are released at once). A mount that
+ * died did not unlock: release what this member's table shows it holding
+ * with the store's version vector first, so the next holders still wait
+ * for its last writes. For the table to show every grant the mount was
+ * told of, that waits until this member has applied the entries of the
+ * datagrams it answered from (seen_index; on_kick finishes it).
+ */
 static void conn_close(struct conn *c)
 {
 	struct op *o;
@@ -1214,6 +1520,7 @@ static void conn_close(struct conn *c)
 		uv_close((uv_handle_t *)&c->poll, conn_closed_cb);
 	close(c->fd);
 	c->fd = -1;
+	unpark(c->s, c);
 	conn_drop_out(c);
 	conn_drop_ops(c, &c->waiting, 0);
 	conn_drop_ops(c, &c->queue, 1);
@@ -1221,10 +1528,13 @@ static void conn_close(struct conn *c)
 	if (o)
 		o->answer = 0;
 	if ((c->session || c->opening) && !c->s->stopping) {
-		o = op_new(LT_CLOSE_SESSION);
-		if (o) {
-			list_add_tail(&c->queue, &o->link);
-			kick(c->s);
+		if (!c->s->failed &&
+		    raft_last_applied(&c->s->raft) < c->s->seen_index) {
+			c->close_pending = 1;
+			c->close_index = c->s->seen_index;
+			c->s->pending_closes++;
+		} else {
+			conn_finish_close(c);
 		}
 	}
 	conn_maybe_free(c);
@@ -1232,8 +1542,10 @@ static void conn_close(struct conn *c)
 
 static void conn_maybe_free(struct conn *c)
 {
-	if (c->fd >= 0 || c->polling)
+	if (c->fd >= 0 || c->polling || (c->close_pending && !c->s->stopping))
 		return;
+	if (c->close_pending)
+		c->s->pending_closes--;
 	if (!list_empty(&c->queue) && !c->s->stopping)
 		return;
 	conn_drop_ops(c, &c->queue, 0);
@@ -1245,8 +1557,10 @@ static void conn_maybe_free(struct conn *c)
 static void on_hello(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 		     const char *path)
 {
-	struct lp_msg r = { .version = LP_VERSION, .type = LP_HELLO,
-			    .id = m->id, .lease_ms = (uint32_t)s->cfg.lock_lease_ms };
+	struct lp_msg r = {.version = LP_VERSION,
+			   .type = LP_HELLO,
+			   .id = m->id,
+			   .lease_ms = (uint32_t)s->cfg.lock_lease_ms};
 	struct op *o;
 
 	if (c->hello) {
@@ -1255,7 +1569,8 @@ static void on_hello(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 	}
 	c->hello = 1;
 	if (m->pathlen && m->pathlen <= LT_NAME_MAX)
-		snprintf(c->host, sizeof(c->host), "%.*s", (int)m->pathlen, path);
+		snprintf(c->host, sizeof(c->host), "%.*s", (int)m->pathlen,
+			 path);
 	else
 		snprintf(c->host, sizeof(c->host), "%s", s->cfg.node_name);
 	conn_send(c, &r, NULL, 0);
@@ -1269,21 +1584,14 @@ static void on_hello(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 	enqueue(c, o);
 }
 
-static void on_query(struct locksvc *s, struct conn *c, const struct lp_msg *m,
-		     const char *path)
+static void query_answer(struct locksvc *s, struct conn *c, uint64_t id,
+			 uint32_t kind, const char *p)
 {
-	struct lp_msg r = { .version = LP_VERSION, .type = LP_STATE, .id = m->id };
+	struct lp_msg r = {.version = LP_VERSION, .type = LP_STATE, .id = id};
 	struct lt_lockinfo li;
-	char p[LP_PATH_MAX + 1];
 	int err;
 
-	snprintf(p, sizeof(p), "%.*s", (int)m->pathlen, path);
-	if (s->failed || !s->fsm_inited) {
-		r.err = -ENOLCK;
-		conn_send(c, &r, NULL, 0);
-		return;
-	}
-	err = lt_query(s->fsm.table, m->kind, p, &li);
+	err = lt_query(s->fsm.table, kind, p, &li);
 	if (err == -ENOENT) {
 		r.ltype = LT_UNLOCKED;
 		conn_send(c, &r, NULL, 0);
@@ -1294,16 +1602,77 @@ static void on_query(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 	r.pid = (int32_t)li.pid;
 	r.token = li.token;
 	r.waiters = li.waiters;
-	conn_send(c, &r, li.mode ? li.host : NULL, li.mode ? strlen(li.host) : 0);
+	conn_send(c, &r, li.mode ? li.host : NULL,
+		  li.mode ? strlen(li.host) : 0);
+}
+
+/*
+ * QUERY reads this member's table. A request answered from a RESULT or
+ * GRANT datagram may not be applied here yet: the query then waits
+ * (parked) until it is, so a mount reads its own locks back. It does not
+ * wait for entries nobody told us of: a follower may lag the leader by
+ * a heartbeat (locksvc.h).
+ */
+static void on_query(struct locksvc *s, struct conn *c, const struct lp_msg *m,
+		     const char *path)
+{
+	struct lp_msg r = {
+	    .version = LP_VERSION, .type = LP_STATE, .id = m->id};
+	char p[LP_PATH_MAX + 1];
+	struct parked *q;
+
+	snprintf(p, sizeof(p), "%.*s", (int)m->pathlen, path);
+	if (s->failed || !s->fsm_inited) {
+		r.err = -ENOLCK;
+		conn_send(c, &r, NULL, 0);
+		return;
+	}
+	if (raft_last_applied(&s->raft) >= s->seen_index) {
+		query_answer(s, c, m->id, m->kind, p);
+		return;
+	}
+	q = malloc(sizeof(*q) + strlen(p) + 1);
+	if (!q) {
+		r.err = -ENOLCK;
+		conn_send(c, &r, NULL, 0);
+		return;
+	}
+	q->c = c;
+	q->id = m->id;
+	q->kind = m->kind;
+	q->index = s->seen_index;
+	memcpy(q->path, p, strlen(p) + 1);
+	list_add_tail(&s->parked, &q->link);
+}
+
+/* Answer the parked queries this member has now applied far enough
+ * for; c non-NULL: drop c's (it closed). */
+static void unpark(struct locksvc *s, struct conn *gone)
+{
+	raft_index applied = raft_last_applied(&s->raft);
+	struct list *l, *n;
+
+	for (l = s->parked.next; l != &s->parked; l = n) {
+		struct parked *q = container_of(l, struct parked, link);
+
+		n = l->next;
+		if (q->c != gone && (gone || q->index > applied))
+			continue;
+		if (!gone)
+			query_answer(s, q->c, q->id, q->kind, q->path);
+		list_del(&q->link);
+		free(q);
+	}
 }
 
 static struct op *find_op(struct conn *c, uint64_t id)
 {
-	struct list *heads[2] = { &c->queue, &c->waiting }, *l;
+	struct list *heads[2] = {&c->queue, &c->waiting}, *l;
 	int i;
 
 	for (i = 0; i < 2; i++)
-		list_for(l, heads[i]) {
+		list_for(l, heads[i])
+		{
 			struct op *o = container_of(l, struct op, link);
 
 			if (o->answer && o->id == id && o->type == LT_ACQUIRE)
@@ -1312,37 +1681,29 @@ static struct op *find_op(struct conn *c, uint64_t id)
 	return NULL;
 }
 
+/*
+ * CANCEL answers the LOCK -EINTR at once, also while this member is cut
+ * off (a wait must stay interruptible); what the table still holds for
+ * it is undone behind the mount's back: a proposed ACQUIRE that turns
+ * out QUEUED is cancelled, one that turns out GRANTED (or a waiter
+ * granted before its CANCEL applies) is released (release_cancelled).
+ * A grant already handed over (HANDOVER) stands: the answer will be 0.
+ */
 static void on_cancel(struct conn *c, uint64_t id)
 {
-	struct op *o = find_op(c, id), *t;
+	struct op *o = find_op(c, id);
 
-	if (!o || o->cancel)
+	if (!o || o->cancel || o->state == OP_HANDOVER)
 		return;
-	switch (o->state) {
-	case OP_QUEUED:
+	if (o->state == OP_QUEUED) {
 		op_done(c, o, -EINTR, 0);
 		return;
-	case OP_INFLIGHT:
-		o->cancel = 1;
-		return;
-	case OP_WAITING:
-		o->cancel = 1;
-		t = op_new(LT_CANCEL);
-		if (!t)
-			return;
-		t->kind = o->kind;
-		t->owner = o->owner;
-		t->path = strdup(o->path);
-		t->target_seq = o->seq;
-		if (!t->path) {
-			free(t);
-			return;
-		}
-		enqueue(c, t);
-		return;
-	case OP_HANDOVER:
-		return;  /* granted: the grant stands */
 	}
+	answer(c, o->id, -EINTR, 0);
+	o->answer = 0;
+	o->cancel = 1;
+	if (o->state == OP_WAITING)
+		cancel_waiting(c, o);
 }
 
 static void on_lock(struct locksvc *s, struct conn *c, const struct lp_msg *m,
@@ -1388,18 +1749,20 @@ static void on_lock(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 static void conn_message(struct locksvc *s, struct conn *c,
 			 const unsigned char *buf, size_t n)
 {
-	struct lp_msg m = { 0 };
+	struct lp_msg m = {0};
 	const char *path = (const char *)buf + sizeof(m);
 
 	if (lp_check(buf, n) < 0) {
 		memcpy(&m, buf, n < sizeof(m) ? n : sizeof(m));
 		if (n >= 8 && m.type == LP_HELLO && m.version != LP_VERSION) {
-			struct lp_msg r = { .version = LP_VERSION,
-					    .type = LP_HELLO, .err = -EPROTO };
+			struct lp_msg r = {.version = LP_VERSION,
+					   .type = LP_HELLO,
+					   .err = -EPROTO};
 
 			conn_send(c, &r, NULL, 0);
 		}
-		log_rate(LOG_WARNING, "locks: a malformed message from a mount: "
+		log_rate(LOG_WARNING,
+			 "locks: a malformed message from a mount: "
 			 "closing its connection");
 		conn_close(c);
 		return;
@@ -1423,7 +1786,7 @@ static void conn_message(struct locksvc *s, struct conn *c,
 	case LP_QUERY:
 		on_query(s, c, &m, path);
 		break;
-	default:  /* RESULT, STATE: ours to send */
+	default: /* RESULT, STATE: ours to send */
 		conn_close(c);
 	}
 }
@@ -1441,21 +1804,26 @@ static void on_conn(uv_poll_t *h, int status, int events)
 	}
 	if (events & UV_WRITABLE) {
 		conn_flush(c);
-		if (c->fd < 0)
+		if (c->broken)
 			return;
 		conn_poll_events(c);
 	}
-	for (i = 0; (events & UV_READABLE) && c->fd >= 0 && i < 64; i++) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	for (i = 0;
+	     (events & UV_READABLE) && !c->broken && c->fd >= 0 && i < 64;
+	     i++) {
+		ssize_t n =
+		    recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
 
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		if (n < 0 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			break;
 		if (n <= 0) {
 			conn_close(c);
 			break;
 		}
 		if ((size_t)n > LP_MSG_MAX) {
-			log_rate(LOG_WARNING, "locks: an oversized message from a "
+			log_rate(LOG_WARNING,
+				 "locks: an oversized message from a "
 				 "mount: closing its connection");
 			conn_close(c);
 			break;
@@ -1480,7 +1848,7 @@ static void on_listen(uv_poll_t *h, int status, int events)
 			free(c);
 			close(fd);
 			log_rate(LOG_ERROR, "locks: cannot take a mount's "
-				 "connection");
+					    "connection");
 			continue;
 		}
 		c->s = s;
@@ -1498,7 +1866,7 @@ static void on_listen(uv_poll_t *h, int status, int events)
 
 static int listen_control(struct locksvc *s, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	mode_t old;
 
 	if (strlen(s->sock_path) >= sizeof(sa.sun_path)) {
@@ -1507,11 +1875,11 @@ static int listen_control(struct locksvc *s, char *err, size_t errlen)
 		return -ENAMETOOLONG;
 	}
 	memcpy(sa.sun_path, s->sock_path, strlen(s->sock_path) + 1);
-	s->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK |
-			      SOCK_CLOEXEC, 0);
+	s->listen_fd =
+	    socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->listen_fd < 0)
 		goto fail;
-	unlink(s->sock_path);  /* a stale one: the store is ours (locked) */
+	unlink(s->sock_path); /* a stale one: the store is ours (locked) */
 	old = umask(077);
 	if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		umask(old);
@@ -1606,7 +1974,8 @@ static int start_raft(struct locksvc *s, char *err, size_t errlen)
 	else
 		snprintf(dir, sizeof(dir), "%s/raft", s->cfg.store_dir);
 	if ((rv = mkdir_p(dir)) < 0) {
-		snprintf(err, errlen, "raft dir %.300s: %s", dir, strerror(-rv));
+		snprintf(err, errlen, "raft dir %.300s: %s", dir,
+			 strerror(-rv));
 		return rv;
 	}
 	if ((rv = lockfsm_init(&s->fsm, NULL)) < 0) {
@@ -1617,7 +1986,8 @@ static int start_raft(struct locksvc *s, char *err, size_t errlen)
 	lockfsm_set_hook(&s->fsm, on_applied, s);
 	rv = raft_uv_init(&s->io, &s->loop, dir, raftnet_transport(s->net));
 	if (rv) {
-		snprintf(err, errlen, "raft dir %.300s: %.150s", dir, s->io.errmsg);
+		snprintf(err, errlen, "raft dir %.300s: %.150s", dir,
+			 s->io.errmsg);
 		return -EIO;
 	}
 	s->io_inited = 1;
@@ -1644,10 +2014,9 @@ static int start_raft(struct locksvc *s, char *err, size_t errlen)
 	raft_set_snapshot_trailing(&s->raft, 128);
 	raft_configuration_init(&conf);
 	for (i = 0; i < s->nmembers; i++)
-		if (raft_configuration_add(&conf, s->members[i].id,
-					   s->members[i].name,
-					   s->members[i].voter ? RAFT_VOTER
-							       : RAFT_STANDBY)) {
+		if (raft_configuration_add(
+			&conf, s->members[i].id, s->members[i].name,
+			s->members[i].voter ? RAFT_VOTER : RAFT_STANDBY)) {
 			raft_configuration_close(&conf);
 			snprintf(err, errlen, "raft: out of memory");
 			return -ENOMEM;
@@ -1746,18 +2115,28 @@ static void *svc_main(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	if (start_net(s, err, sizeof(err)) < 0 ||
 	    start_raft(s, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERROR, "locks: the lock service cannot start: %s; "
-			"every lock request fails with ENOLCK", err);
+		log_msg(LOG_ERROR,
+			"locks: the lock service cannot start: %s; "
+			"every lock request fails with ENOLCK",
+			err);
 		s->failed = 1;
 	} else {
-		log_msg(LOG_NOTICE, "locks: cluster %s, member %s (raft id %"
-			PRIu64 ", %s), %zu members, lock endpoint %s",
+		log_msg(LOG_NOTICE,
+			"locks: cluster %s, member %s (raft id %" PRIu64
+			", %s), %zu members, lock endpoint %s",
 			s->cfg.lock_cluster, s->cfg.node_name, s->self_id,
 			s->self_voter ? "voter" : "standby", s->nmembers,
 			s->cfg.lock_listen);
 	}
 	publish(s);
 	uv_run(&s->loop, UV_RUN_DEFAULT);
+	while (!list_empty(&s->parked)) {
+		struct parked *q =
+		    container_of(s->parked.next, struct parked, link);
+
+		list_del(&q->link);
+		free(q);
+	}
 	/* closing: connections that still wait for a CLOSE are let go */
 	while (!list_empty(&s->conns)) {
 		struct conn *c = container_of(s->conns.next, struct conn, link);
@@ -1768,6 +2147,9 @@ static void *svc_main(void *arg)
 		list_del(&c->link);
 		free(c);
 	}
+	if (s->fsm_inited)
+		lockfsm_close(&s->fsm);
+	s->fsm_inited = 0;
 	uv_loop_close(&s->loop);
 	return NULL;
 }
@@ -1789,6 +2171,7 @@ int locksvc_start(const struct config *cfg, struct store *store,
 	s->store = store;
 	s->listen_fd = -1;
 	list_init(&s->conns);
+	list_init(&s->parked);
 	pthread_mutex_init(&s->lock, NULL);
 	if (!cfg->node_name[0]) {
 		snprintf(err, errlen, "[locks] needs [node] name");
@@ -1804,7 +2187,8 @@ int locksvc_start(const struct config *cfg, struct store *store,
 	s->election_ms = cfg->lock_election_ms ? cfg->lock_election_ms : 300;
 	s->heartbeat_ms = s->election_ms / 6 ? s->election_ms / 6 : 1;
 	if (cfg->control[0])
-		snprintf(s->sock_path, sizeof(s->sock_path), "%s", cfg->control);
+		snprintf(s->sock_path, sizeof(s->sock_path), "%s",
+			 cfg->control);
 	else
 		snprintf(s->sock_path, sizeof(s->sock_path), "%s/repl.sock",
 			 cfg->store_dir);
@@ -1836,7 +2220,7 @@ int locksvc_start(const struct config *cfg, struct store *store,
 		snprintf(err, errlen, "cannot start a thread");
 		close(s->listen_fd);
 		unlink(s->sock_path);
-		free(s);  /* the loop's handles die with the process */
+		free(s); /* the loop's handles die with the process */
 		return -EAGAIN;
 	}
 	*out = s;

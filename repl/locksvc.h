@@ -36,11 +36,13 @@
  * Proposals. The leader proposes with raft_apply. Any other member sends
  * the command's bytes to the leader as a raftnet datagram (PROPOSE); the
  * leader proposes them and, when its apply callback fires, returns a
- * RESULT datagram. Every member applies every entry, and the lockfsm
- * apply hook completes the local request of that (session, seq) and the
- * grants of waiting requests listed in the result: whichever comes first
- * (the RESULT datagram or the member's own apply, a heartbeat later)
- * completes the request, the other finds nothing to do.
+ * RESULT datagram, and for every waiter a result granted it sends a
+ * GRANT datagram to the member serving that waiter's store node. Every
+ * member applies every entry, and the lockfsm apply hook completes the
+ * local request of that (session, seq) and the grants of waiting
+ * requests listed in the result: whichever comes first (a datagram, or
+ * the member's own apply a heartbeat later) completes the request, the
+ * other finds nothing to do.
  *
  * Grants and the data handover. A grant (immediate, or of a waiter) is
  * answered only once this host's store has applied the grant's version
@@ -51,15 +53,28 @@
  * writes before it sent it).
  *
  * Reachability. This member is cut off when it knows no leader, has not
- * heard from the leader within the election timeout, or is the leader
- * and has not heard from a majority of voters within it. While cut off a
+ * heard from the leader within twice the election timeout, or is the
+ * leader and has not heard from a majority of voters within it. While cut off a
  * LOCK with wait=0 answers -EWOULDBLOCK at once (never a false grant);
- * one with wait=1 stays queued (CANCEL answers -EINTR); a QUERY answers
- * from the local table. A wait=0 request already proposed keeps waiting
- * for its outcome (answering it would leak a grant the table may hold).
+ * one with wait=1 stays queued; a QUERY answers from the local table. A
+ * wait=0 request already proposed keeps waiting for its outcome
+ * (answering it would leak a grant the table may hold).
+ *
+ * Cancel. CANCEL answers the LOCK -EINTR at once, also while cut off,
+ * and the service undoes what the table may still do for it: a proposed
+ * ACQUIRE that turns out QUEUED is cancelled, one granted meanwhile is
+ * released (unless the mount asked for that lock again). A grant that
+ * was already waiting for the store stands (the answer is 0).
  *
  * Reads. QUERY answers from this member's table: a follower's may lag
- * the leader's by a heartbeat.
+ * the leader's by a heartbeat. It does wait until this member has
+ * applied every entry whose outcome it already answered (RESULT and
+ * GRANT carry the entry's index), so a mount reads its own locks back.
+ *
+ * Closing. A connection that closes first releases, with the store's
+ * version vector, every lock this member's table shows its session
+ * holding (a mount that died did not unlock: the next holder still waits
+ * for its last writes), then proposes CLOSE_SESSION.
  *
  * Leases. Only the leader expires sessions: every lease/4 it proposes
  * EXPIRE(session, its renewal stamp) for every session whose stamp is
@@ -87,9 +102,10 @@
  * and the member stays cut off.
  *
  * Caveats
- *   - Grants of waiters are learned from this member's own apply: a
- *     follower completes them up to a heartbeat after the leader
- *     committed them (RESULT datagrams cover a session's own commands).
+ *   - A new leader does not know which member serves which store node
+ *     until those members forward a proposal (keepalives do, every
+ *     lease/4): until then their waiters learn of grants from their own
+ *     apply, a heartbeat later.
  *   - The control socket is created only with [locks]; without it the
  *     mount keeps its local lock manager.
  *   - A member that restarts loses its mounts' connections and so their
@@ -115,7 +131,9 @@ struct locksvc_stats {
 	/* the table as applied here (mesh-wide figures) */
 	uint64_t sessions, held_excl, held_shared, waiters;
 	uint64_t grants, releases, contentions, waits;
-	uint64_t orphans_closed, orphans_expired;
+	uint64_t orphans_expired;
+	/* this member's mounts: holdings freed by a closed connection */
+	uint64_t orphans_closed;
 	/* this member */
 	uint64_t connections;
 	uint64_t net_drop_cluster, net_drop_member, net_drop_key,

@@ -7,8 +7,9 @@
  * (ZMQ_IMMEDIATE: a frame is queued only on a live connection, so a
  * send to a member that is not connected fails at once with EAGAIN).
  * Traffic A -> B always goes A's DEALER -> B's ROUTER; the ROUTER never
- * sends. All sockets live in our own ZeroMQ context, whose ZAP handler
- * (a thread, zap_main) admits exactly the members' public keys and
+ * sends. All sockets live in our own ZeroMQ context (the replicator's
+ * allowlist is another context's), whose ZAP handler (zaphandler.c's
+ * thread, asking zap_admit) admits exactly the members' public keys and
  * names the key as the connection's User-Id, so every frame we receive
  * tells which key sent it.
  *
@@ -66,12 +67,12 @@
  *   (4) raftnet_close frees nothing before the close callbacks of all
  *       its handles ran; ZeroMQ sockets close after their uv_poll.
  *
- * Everything runs on the loop thread except zap_main, which reads only
- * the key list, fixed before it starts.
+ * Everything runs on the loop thread except zap_admit, on the ZAP
+ * thread: it reads only the key list, fixed before the thread starts,
+ * and the refused-keys table, which only it touches.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,7 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "repl/raftnet.h"
+#include "repl/zaphandler.h"
 
 #define RN_VERSION 1
 #define RN_HDR 40
@@ -97,6 +99,8 @@
 #define RN_TICK_MS 50
 #define RN_PULLS 16                        /* reads per poll wakeup */
 #define RN_LOGGED_MAX 64
+#define RN_REFUSED_MAX 16                  /* keys logged by ZAP */
+#define RN_OWED_MAX 256                    /* CLOSE/RESET frames owed */
 #define RN_KEY_LEN 40
 
 enum { RN_OPEN = 1, RN_DATA, RN_CLOSE, RN_RESET, RN_MSG };
@@ -164,11 +168,12 @@ struct raftnet {
 	int64_t block_mtime_ns;
 	uint64_t block_checked_ms;
 
-	void *zctx, *router, *zap_sock;
-	pthread_t zap_thread;
-	int zap_running;
+	void *zctx, *router;
+	struct zaphandler *zap;
 	char (*keys)[RN_KEY_LEN + 1];   /* admitted by ZAP */
 	size_t nkeys;
+	char refused[RN_REFUSED_MAX][RN_KEY_LEN + 1]; /* ZAP thread's */
+	size_t nrefused;
 
 	uv_poll_t router_poll;
 	uv_check_t check;
@@ -181,6 +186,7 @@ struct raftnet {
 	unsigned t_handles;     /* transport close waits for these */
 
 	struct list streams, connects, owed;
+	size_t nowed;
 	struct rn_logged logged[RN_LOGGED_MAX];
 	size_t nlogged;
 	int closing;
@@ -269,10 +275,14 @@ static int frame_send(struct raftnet *n, struct rn_peer *p, int type,
 static void owe(struct raftnet *n, struct rn_peer *p, uint64_t id, int type,
 		unsigned flags)
 {
-	struct rn_owed *o = calloc(1, sizeof(*o));
+	struct rn_owed *o;
 
+	if (n->nowed >= RN_OWED_MAX)
+		return; /* its streams end when it restarts or sends (RESET) */
+	o = calloc(1, sizeof(*o));
 	if (!o)
-		return; /* the peer's stream then ends at its next reset */
+		return;
+	n->nowed++;
 	o->peer = p;
 	o->id = id;
 	o->type = type;
@@ -288,10 +298,12 @@ static void owed_retry(struct raftnet *n)
 		struct rn_owed *o = container_of(l, struct rn_owed, link);
 
 		next = l->next;
-		if (frame_send(n, o->peer, o->type, (unsigned)o->flags, o->id,
+		if (!o->peer->blocked &&
+		    frame_send(n, o->peer, o->type, (unsigned)o->flags, o->id,
 			       0, 0) == 0) {
 			list_del(l);
 			free(o);
+			n->nowed--;
 		}
 	}
 }
@@ -862,7 +874,7 @@ static void on_tick(uv_timer_t *h)
 	router_drain(n);
 }
 
-/* ---- ZAP: admit the members' keys, name the key as User-Id ---- */
+/* ---- ZAP: admit the members' keys (zaphandler.c's thread) ---- */
 
 static int key_admitted(const struct raftnet *n, const char *key)
 {
@@ -872,89 +884,21 @@ static int key_admitted(const struct raftnet *n, const char *key)
 	return 0;
 }
 
-/* Request: version, request id, domain, address, identity, mechanism,
- * credentials. Reply: version, request id, status, text, user id,
- * metadata. */
-static void *zap_main(void *arg)
+/* On the ZAP thread: reads n->keys (fixed), owns n->refused. */
+static int zap_admit(void *arg, const char *key, const char *address)
 {
 	struct raftnet *n = arg;
-	char refused[16][RN_KEY_LEN + 1];
-	size_t nrefused = 0;
+	size_t i;
 
-	memset(refused, 0, sizeof(refused));
-	for (;;) {
-		zmq_msg_t f[8];
-		int k = 0, more = 1, i;
-		char key[RN_KEY_LEN + 1] = "";
-		const char *status = "400", *text = "not a lock member";
-
-		while (more) {
-			zmq_msg_t *m = &f[k < 8 ? k : 7];
-
-			if (k >= 8)
-				zmq_msg_close(m); /* keep the last slot for extras */
-			zmq_msg_init(m);
-			if (zmq_msg_recv(m, n->zap_sock, 0) < 0) {
-				for (i = 0; i <= (k < 8 ? k : 7); i++)
-					zmq_msg_close(&f[i]);
-				return NULL; /* the context is ending */
-			}
-			more = zmq_msg_more(m);
-			if (k < 8)
-				k++;
-		}
-		if (k >= 7 && zmq_msg_size(&f[5]) == 5 &&
-		    memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0 &&
-		    zmq_msg_size(&f[6]) == 32) {
-			zmq_z85_encode(key, zmq_msg_data(&f[6]), 32);
-			if (key_admitted(n, key)) {
-				status = "200";
-				text = "OK";
-			} else {
-				int seen = 0;
-
-				for (i = 0; i < (int)nrefused; i++)
-					seen |= strcmp(refused[i], key) == 0;
-				if (!seen && nrefused < 16)
-					snprintf(refused[nrefused++], sizeof(refused[0]),
-						 "%s", key);
-				if (!seen)
-					log_msg(LOG_WARNING, "refused a lock connection "
-						"from %.*s: public key %s is not a lock "
-						"member's", (int)zmq_msg_size(&f[3]),
-						(char *)zmq_msg_data(&f[3]), key);
-			}
-		}
-		if (k >= 2) {
-			zmq_send(n->zap_sock, "1.0", 3, ZMQ_SNDMORE);
-			zmq_send(n->zap_sock, zmq_msg_data(&f[1]),
-				 zmq_msg_size(&f[1]), ZMQ_SNDMORE);
-			zmq_send(n->zap_sock, status, 3, ZMQ_SNDMORE);
-			zmq_send(n->zap_sock, text, strlen(text), ZMQ_SNDMORE);
-			zmq_send(n->zap_sock, key, strlen(key), ZMQ_SNDMORE);
-			zmq_send(n->zap_sock, "", 0, 0);
-		}
-		for (i = 0; i < k; i++)
-			zmq_msg_close(&f[i]);
-	}
-	return NULL;
-}
-
-static int zap_start(struct raftnet *n)
-{
-	int linger = 0;
-
-	n->zap_sock = zmq_socket(n->zctx, ZMQ_REP);
-	if (!n->zap_sock)
-		return -errno;
-	zmq_setsockopt(n->zap_sock, ZMQ_LINGER, &linger, sizeof(linger));
-	if (zmq_bind(n->zap_sock, "inproc://zeromq.zap.01") < 0 ||
-	    pthread_create(&n->zap_thread, NULL, zap_main, n) != 0) {
-		zmq_close(n->zap_sock);
-		n->zap_sock = NULL;
-		return -EAGAIN;
-	}
-	n->zap_running = 1;
+	if (key_admitted(n, key))
+		return 1;
+	for (i = 0; i < n->nrefused; i++)
+		if (strcmp(n->refused[i], key) == 0)
+			return 0;
+	if (n->nrefused < RN_REFUSED_MAX)
+		snprintf(n->refused[n->nrefused++], RN_KEY_LEN + 1, "%s", key);
+	log_msg(LOG_WARNING, "refused a lock connection from %s: public key "
+		"%s is not a lock member's", address, key);
 	return 0;
 }
 
@@ -1243,10 +1187,7 @@ static void sockets_close(struct raftnet *n)
 			zmq_close(n->peers[i].dealer);
 	if (n->zctx)
 		zmq_ctx_shutdown(n->zctx);
-	if (n->zap_running)
-		pthread_join(n->zap_thread, NULL);
-	if (n->zap_sock)
-		zmq_close(n->zap_sock);
+	zaphandler_close(&n->zap);
 	if (n->zctx)
 		zmq_ctx_term(n->zctx);
 }
@@ -1346,7 +1287,8 @@ int raftnet_new(const struct raftnet_opts *o, struct raftnet **out,
 		raftnet_free(n);
 		return fail(err, errlen, -ENOMEM, "raftnet: zmq_ctx_new failed");
 	}
-	if (n->secure && (rc = zap_start(n)) < 0) {
+	if (n->secure && (rc = zaphandler_open(n->zctx, zap_admit, n,
+					       &n->zap)) < 0) {
 		raftnet_free(n);
 		return fail(err, errlen, rc, "raftnet: cannot start ZAP: %s",
 			    strerror(-rc));

@@ -29,12 +29,18 @@
  * one end of a socketpair (AF_UNIX, SOCK_STREAM) as a uv_pipe and
  * tunnels the bytes of the other end in DATA frames. A stream ends
  * (EOF to libraft, which reconnects) when the peer closes it, when the
- * peer does not know it (it restarted: RESET), or when a frame cannot
- * be queued (peer not connected). Addresses in libraft's configuration
- * are member names ("n2"); raftnet maps them to endpoints and keys.
+ * peer does not know it (it restarted: RESET), when a frame cannot be
+ * queued (peer not connected, or cut by block_file), or when bytes
+ * arrive at an offset that is not the next one (a frame was lost).
+ * Addresses in libraft's configuration are member names ("n2");
+ * raftnet maps them to endpoints and keys.
  *
  * Datagrams. raftnet_send() gives one message to a member, at most once
- * and in order per member while connected; on_message receives them.
+ * and in order per member while connected; on_message receives them
+ * (buf valid only during the call). Right after a member (re)starts,
+ * sends fail with -ENOTCONN until our DEALER has reached it (ZeroMQ
+ * redials every 100 ms): the caller retries or gives up, nothing is
+ * queued for later.
  * The lock service forwards proposals to the leader and returns results
  * and grants with them.
  *

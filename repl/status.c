@@ -19,10 +19,16 @@
  *   lock_reachable 0|1       in touch with the voters' majority
  *   lock_term N, lock_log_index N, lock_commit_ms N (EWMA of ours),
  *   lock_connections N (mounts here), and the table as applied here:
- *   lock_sessions, lock_held_excl, lock_held_shared, lock_waiters,
- *   lock_grants, lock_releases, lock_contentions, lock_waits,
- *   lock_orphans_closed, lock_orphans_expired; raftnet's drops:
- *   lock_net_dropped_cluster, _member, _key, _malformed, _msgs, _blocked
+ *   lock_sessions, lock_held_excl, lock_held_shared, lock_table_waiters,
+ *   lock_table_grants, lock_releases, lock_table_contentions, lock_waits,
+ *   lock_orphans_expired (holdings freed by lease expiry); of this member:
+ *   lock_orphans_closed (holdings freed because their mount's connection
+ *   closed without unlocking); raftnet's drops: lock_drop_cluster,
+ *   lock_drop_member, lock_drop_key, lock_drop_malformed, lock_drop_msgs,
+ *   lock_drop_blocked.
+ *   (The mount's /.statefs/stats shows these lines after its own, whose
+ *   lock_waiters, lock_grants and lock_contentions count its own
+ *   requests: hence lock_table_* here.)
  *
  * STORE_DIR/repl.block, if it exists, names peers (separated by
  * blanks or newlines) whose traffic is dropped both ways while they
@@ -60,16 +66,16 @@ static void locks(FILE *f, struct repl *r)
 		"\nlock_log_index %" PRIu64 "\nlock_commit_ms %" PRIu64
 		"\nlock_connections %" PRIu64 "\nlock_sessions %" PRIu64
 		"\nlock_held_excl %" PRIu64 "\nlock_held_shared %" PRIu64
-		"\nlock_waiters %" PRIu64 "\nlock_grants %" PRIu64
-		"\nlock_releases %" PRIu64 "\nlock_contentions %" PRIu64
+		"\nlock_table_waiters %" PRIu64 "\nlock_table_grants %" PRIu64
+		"\nlock_releases %" PRIu64 "\nlock_table_contentions %" PRIu64
 		"\nlock_waits %" PRIu64 "\nlock_orphans_closed %" PRIu64
 		"\nlock_orphans_expired %" PRIu64
-		"\nlock_net_dropped_cluster %" PRIu64
-		"\nlock_net_dropped_member %" PRIu64
-		"\nlock_net_dropped_key %" PRIu64
-		"\nlock_net_dropped_malformed %" PRIu64
-		"\nlock_net_dropped_msgs %" PRIu64
-		"\nlock_net_dropped_blocked %" PRIu64 "\n",
+		"\nlock_drop_cluster %" PRIu64
+		"\nlock_drop_member %" PRIu64
+		"\nlock_drop_key %" PRIu64
+		"\nlock_drop_malformed %" PRIu64
+		"\nlock_drop_msgs %" PRIu64
+		"\nlock_drop_blocked %" PRIu64 "\n",
 		st.reachable, st.term, st.last_index, st.commit_ms,
 		st.connections, st.sessions, st.held_excl, st.held_shared,
 		st.waiters, st.grants, st.releases, st.contentions, st.waits,

@@ -13,6 +13,7 @@
  *   release:PATH           RELEASE (no answer)
  *   query:PATH             QUERY
  *   sleep:MS
+ *   waitfile:FILE          wait until FILE exists (a cue from the script)
  *   hold                   stay connected until killed (SIGTERM, -9)
  * Each answer is one line on stdout, flushed:
  *   hello 0 lease=MS
@@ -65,14 +66,20 @@ static void send_msg(uint32_t type, uint64_t id, uint32_t ltype, uint32_t wait,
 		     const char *path)
 {
 	unsigned char buf[LP_MSG_MAX];
-	struct lp_msg m = { .version = LP_VERSION, .type = type, .id = id,
-			    .kind = 0, .ltype = ltype, .wait = wait,
-			    .owner = owner, .pid = (int32_t)getpid() };
+	struct lp_msg m = {.version = LP_VERSION,
+			   .type = type,
+			   .id = id,
+			   .kind = 0,
+			   .ltype = ltype,
+			   .wait = wait,
+			   .owner = owner,
+			   .pid = (int32_t)getpid()};
 	size_t n = path ? strlen(path) : 0;
 
 	m.pathlen = (uint32_t)n;
 	memcpy(buf, &m, sizeof(m));
-	memcpy(buf + sizeof(m), path, n);
+	if (n)
+		memcpy(buf + sizeof(m), path, n);
 	if (send(fd, buf, sizeof(m) + n, MSG_NOSIGNAL) < 0) {
 		perror("lp_client: send");
 		exit(1);
@@ -83,7 +90,7 @@ static void send_msg(uint32_t type, uint64_t id, uint32_t ltype, uint32_t wait,
 static int recv_msg(struct lp_msg *m, char *path, int64_t deadline)
 {
 	unsigned char buf[LP_MSG_MAX];
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	ssize_t n;
 	int64_t left = deadline - now_ms();
 
@@ -94,8 +101,9 @@ static int recv_msg(struct lp_msg *m, char *path, int64_t deadline)
 	n = recv(fd, buf, sizeof(buf), 0);
 	if (n <= 0 || lp_check(buf, (size_t)n) < 0) {
 		fprintf(stderr, "lp_client: %s\n",
-			n == 0 ? "the service closed the connection"
-			       : n < 0 ? strerror(errno) : "a malformed answer");
+			n == 0	? "the service closed the connection"
+			: n < 0 ? strerror(errno)
+				: "a malformed answer");
 		exit(1);
 	}
 	memcpy(m, buf, sizeof(*m));
@@ -113,13 +121,26 @@ static void print_err(int err, uint64_t token, int unlock)
 		else
 			out("granted %llu", (unsigned long long)token);
 		return;
-	case LP_QUEUED: out("queued"); return;
-	case -EWOULDBLOCK: out("EWOULDBLOCK"); return;
-	case -EINTR: out("EINTR"); return;
-	case -ENOLCK: out("ENOLCK"); return;
-	case -EDEADLK: out("EDEADLK"); return;
-	case -EINVAL: out("EINVAL"); return;
-	default: out("err %d", err);
+	case LP_QUEUED:
+		out("queued");
+		return;
+	case -EWOULDBLOCK:
+		out("EWOULDBLOCK");
+		return;
+	case -EINTR:
+		out("EINTR");
+		return;
+	case -ENOLCK:
+		out("ENOLCK");
+		return;
+	case -EDEADLK:
+		out("EDEADLK");
+		return;
+	case -EINVAL:
+		out("EINVAL");
+		return;
+	default:
+		out("err %d", err);
 	}
 }
 
@@ -141,8 +162,9 @@ static void do_lock(uint32_t ltype, uint32_t wait, const char *path,
 
 	send_msg(LP_LOCK, id, ltype, wait, path);
 	for (;;) {
-		int64_t until = cancel_at >= 0 && cancel_at < deadline ?
-				cancel_at : deadline;
+		int64_t until = cancel_at >= 0 && cancel_at < deadline
+				    ? cancel_at
+				    : deadline;
 
 		if (recv_msg(&m, p, until) < 0) {
 			if (until == deadline)
@@ -164,7 +186,7 @@ static void do_query(const char *path)
 	uint64_t id = next_id++;
 	struct lp_msg m;
 	char p[LP_PATH_MAX + 1];
-	static const char *const names[] = { "unlocked", "sh", "ex" };
+	static const char *const names[] = {"unlocked", "sh", "ex"};
 
 	send_msg(LP_QUERY, id, 0, 0, path);
 	do {
@@ -212,6 +234,14 @@ static void step(const char *s)
 		do_query(s + 6);
 	} else if (strncmp(s, "sleep:", 6) == 0) {
 		usleep((useconds_t)atoi(s + 6) * 1000);
+	} else if (strncmp(s, "waitfile:", 9) == 0) {
+		int64_t deadline = now_ms() + timeout_ms;
+
+		while (access(s + 9, F_OK) != 0) {
+			if (now_ms() > deadline)
+				timed_out();
+			usleep(5000);
+		}
 	} else if (strcmp(s, "hold") == 0) {
 		for (;;)
 			pause();
@@ -226,14 +256,15 @@ bad:
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	const char *host = "";
 	struct lp_msg m;
 	char p[LP_PATH_MAX + 1];
 	int i = 2;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: lp_client SOCK [--host NAME] [--owner N] "
+		fprintf(stderr,
+			"usage: lp_client SOCK [--host NAME] [--owner N] "
 			"[--timeout MS] STEP...\n");
 		return 1;
 	}
@@ -250,7 +281,8 @@ int main(int argc, char **argv)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", argv[1]);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, "lp_client: %s: %s\n", argv[1], strerror(errno));
+		fprintf(stderr, "lp_client: %s: %s\n", argv[1],
+			strerror(errno));
 		return 1;
 	}
 	send_msg(LP_HELLO, 0, 0, 0, host);

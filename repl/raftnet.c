@@ -17,21 +17,26 @@
  * wakes us, and the ROUTER is drained until ZMQ_EVENTS has no POLLIN
  * both then and in a uv_check after every loop iteration, so an edge
  * consumed elsewhere cannot strand a frame. A 50 ms tick re-reads the
- * block file, retries owed CLOSE/RESET frames and lets each DEALER
- * process its pending commands (connections made or lost).
+ * block file, retries owed CLOSE/RESET frames, lets each DEALER
+ * process its pending commands (connections made or lost) and sends
+ * the PINGs.
  *
  * Frame (one ZeroMQ message part, integers little-endian):
  *
  *    0  4  magic "SFRN"
  *    4  1  version (1)
- *    5  1  type: 1 OPEN, 2 DATA, 3 CLOSE, 4 RESET, 5 MSG
+ *    5  1  type: 1 OPEN, 2 DATA, 3 CLOSE, 4 RESET, 5 MSG, 6 PING
  *    6  1  flags: bit 0 OPENER = the sender opened this stream
  *    7  1  zero
  *    8  8  cluster id
  *   16  8  from: the sender's raft id
- *   24  8  stream id (0 for MSG)
+ *   24  8  stream id (0 for MSG, PING)
  *   32  8  DATA: offset of the payload in the stream; others 0
  *   40  payload: DATA 1..64 KiB, MSG 0..RAFTNET_MSG_MAX, others none
+ *
+ * PING goes to every member every RN_PING_MS, so raftnet_heard knows
+ * each member, not only the ones raft talks to (followers never talk
+ * to each other).
  *
  * Anything else is malformed. Checks in order: malformed, cluster id,
  * sender a member other than us, (with keys) User-Id = that member's
@@ -97,13 +102,14 @@
 #define RN_PENDING_MAX (16u << 20)         /* bytes toward libraft */
 #define RN_SNDHWM 1000                     /* frames queued per member */
 #define RN_TICK_MS 50
+#define RN_PING_MS 200                     /* < what heard() callers ask */
 #define RN_PULLS 16                        /* reads per poll wakeup */
 #define RN_LOGGED_MAX 64
 #define RN_REFUSED_MAX 16                  /* keys logged by ZAP */
 #define RN_OWED_MAX 256                    /* CLOSE/RESET frames owed */
 #define RN_KEY_LEN 40
 
-enum { RN_OPEN = 1, RN_DATA, RN_CLOSE, RN_RESET, RN_MSG };
+enum { RN_OPEN = 1, RN_DATA, RN_CLOSE, RN_RESET, RN_MSG, RN_PING };
 #define RN_F_OPENER 0x01u
 
 enum { DROP_MALFORMED, DROP_CLUSTER, DROP_MEMBER, DROP_KEY };
@@ -167,6 +173,7 @@ struct raftnet {
 	char *block_file;
 	int64_t block_mtime_ns;
 	uint64_t block_checked_ms;
+	uint64_t ping_ms;       /* last PING round */
 
 	void *zctx, *router;
 	struct zaphandler *zap;
@@ -605,6 +612,10 @@ static const char *frame_check(const unsigned char *f, size_t len)
 		if (stream || get64(f + 32) || f[6] || pl > RAFTNET_MSG_MAX)
 			return "bad datagram";
 		return NULL;
+	case RN_PING:
+		if (stream || get64(f + 32) || f[6] || pl)
+			return "bad ping";
+		return NULL;
 	case RN_DATA:
 		if (!stream || pl == 0 || pl > RN_CHUNK)
 			return "bad data frame";
@@ -755,6 +766,8 @@ static void on_frame(struct raftnet *n, zmq_msg_t *msg)
 	p->heard_ms = now_ms();
 	n->st.frames_in++;
 	n->st.bytes_in += len;
+	if (f[5] == RN_PING)
+		return;
 	if (f[5] == RN_MSG) {
 		n->st.msgs_in++;
 		if (n->on_message)
@@ -865,11 +878,17 @@ static void on_tick(uv_timer_t *h)
 	int ev;
 	size_t sz;
 
+	uint64_t now = now_ms();
+
 	block_read(n);
 	for (size_t i = 0; i < n->npeers; i++) {
 		sz = sizeof(ev);
 		zmq_getsockopt(n->peers[i].dealer, ZMQ_EVENTS, &ev, &sz);
+		if (!n->peers[i].blocked && now - n->ping_ms >= RN_PING_MS)
+			frame_send(n, &n->peers[i], RN_PING, 0, 0, 0, 0);
 	}
+	if (now - n->ping_ms >= RN_PING_MS)
+		n->ping_ms = now;
 	owed_retry(n);
 	router_drain(n);
 }
@@ -1098,9 +1117,11 @@ static int check_opts(const struct raftnet_opts *o, char *err, size_t errlen)
 		const struct raftnet_member *m = &o->members[i];
 
 		if (!m->id || !m->name[0] ||
-		    memchr(m->name, 0, sizeof(m->name)) == NULL)
+		    !memchr(m->name, 0, sizeof(m->name)) ||
+		    !memchr(m->endpoint, 0, sizeof(m->endpoint)) ||
+		    !memchr(m->public_key, 0, sizeof(m->public_key)))
 			return fail(err, errlen, -EINVAL, "raftnet: member %zu has "
-				    "no id or no name", i);
+				    "no id, no name or an unterminated field", i);
 		for (j = 0; j < i; j++)
 			if (o->members[j].id == m->id ||
 			    strcmp(o->members[j].name, m->name) == 0)
@@ -1132,11 +1153,14 @@ static int router_open(struct raftnet *n, const struct raftnet_opts *o,
 		       char *err, size_t errlen)
 {
 	int64_t max = RN_PART_MAX + 1024; /* CURVE counts its box too */
+	int e;
 
 	n->router = zmq_socket(n->zctx, ZMQ_ROUTER);
-	if (!n->router)
-		return fail(err, errlen, -errno, "raftnet: zmq_socket: %s",
-			    zmq_strerror(errno));
+	if (!n->router) {
+		e = errno;
+		return fail(err, errlen, -e, "raftnet: zmq_socket: %s",
+			    zmq_strerror(e));
+	}
 	sockopt_int(n->router, ZMQ_LINGER, 0);
 	sockopt_int(n->router, ZMQ_RCVHWM, RN_SNDHWM * 4);
 	zmq_setsockopt(n->router, ZMQ_MAXMSGSIZE, &max, sizeof(max));
@@ -1145,19 +1169,25 @@ static int router_open(struct raftnet *n, const struct raftnet_opts *o,
 		zmq_setsockopt(n->router, ZMQ_CURVE_SECRETKEY, o->secret_key,
 			       RN_KEY_LEN);
 	}
-	if (zmq_bind(n->router, o->listen) < 0)
-		return fail(err, errlen, -errno, "cannot listen for lock peers "
-			    "at %s: %s", o->listen, zmq_strerror(errno));
+	if (zmq_bind(n->router, o->listen) < 0) {
+		e = errno;
+		return fail(err, errlen, -e, "cannot listen for lock peers at "
+			    "%s: %s", o->listen, zmq_strerror(e));
+	}
 	return 0;
 }
 
 static int dealer_open(struct raftnet *n, struct rn_peer *p,
 		       const struct raftnet_opts *o, char *err, size_t errlen)
 {
+	int e;
+
 	p->dealer = zmq_socket(n->zctx, ZMQ_DEALER);
-	if (!p->dealer)
-		return fail(err, errlen, -errno, "raftnet: zmq_socket: %s",
-			    zmq_strerror(errno));
+	if (!p->dealer) {
+		e = errno;
+		return fail(err, errlen, -e, "raftnet: zmq_socket: %s",
+			    zmq_strerror(e));
+	}
 	sockopt_int(p->dealer, ZMQ_LINGER, 0);
 	sockopt_int(p->dealer, ZMQ_IMMEDIATE, 1);
 	sockopt_int(p->dealer, ZMQ_SNDHWM, RN_SNDHWM);

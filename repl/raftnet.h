@@ -114,7 +114,9 @@ struct raft_uv_transport *raftnet_transport(struct raftnet *n);
 int raftnet_send(struct raftnet *n, uint64_t to, const void *buf,
 		 size_t len);
 /* 1 while we have heard from member `id` within `within_ms` (a valid
- * frame of our cluster, not blocked); 1 for ourselves; 0 otherwise. */
+ * frame of our cluster, not blocked); 1 for ourselves; 0 otherwise.
+ * Every member pings every other every 200 ms, so ask for a few times
+ * that (>= 600 ms) to know whether a member is reachable. */
 int raftnet_heard(struct raftnet *n, uint64_t id, uint64_t within_ms);
 void raftnet_stats(struct raftnet *n, struct raftnet_stats *out);
 /* Close sockets and streams; done(arg) is called on the loop when all

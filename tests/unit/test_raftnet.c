@@ -8,7 +8,9 @@
  *      other, in order; EOF on close; bytes lost to the block file make
  *      the next ones arrive at a gap and reset the stream; a member
  *      killed without closing its streams has them ended when it comes
- *      back; close cancels a pending connect before its own callback;
+ *      back; 24 MiB toward a side that does not read reset the stream
+ *      (16 MiB bound); close cancels a pending connect before its own
+ *      callback;
  *   1. elect a leader, apply 200 entries: all three apply them all, in
  *      the same order;
  *   2. stop the leader: the other two elect one and commit 50 more; the
@@ -673,6 +675,56 @@ static void test_gap(int *accepts)
 	tb.stream = NULL;
 }
 
+static int write_status = 1;
+
+static void backlog_written(uv_write_t *w, int status)
+{
+	(void)w;
+	write_status = status;
+}
+
+static int backlog_done(void *arg)
+{
+	(void)arg;
+	return write_status != 1 && tb.eof;
+}
+
+/* a does not read: what b sends piles up in a's raftnet, and past 16 MiB
+ * the stream is reset rather than grown (raftnet.c invariant 2). */
+static void test_backlog(int *accepts)
+{
+	static uv_write_t w;
+	struct raftnet_stats before, after;
+	size_t len = 24u << 20;
+	char *big = calloc(1, len);
+	uv_buf_t wb;
+	int i, was = *accepts;
+
+	CHECK(big);
+	for (i = 0; connect_once(2, "b") != 0; i++) {
+		if (i > 50)
+			die("0: cannot connect a to b for the backlog test");
+		run_for(100);
+	}
+	ta.stream = connect_stream; /* never read */
+	if (!wait_for(b_accepted, NULL, 5000) || *accepts != was + 1)
+		die("0: b did not accept the backlog test's stream");
+	tb.eof = 0;
+	raftnet_stats(ta.net, &before);
+	wb = uv_buf_init(big, (unsigned)len);
+	CHECK(uv_write(&w, tb.stream, &wb, 1, backlog_written) == 0);
+	if (!wait_for(backlog_done, NULL, 20000))
+		die("0: a's backlog did not reset the stream (write %d, eof %d)",
+		    write_status, tb.eof);
+	raftnet_stats(ta.net, &after);
+	CHECK(write_status < 0);
+	CHECK(after.streams_reset == before.streams_reset + 1);
+	uv_close((uv_handle_t *)ta.stream, stream_freed);
+	uv_close((uv_handle_t *)tb.stream, stream_freed);
+	tb.stream = NULL;
+	free(big);
+}
+
 /* One connect; the callback's status (it must not run inside connect). */
 static int connect_once(raft_id id, const char *address)
 {
@@ -727,6 +779,17 @@ static void test_transport(void)
 	o.listen = lb;
 	o.self = 4;
 	CHECK(raftnet_new(&o, &x, err, sizeof(err)) == -ENOENT && !x);
+	{ /* a member's address ZeroMQ cannot parse */
+		struct raftnet_member bad[3];
+
+		memcpy(bad, m, sizeof(bad));
+		snprintf(bad[2].endpoint, sizeof(bad[2].endpoint), "nonsense");
+		o.members = bad;
+		o.self = 1;
+		CHECK(raftnet_new(&o, &x, err, sizeof(err)) == -EINVAL && !x);
+		CHECK(strstr(err, "nonsense") != NULL);
+		o.members = m;
+	}
 	ta.t = raftnet_transport(ta.net);
 	tb.t = raftnet_transport(tb.net);
 	CHECK(ta.t->init(ta.t, 2, "a") == RAFT_INVALID);
@@ -813,6 +876,7 @@ static void test_transport(void)
 	tb.stream = NULL;
 	uv_close((uv_handle_t *)connect_stream, stream_freed);
 	test_gap(&tb.accepts);
+	test_backlog(&tb.accepts);
 	/* a pending connect is cancelled by close, once, before close's cb */
 	{
 		static struct raft_uv_connect req;
@@ -841,8 +905,8 @@ static void test_transport(void)
 	free(tb.got);
 	free(data);
 	printf("ok 0 - transport: connect outcomes, 1 MiB tunnelled in order, "
-	       "EOF, a killed opener's streams ended, cancel on close "
-	       "(insecure)\n");
+	       "EOF, gap reset, a killed opener's streams ended, backlog "
+	       "reset, cancel on close (insecure)\n");
 }
 
 /* ---- 1, 2 ---- */
@@ -1077,7 +1141,10 @@ static void test_datagrams(void)
 			if (n2->msgs[i].data[j] != (unsigned char)(i + j * 7))
 				die("4: datagram %zu byte %zu differs", i, j);
 	}
-	CHECK(raftnet_heard(n1->net, 2, 1000) == 1);
+	/* every pair, followers too (they exchange no raft traffic) */
+	for (int i = 0; i < NNODES; i++)
+		for (int j = 0; j < NNODES; j++)
+			CHECK(raftnet_heard(nodes[i].net, (uint64_t)j + 1, 1000) == 1);
 	CHECK(raftnet_heard(n1->net, 1, 0) == 1);
 	CHECK(raftnet_heard(n1->net, 9, 100000) == 0);
 	raftnet_stats(n1->net, &st);

@@ -48,6 +48,19 @@
  *
  * Service -> mount: HELLO, RESULT, STATE as above. Answers to different
  * ids may come in any order; a mount matches them by id.
+ *
+ * What the mount (fs/lockremote.c) does, for the service to rely on:
+ *   - it waits for the HELLO answer before sending anything else;
+ *   - ids grow from 1 on each connection and are never reused on it;
+ *   - a LOCK of type UNLOCK gets its RESULT ignored (send one anyway);
+ *   - a CANCEL is sent only after the LOCK's LP_QUEUED arrived;
+ *   - a RELEASE is sent only for an owner that holds or waits for a lock
+ *     on the path, as far as the mount knows;
+ *   - a QUERY of a lock the table does not know may be answered STATE
+ *     err 0 with type UNLOCK, or -ENOENT (the mount reads both as
+ *     unlocked);
+ *   - a packet it cannot use (lp_check fails, or a type it never
+ *     receives: LOCK, CANCEL, RELEASE, QUERY) closes the connection.
  */
 #ifndef STATEFS_LOCKPROTO_H
 #define STATEFS_LOCKPROTO_H

@@ -838,6 +838,8 @@ static void on_state(struct lockmgr_remote *m, const struct lp_msg *a)
 	pthread_mutex_lock(&m->mu);
 	r = pending_find(m, a->id);
 	if (r && r->what == RQ_QUERY) {
+		int err = a->err == -ENOENT ? 0 : a->err; /* no such lock */
+
 		memset(&r->st, 0, sizeof(r->st));
 		if (a->err == 0) {
 			r->st.type = (enum lock_type)a->ltype;
@@ -850,7 +852,7 @@ static void on_state(struct lockmgr_remote *m, const struct lp_msg *a)
 			snprintf(r->st.host, sizeof(r->st.host), "%.*s",
 				 (int)a->pathlen, a->path);
 		}
-		finish(m, r, a->err > 0 ? -EPROTO : a->err);
+		finish(m, r, err > 0 ? -EPROTO : err);
 	}
 	pthread_mutex_unlock(&m->mu);
 }

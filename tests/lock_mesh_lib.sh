@@ -15,7 +15,7 @@
 # The lock service's status: lock_* lines of STORE_DIR/repl.status
 # (repl/status.c; `statefsctl status` shows them too): lock_leader NAME
 # ("-" for none), lock_role, lock_reachable 0|1, lock_term, counters
-# such as lock_net_dropped_cluster.
+# such as lock_drop_cluster.
 
 M=$T/mesh
 mnt() { echo "$M/$1/mnt"; }

@@ -73,16 +73,16 @@ wait $OUT_PID 2>/dev/null
 
 # ---- a member's key, another cluster ----
 mesh stop "$M" n3 || die "statefs-mesh stop n3"
-drops_before=$(($(lock_stat n1 lock_net_dropped_cluster) + 0))
+drops_before=$(($(lock_stat n1 lock_drop_cluster) + 0))
 mkdir -p "$T/o2"
 cp "$M/n3/node.key" "$T/o2/node.key" && chmod 600 "$T/o2/node.key" || die "copy n3's key"
 outsider "$T/o2" "other-$cluster"
 wait_for 3 out_has_leader "$T/o2" &&
 	fail "an outsider of another cluster learned a leader: $(leader_in "$T/o2/store")"
 members_fine n1 n2
-dropped() { [ "$(lock_stat n1 lock_net_dropped_cluster)" -gt "$drops_before" ] 2>/dev/null; }
-wait_for 5 dropped || fail "n1's lock_net_dropped_cluster: '$(lock_stat n1 lock_net_dropped_cluster)', was $drops_before"
-echo "n1: lock_net_dropped_cluster $(lock_stat n1 lock_net_dropped_cluster), n2: $(lock_stat n2 lock_net_dropped_cluster)"
+dropped() { [ "$(lock_stat n1 lock_drop_cluster)" -gt "$drops_before" ] 2>/dev/null; }
+wait_for 5 dropped || fail "n1's lock_drop_cluster: '$(lock_stat n1 lock_drop_cluster)', was $drops_before"
+echo "n1: lock_drop_cluster $(lock_stat n1 lock_drop_cluster), n2: $(lock_stat n2 lock_drop_cluster)"
 logged() { grep -E -q 'lock peer n3 .*cluster id [0-9a-f]+ differs' "$M/n1/repl.log" "$M/n2/repl.log"; }
 wait_for 5 logged || fail "neither n1 nor n2 logged that n3's cluster id differs"
 kill -TERM $OUT_PID

@@ -6,6 +6,7 @@
 # 1 s, and every host shows the new holder; the fencing token grows with
 # every exclusive grant, whichever host takes it; racing O_EXCL creators
 # on the three hosts: exactly one winner per file.
+# san: yes
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lock_mesh_lib.sh"
 lm_require

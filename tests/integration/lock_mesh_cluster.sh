@@ -8,6 +8,7 @@
 #    cluster id: its frames are dropped and counted by n1 and n2, logged
 #    "cluster id differs", and it never learns a leader; the members
 #    serve locks meanwhile, and the real n3 rejoins afterwards.
+# san: yes
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lock_mesh_lib.sh"
 lm_require

@@ -4,8 +4,9 @@
 # shared holders, one per host, show "shared 3" everywhere; kill -9 of
 # the exclusive holder hands the lock to a waiter on another host within
 # 1 s, and every host shows the new holder; the fencing token grows with
-# every exclusive grant, whichever host takes it; racing O_EXCL creators
-# on the three hosts: exactly one winner per file.
+# every exclusive grant, whichever host takes it; a whole-file POSIX
+# lock holds across hosts, a byte range is ENOLCK; racing O_EXCL
+# creators on the three hosts: exactly one winner per file.
 # san: yes
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lock_mesh_lib.sh"
@@ -122,6 +123,38 @@ wait $holder 2>/dev/null
 # a shared grant does not take a token
 flock -s "$(mnt n1)/f" true
 expect_eq "$(token "$(mnt n2)/f")" "$tk" "token after a shared grant"
+
+# ---- POSIX locks: whole-file ones are mesh-wide, byte ranges ENOLCK ----
+cat >"$T/posix.py" <<'EOF'
+import errno, fcntl, os, signal, sys
+# posix.py FILE hold|try|range: hold a whole-file write lock until
+# killed (print "held"), try one without waiting, or try a byte range
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    if sys.argv[2] == "range":
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0)
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if sys.argv[2] == "try" else 0))
+except OSError as e:
+    print(errno.errorcode[e.errno], flush=True)
+    sys.exit(1)
+print("held" if sys.argv[2] == "hold" else "got", flush=True)
+if sys.argv[2] == "hold":
+    while True:
+        signal.pause()
+EOF
+python3 "$T/posix.py" "$(mnt n1)/f" hold >"$T/posix.held" &
+ph=$!
+track_pid $ph
+wait_for 10 grep -qx held "$T/posix.held" || die "no whole-file POSIX lock on n1: $(cat "$T/posix.held")"
+for k in n2 n3; do
+	expect_eq "$(python3 "$T/posix.py" "$(mnt "$k")/f" try)" EAGAIN "F_SETLK on $k while n1 holds a POSIX lock"
+done
+expect_eq "$(python3 "$T/posix.py" "$(mnt n2)/f" range)" ENOLCK "a byte-range F_SETLK on a mesh mount"
+kill -9 $ph
+wait $ph 2>/dev/null
+try_posix() { [ "$(python3 "$T/posix.py" "$(mnt n3)/f" try)" = got ]; }
+wait_for 10 try_posix || fail "F_SETLK on n3 after n1's POSIX holder died: $(python3 "$T/posix.py" "$(mnt n3)/f" try)"
 
 # ---- O_EXCL: creators on the three hosts race for each new file ----
 # Each racer spins until the same instant, then open(O_CREAT|O_EXCL).

@@ -38,8 +38,9 @@
  *            The release of an UNLOCK carries this host's store version
  *            vector, read by the service after the message arrived (the
  *            mount committed its writes before sending it).
- *   CANCEL   id of a queued LOCK. No answer of its own: the LOCK's final
- *            RESULT says -EINTR, or 0 when the grant came first.
+ *   CANCEL   id of a LOCK not answered yet (queued or not). No answer
+ *            of its own: the LOCK's final RESULT says -EINTR, or 0 when
+ *            the grant came first.
  *   RELEASE  kind, owner, path: drop every lock owner holds on path (a
  *            close). No answer.
  *   QUERY    id, kind, path. Answer: STATE id with err 0 and the fields
@@ -53,7 +54,10 @@
  *   - it waits for the HELLO answer before sending anything else;
  *   - ids grow from 1 on each connection and are never reused on it;
  *   - a LOCK of type UNLOCK gets its RESULT ignored (send one anyway);
- *   - a CANCEL is sent only after the LOCK's LP_QUEUED arrived;
+ *   - a CANCEL may come before the LOCK's LP_QUEUED (or with none: a
+ *     cut-off host's blocking request), and for a request the service
+ *     answered already (then it is ignored); the LOCK's final RESULT
+ *     says what happened;
  *   - a RELEASE is sent only for an owner that holds or waits for a lock
  *     on the path, as far as the mount knows;
  *   - a QUERY of a lock the table does not know may be answered STATE

@@ -44,10 +44,11 @@
  *   connection lost --------+-- -ENOLCK ---------------------+
  *                                                     completer: cb once
  *
- *   cancel() of a QUEUED request sends CANCEL; of an AWAIT one it marks
- *   it and the CANCEL goes when LP_QUEUED arrives (the service has not
- *   queued it before that). The service's final RESULT decides: -EINTR,
- *   or 0 when the grant came first.
+ *   cancel() sends CANCEL at once, whether LP_QUEUED came or not: a
+ *   blocking request of a host cut off from the voters' majority gets no
+ *   LP_QUEUED until the cut heals, and `flock -w` must still time out.
+ *   The service's final RESULT decides: -EINTR, or 0 when the grant came
+ *   first (or -EWOULDBLOCK for a non-blocking request it answered).
  *
  * Connection loss (EOF, error, a packet failing lp_check): the service
  * closes the mount's session, so every lock this mount held is gone.
@@ -109,7 +110,6 @@ struct rreq {
 	uint64_t id;
 	enum rq_what what;
 	enum rq_state state;
-	int cancel_wanted;         /* cancel() came before LP_QUEUED */
 	int err;                   /* final answer */
 	lock_cb cb;
 	void *arg;
@@ -568,18 +568,13 @@ static void remote_cancel(struct lockmgr *mgr, uint64_t ticket)
 {
 	struct lockmgr_remote *m = to_remote(mgr);
 	struct rreq *r;
-	int send_now = 0;
+	int pending;
 
 	pthread_mutex_lock(&m->mu);
 	r = pending_find(m, ticket);
-	if (r && r->what == RQ_LOCK) {
-		if (r->state == RQ_QUEUED)
-			send_now = 1;
-		else
-			r->cancel_wanted = 1;
-	}
+	pending = r && r->what == RQ_LOCK;
 	pthread_mutex_unlock(&m->mu);
-	if (send_now)
+	if (pending)
 		send_cancel(m, ticket);
 }
 
@@ -798,8 +793,6 @@ static int hello(struct lockmgr_remote *m, int fd, struct lp_msg *buf,
 static void on_result(struct lockmgr_remote *m, const struct lp_msg *a)
 {
 	struct rreq *r;
-	int cancel = 0;
-	uint64_t id = a->id;
 
 	pthread_mutex_lock(&m->mu);
 	r = pending_find(m, a->id);
@@ -812,11 +805,8 @@ static void on_result(struct lockmgr_remote *m, const struct lp_msg *a)
 			r->state = RQ_QUEUED;
 			m->st.waiters++;
 			m->st.contentions++;
-			cancel = r->cancel_wanted;
 		}
 		pthread_mutex_unlock(&m->mu);
-		if (cancel)
-			send_cancel(m, id);
 		return;
 	}
 	if (a->err == 0) {

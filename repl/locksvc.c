@@ -86,6 +86,7 @@
 #define DG_GRANT 3
 #define HANDOVER_TICK_MS 2
 #define HANDOVER_LOG_MS 5000
+#define QUEUED_AFTER_MS 100
 
 enum op_state { OP_QUEUED, OP_INFLIGHT, OP_WAITING, OP_HANDOVER };
 
@@ -98,6 +99,8 @@ struct op {
 	enum lt_kind kind;
 	enum lt_mode mode;
 	int wait, cancel; /* cancel: CANCEL arrived while INFLIGHT */
+	int told_queued;  /* LP_QUEUED sent (a wait=1 LOCK, see tell_queued) */
+	int64_t born;	  /* when the mount's request arrived */
 	uint64_t owner, nonce, target_seq;
 	uint32_t pid;
 	char *path;
@@ -839,8 +842,9 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 			list_del(&o->link);
 			list_add_tail(&c->waiting, &o->link);
 			o->state = OP_WAITING;
-			if (o->answer)
+			if (o->answer && !o->told_queued)
 				answer(c, o->id, LP_QUEUED, 0);
+			o->told_queued = 1;
 			if (o->cancel)
 				cancel_waiting(c, o);
 		} else {
@@ -1194,6 +1198,35 @@ static void fail_nonblocking(struct conn *c)
 	}
 }
 
+/*
+ * A blocking LOCK without an answer yet (this member is cut off, a
+ * leader is being elected, its grant waits for the store's handover) is
+ * told LP_QUEUED after QUEUED_AFTER_MS: the
+ * mount sends CANCEL only for a request it knows waits (lockproto.h),
+ * so without it an interrupted flock -w would hang until the cluster
+ * answers. The final RESULT follows as always.
+ */
+static void tell_queued(struct conn *c, int64_t now)
+{
+	struct list *l;
+
+	struct list *heads[2] = {&c->queue, &c->waiting};
+	int i;
+
+	for (i = 0; i < 2; i++)
+		list_for(l, heads[i])
+		{
+			struct op *o = container_of(l, struct op, link);
+
+			if (o->type == LT_ACQUIRE && o->wait && o->answer &&
+			    !o->told_queued &&
+			    now - o->born >= QUEUED_AFTER_MS) {
+				o->told_queued = 1;
+				answer(c, o->id, LP_QUEUED, 0);
+			}
+		}
+}
+
 static void retry(struct locksvc *s, struct conn *c, int64_t now)
 {
 	struct op *o = conn_inflight(c);
@@ -1369,6 +1402,8 @@ static void on_tick(uv_timer_t *t)
 		n = l->next;
 		if (!s->reachable && c->fd >= 0)
 			fail_nonblocking(c);
+		if (c->fd >= 0)
+			tell_queued(c, now);
 		retry(s, c, now);
 		keepalive(s, c, now);
 	}
@@ -1687,16 +1722,22 @@ static struct op *find_op(struct conn *c, uint64_t id)
  * it is undone behind the mount's back: a proposed ACQUIRE that turns
  * out QUEUED is cancelled, one that turns out GRANTED (or a waiter
  * granted before its CANCEL applies) is released (release_cancelled).
- * A grant already handed over (HANDOVER) stands: the answer will be 0.
+ * So is a grant still waiting for this store to receive the previous
+ * holder's writes (HANDOVER): the mount never learnt of it.
  */
 static void on_cancel(struct conn *c, uint64_t id)
 {
 	struct op *o = find_op(c, id);
 
-	if (!o || o->cancel || o->state == OP_HANDOVER)
+	if (!o || o->cancel)
 		return;
 	if (o->state == OP_QUEUED) {
 		op_done(c, o, -EINTR, 0);
+		return;
+	}
+	if (o->state == OP_HANDOVER) {
+		answer(c, o->id, -EINTR, 0);
+		release_cancelled(c->s, c, o);
 		return;
 	}
 	answer(c, o->id, -EINTR, 0);
@@ -1740,6 +1781,11 @@ static void on_lock(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 	o->wait = (int)m->wait;
 	o->owner = m->owner;
 	o->pid = (uint32_t)m->pid;
+	o->born = mono_ms();
+	if (o->wait && o->answer && !unlock && !s->reachable) {
+		o->told_queued = 1; /* no outcome soon: see tell_queued */
+		answer(c, o->id, LP_QUEUED, 0);
+	}
 	if (unlock)
 		store_vv(s, &o->vv);
 	if (enqueue(c, o) < 0)

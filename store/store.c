@@ -1665,8 +1665,8 @@ uint32_t store_writer_token(struct store *s)
 
 /*
  * Is this LMDB file a statefs store? 0: yes, *m loaded; 1: empty (a new
- * store); 2: a format 1 store to upgrade; negative: not one of ours,
- * with the message set.
+ * store); 2: a format 1 store to upgrade; 3: a format 2 store to upgrade
+ * (*m loaded); negative: not one of ours, with the message set.
  */
 static int meta_check(MDB_txn *txn, MDB_dbi main, const char *file,
 		      struct meta *m)
@@ -1701,6 +1701,13 @@ static int meta_check(MDB_txn *txn, MDB_dbi main, const char *file,
 			  "untouched", file, m->format, STORE_FORMAT);
 		return -EPROTO;
 	}
+	if (m->format == 2)
+		return 3; /* upgrade.c re-encodes it */
+	if (m->format != STORE_FORMAT) {
+		store_set_error("%s: not a statefs store (format %u); left "
+				"untouched", file, m->format);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -1711,7 +1718,7 @@ static int store_init(struct store *s, MDB_txn *txn)
 	struct rec root;
 	char key[2] = "/";
 	MDB_val k = { 1, key }, v;
-	unsigned char buf[REC_HDR_LEN];
+	unsigned char buf[REC_HDR_LEN + REC_VER_LEN];
 	int rc;
 
 	memset(&m, 0, sizeof(m));
@@ -1734,10 +1741,42 @@ static int store_init(struct store *s, MDB_txn *txn)
 	root.st.uid = getuid();
 	root.st.gid = getgid();
 	root.st.mtime_ns = root.st.ctime_ns = root.st.atime_ns = store_clock(s);
-	rec_encode(buf, &root);
-	v.mv_size = REC_HDR_LEN;
+	rec_encode(buf, &root); /* one version (0), nothing optional */
+	v.mv_size = rec_encoded_len(&root);
 	v.mv_data = buf;
 	return mdb_put(txn, s->dbi_rec, &k, &v, 0);
+}
+
+static int open_dbs(struct store *s, const char *file);
+
+/* A format 2 store, its meta record in *m: re-encode it in txn (which
+ * this ends), then open it. */
+static int upgrade_v2(struct store *s, MDB_txn *txn, const char *file,
+		      struct meta *m)
+{
+	int rc;
+
+	if (s->opts.readonly) {
+		store_set_error("%s: store format 2: open it read-write once to "
+				"upgrade it", file);
+		mdb_txn_abort(txn);
+		return -EPROTO;
+	}
+	rc = mdb_dbi_open(txn, "rec", 0, &s->dbi_rec);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "log", MDB_INTEGERKEY, &s->dbi_log);
+	if (rc == 0)
+		rc = store_upgrade_v2(s, txn, file, m);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	if (rc) {
+		store_set_error("%s: cannot upgrade the store from format 2: %s; "
+				"the file is left as it was", file, mdb_strerror(rc));
+		return store_err(rc);
+	}
+	return open_dbs(s, file);
 }
 
 static int open_dbs(struct store *s, const char *file)
@@ -1793,6 +1832,8 @@ static int open_dbs(struct store *s, const char *file)
 		s->upgraded = 1;
 		return open_dbs(s, file);
 	}
+	if (rc == 3)
+		return upgrade_v2(s, txn, file, &m);
 	if (rc == 1) {
 		if (ro || s->opts.no_create) {
 			store_set_error("%s: no statefs store here", file);
@@ -1899,7 +1940,7 @@ static int probe(const char *file)
 	rc = mdb_dbi_open(txn, NULL, 0, &dbi);
 	err = rc ? -EINVAL : meta_check(txn, dbi, file, &m);
 	if (err > 0)
-		err = 0; /* empty, or format 1 to upgrade */
+		err = 0; /* empty, or format 1 or 2 to upgrade */
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
 	return err;

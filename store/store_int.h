@@ -12,7 +12,7 @@
 
 #include "store/store.h"
 
-#define STORE_FORMAT 2
+#define STORE_FORMAT 3
 
 /* Little-endian reads of bytes with no alignment (record.c, upgrade.c). */
 static inline uint32_t le_get32(const unsigned char *p)
@@ -33,8 +33,14 @@ static inline uint64_t le_get64(const unsigned char *p)
 
 /* ---- record.c: little-endian encodings of records and changes ---- */
 
-#define REC_HDR_LEN 144
+#define REC_HDR_LEN 44   /* the fixed part; the version table follows */
+#define REC_VER_LEN 16   /* one version table entry { hlc, node } */
 #define REC_VV_LEN 16
+/* The record's opt byte (record.c): which optional parts follow the
+ * version table; its bits 4-7 hold the REC_* flags. */
+#define REC_OPT_LIFE 0x1u     /* expires_ns, ttl_ms */
+#define REC_OPT_DEAD 0x2u     /* dead_ns */
+#define REC_OPT_RESERVED 0xcu /* must be 0 */
 #define XATTR_HDR_LEN 22
 #define CHANGE_HDR_LEN 32
 #define CHANGE_PATH_MAX 4096
@@ -47,6 +53,7 @@ static inline uint64_t le_get64(const unsigned char *p)
  * the flag (store_check verifies it); without it a live record shows as
  * itself and a dead one as nothing, in O(1). */
 #define REC_KIDS 0x1u
+#define REC_FLAGS_MASK 0xfu /* the flags a record can hold (4 bits) */
 
 /* A record decoded in place: pointers into the encoded bytes. */
 struct rec {
@@ -187,6 +194,11 @@ int64_t store_clock(const struct store *s);
  * store, give every record a parent record and set REC_KIDS where keys
  * lie under a non-directory (format 1 purged parents before children). */
 int store_upgrade_v1(struct store *s, MDB_txn *txn, const char *file);
+/* upgrade.c: rewrite a format 2 store (its meta record *m, the main DB
+ * and rec, log open) as the current format in txn: every record and
+ * binlog entry re-encoded, sequences kept. An LMDB code. */
+int store_upgrade_v2(struct store *s, MDB_txn *txn, const char *file,
+		     struct meta *m);
 int store_upgrade_fixup(struct store *s);
 
 /* replica.c: placeholders for the missing parents of path (rule 6), and

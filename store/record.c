@@ -5,18 +5,19 @@
  * a change travels from commit to peer without re-encoding. Everything is
  * little-endian and read with memcpy (LMDB gives no alignment promise).
  *
- * Record, format 3 (REC_HDR_LEN = 44 bytes of fixed header, then
+ * Record, format 3 (REC_HDR_LEN = 28 bytes of fixed header, then
  * optional parts; records are kept small because a get's cost is mostly
  * LMDB's page walk, which grows with the bytes per record):
  *
  *   0 u8  format (3)     1 u8  type       2 u8  nvv        3 u8  fidx
  *   4 u16 mode (07777)   6 u8  nver       7 u8  opt
- *   8 u32 uid           12 u32 gid       16 i64 mtime_ns  24 i64 ctime_ns
- *  32 i64 atime_ns      40 u32 xattr_len
- *  44 the version table: nver (1 to 4) * { u64 hlc, u64 node }
- *     then, if opt & REC_OPT_LIFE:  i64 expires_ns, u64 ttl_ms
- *     (absent: both 0)
- *     then, if opt & REC_OPT_DEAD:  i64 dead_ns (local; absent: 0)
+ *   8 u32 uid           12 u32 gid       16 i64 mtime_ns  24 u32 xattr_len
+ *  28 the version table: nver (1 to 4) * { u64 hlc, u64 node }
+ *     then the optional parts that opt announces, in this order:
+ *       REC_OPT_CTIME  i64 ctime_ns   (absent: equal to mtime_ns)
+ *       REC_OPT_ATIME  i64 atime_ns   (absent: equal to mtime_ns)
+ *       REC_OPT_LIFE   i64 expires_ns, u64 ttl_ms   (absent: both 0)
+ *       REC_OPT_DEAD   i64 dead_ns (local)          (absent: 0)
  *     then nvv * { u64 node, u64 seq }, nodes strictly increasing
  *     then xattr_len bytes of xattrs, then the value: the rest of the
  *     record (its size is not stored; the parts before it must fit).
@@ -28,7 +29,8 @@
  * version, which is then stored once. The encoder lists each distinct
  * version once, in field order; a decoder only needs every index to be
  * inside the table. opt bits 0-3 are REC_OPT_*, bits 4-7 the record's
- * local REC_* flags (flags << 4).
+ * local REC_* flags (flags << 4). The encoder leaves out every optional
+ * part it can; a decoder takes a part that is present whatever its value.
  *
  * Format 2 (upgrade.c converts it) had a 144-byte header holding every
  * field at a fixed place, four full field versions, the size, a u16 nvv
@@ -163,6 +165,10 @@ static unsigned rec_opt(const struct rec *r)
 {
 	unsigned opt = (r->flags & REC_FLAGS_MASK) << 4;
 
+	if (r->st.ctime_ns != r->st.mtime_ns)
+		opt |= REC_OPT_CTIME;
+	if (r->st.atime_ns != r->st.mtime_ns)
+		opt |= REC_OPT_ATIME;
 	if (r->st.expires_ns || r->st.ttl_ms)
 		opt |= REC_OPT_LIFE;
 	if (r->dead_ns)
@@ -173,7 +179,8 @@ static unsigned rec_opt(const struct rec *r)
 /* Bytes of the optional parts that opt announces. */
 static size_t opt_len(unsigned opt)
 {
-	return (opt & REC_OPT_LIFE ? 16 : 0) + (opt & REC_OPT_DEAD ? 8 : 0);
+	return (opt & REC_OPT_CTIME ? 8 : 0) + (opt & REC_OPT_ATIME ? 8 : 0) +
+	       (opt & REC_OPT_LIFE ? 16 : 0) + (opt & REC_OPT_DEAD ? 8 : 0);
 }
 
 size_t rec_encoded_len(const struct rec *r)
@@ -202,13 +209,19 @@ void rec_encode(void *out, const struct rec *r)
 	put32(p + 8, st->uid);
 	put32(p + 12, st->gid);
 	put64(p + 16, (uint64_t)st->mtime_ns);
-	put64(p + 24, (uint64_t)st->ctime_ns);
-	put64(p + 32, (uint64_t)st->atime_ns);
-	put32(p + 40, (uint32_t)st->xattr_len);
+	put32(p + 24, (uint32_t)st->xattr_len);
 	p += REC_HDR_LEN;
 	for (unsigned i = 0; i < nver; i++, p += REC_VER_LEN) {
 		put64(p, tab[i].hlc);
 		put64(p + 8, tab[i].node);
+	}
+	if (opt & REC_OPT_CTIME) {
+		put64(p, (uint64_t)st->ctime_ns);
+		p += 8;
+	}
+	if (opt & REC_OPT_ATIME) {
+		put64(p, (uint64_t)st->atime_ns);
+		p += 8;
 	}
 	if (opt & REC_OPT_LIFE) {
 		put64(p, (uint64_t)st->expires_ns);
@@ -324,15 +337,13 @@ static int rec_header(const unsigned char *p, size_t len, struct rec *r)
 	opt = p[7];
 	if (st->type < STORE_FILE || st->type > STORE_PLACEHOLDER ||
 	    st->nvv > STORE_VV_MAX || st->mode & ~07777u || nver < 1 ||
-	    nver > STORE_FIELDS || opt & REC_OPT_RESERVED)
+	    nver > STORE_FIELDS)
 		return -EPROTO;
 	st->mode |= store_type_ifmt(st->type);
 	st->uid = le_get32(p + 8);
 	st->gid = le_get32(p + 12);
 	st->mtime_ns = (int64_t)le_get64(p + 16);
-	st->ctime_ns = (int64_t)le_get64(p + 24);
-	st->atime_ns = (int64_t)le_get64(p + 32);
-	st->xattr_len = le_get32(p + 40);
+	st->xattr_len = le_get32(p + 24);
 	r->flags = opt >> 4;
 	need = (uint64_t)REC_HDR_LEN + (uint64_t)nver * REC_VER_LEN +
 	       opt_len(opt) + (uint64_t)st->nvv * REC_VV_LEN + st->xattr_len;
@@ -348,6 +359,15 @@ static int rec_header(const unsigned char *p, size_t len, struct rec *r)
 		st->fver[i].node = le_get64(q + j * REC_VER_LEN + 8);
 	}
 	q += (size_t)nver * REC_VER_LEN;
+	st->ctime_ns = st->atime_ns = st->mtime_ns;
+	if (opt & REC_OPT_CTIME) {
+		st->ctime_ns = (int64_t)le_get64(q);
+		q += 8;
+	}
+	if (opt & REC_OPT_ATIME) {
+		st->atime_ns = (int64_t)le_get64(q);
+		q += 8;
+	}
 	st->expires_ns = 0;
 	st->ttl_ms = 0;
 	if (opt & REC_OPT_LIFE) {

@@ -33,14 +33,15 @@ static inline uint64_t le_get64(const unsigned char *p)
 
 /* ---- record.c: little-endian encodings of records and changes ---- */
 
-#define REC_HDR_LEN 44   /* the fixed part; the version table follows */
+#define REC_HDR_LEN 28   /* the fixed part; the version table follows */
 #define REC_VER_LEN 16   /* one version table entry { hlc, node } */
 #define REC_VV_LEN 16
 /* The record's opt byte (record.c): which optional parts follow the
  * version table; its bits 4-7 hold the REC_* flags. */
-#define REC_OPT_LIFE 0x1u     /* expires_ns, ttl_ms */
-#define REC_OPT_DEAD 0x2u     /* dead_ns */
-#define REC_OPT_RESERVED 0xcu /* must be 0 */
+#define REC_OPT_CTIME 0x1u /* ctime_ns (absent: = mtime_ns) */
+#define REC_OPT_ATIME 0x2u /* atime_ns (absent: = mtime_ns) */
+#define REC_OPT_LIFE 0x4u  /* expires_ns, ttl_ms (absent: 0) */
+#define REC_OPT_DEAD 0x8u  /* dead_ns (absent: 0) */
 #define XATTR_HDR_LEN 22
 #define CHANGE_HDR_LEN 32
 #define CHANGE_PATH_MAX 4096

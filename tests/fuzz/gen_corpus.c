@@ -236,19 +236,23 @@ static void gen_corpus(const char *out)
  * Offsets in an encoded record as store/record.c writes it, format 3
  * (little-endian; record.c's header comment is the reference). When the
  * format changes, update this block. rec_build always writes a version
- * table of two entries ((seq, origin), then version 0) and the life
- * part, so that the fields below are at fixed offsets.
+ * table of two entries ((seq, origin), then version 0), ctime, atime and
+ * the life part, so that the fields below are at fixed offsets.
  */
 #define F3_REC_TYPE 1     /* u8 enum store_type */
 #define F3_REC_NVV 2      /* u8 version vector entries */
 #define F3_REC_FIDX 3     /* u8: 2-bit version table index per field */
 #define F3_REC_MODE 4     /* u16, permission bits only */
 #define F3_REC_NVER 6     /* u8 version table entries */
-#define F3_REC_OPT 7      /* u8: 0x1 the life part follows the table */
-#define F3_REC_XLEN 40    /* u32 bytes of xattrs */
-#define F3_REC_HDR 44     /* fixed header; the version table follows */
+#define F3_REC_OPT 7      /* u8: which optional parts follow the table */
+#define F3_OPT_ALL 0x7    /* ctime, atime, the life part (not dead_ns) */
+#define F3_REC_MTIME 16   /* i64 ns */
+#define F3_REC_XLEN 24    /* u32 bytes of xattrs */
+#define F3_REC_HDR 28     /* fixed header; the version table follows */
 #define F3_VER 16         /* u64 hlc, u64 node */
-#define F3_REC_EXPIRES (F3_REC_HDR + 2 * F3_VER)     /* i64 ns */
+#define F3_REC_CTIME (F3_REC_HDR + 2 * F3_VER)      /* i64 ns */
+#define F3_REC_ATIME (F3_REC_CTIME + 8)             /* i64 ns */
+#define F3_REC_EXPIRES (F3_REC_ATIME + 8)           /* i64 ns */
 #define F3_REC_TTL (F3_REC_EXPIRES + 8)             /* u64 ms */
 #define F3_REC_VV (F3_REC_TTL + 8) /* vv entries, xattrs, then the value */
 #define F3_VV_ENTRY 16    /* u64 node, u64 seq; nodes strictly increasing */
@@ -320,11 +324,13 @@ static struct bytes rec_build(const void *rec, size_t len,
 	p[F3_REC_NVV] = (unsigned char)n;
 	p[F3_REC_FIDX] = (unsigned char)fidx;
 	p[F3_REC_NVER] = 2;
-	p[F3_REC_OPT] = 1;
+	p[F3_REC_OPT] = F3_OPT_ALL;
 	put_le(p + F3_REC_XLEN, 4, xlen);
 	put_le(p + F3_REC_HDR, 8, seq);
 	put_le(p + F3_REC_HDR + 8, 8, origin);
 	memset(p + F3_REC_HDR + F3_VER, 0, F3_VER);
+	put_le(p + F3_REC_CTIME, 8, (uint64_t)st.ctime_ns);
+	put_le(p + F3_REC_ATIME, 8, (uint64_t)st.atime_ns);
 	put_le(p + F3_REC_EXPIRES, 8, (uint64_t)st.expires_ns);
 	put_le(p + F3_REC_TTL, 8, st.ttl_ms);
 	p += F3_REC_VV;

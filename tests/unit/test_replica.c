@@ -795,20 +795,27 @@ static void test_unapplied_keeps_watermark(void **state)
 /* ==== 4. input a peer controls ==== */
 
 /* Layout knowledge for crafting bad input (store/record.c, format 3):
- * the record's fixed header is 44 bytes: nvv is the u8 at offset 2, the
+ * the record's fixed header is 28 bytes: nvv is the u8 at offset 2, the
  * mode the u16 at 4, the version table's length the u8 at 6, the opt
- * byte at 7 (0x1: a life part { i64 expires, u64 ttl_ms } follows the
- * table; 0x2: an i64 dead_ns follows that); then the version vector;
- * the value is the rest (its size is not stored). The change header is
- * 32 bytes, origin_node at 8, rec_len the u32 at 24. */
-#define REC_HDR 44
+ * byte at 7, saying which optional parts follow the table (in this
+ * order: 0x1 ctime, 0x2 atime, 8 bytes each; 0x4 the life part
+ * { i64 expires, u64 ttl_ms }; 0x8 dead_ns, 8 bytes); then the version
+ * vector; the value is the rest (its size is not stored). The change
+ * header is 32 bytes, origin_node at 8, rec_len the u32 at 24. */
+#define REC_HDR 28
 #define CHG_HDR 32
+
+/* Where the life part is, or would be, in the record at rec. */
+static size_t rec_life_off(const uint8_t *rec)
+{
+	return REC_HDR + 16 * (size_t)rec[6] + (rec[7] & 1 ? 8 : 0) +
+	       (rec[7] & 2 ? 8 : 0);
+}
 
 /* Where the version vector starts in the record at rec. */
 static size_t rec_vv_off(const uint8_t *rec)
 {
-	return REC_HDR + 16 * (size_t)rec[6] + (rec[7] & 1 ? 16 : 0) +
-	       (rec[7] & 2 ? 8 : 0);
+	return rec_life_off(rec) + (rec[7] & 4 ? 16 : 0) + (rec[7] & 8 ? 8 : 0);
 }
 
 static void set_rec_len(uint8_t *change, size_t rec_len)
@@ -870,16 +877,16 @@ static void test_bad_input(void **state)
 	/* a TTL past the limit (1e13 ms): a life part inserted after the
 	 * version table (the record of /f has none) */
 	{
-		size_t ro = CHG_HDR + 2, at = ro + REC_HDR + 16 * g.buf[ro + 6];
+		size_t ro = CHG_HDR + 2, at = ro + rec_life_off(g.buf + ro);
 
-		assert_int_equal(g.buf[ro + 7] & 1, 0);
+		assert_int_equal(g.buf[ro + 7] & 4, 0);
 		free(b);
 		b = calloc(1, g.len + 16);
 		memcpy(b, g.buf, at);
 		x = htole64(10000000000000ULL);
 		memcpy(b + at + 8, &x, 8);
 		memcpy(b + at + 16, g.buf + at, g.len - at);
-		b[ro + 7] |= 1;
+		b[ro + 7] |= 4;
 		set_rec_len(b, g.len + 16 - ro);
 		assert_rc(apply_bytes(f->s[0], b, g.len + 16), -EPROTO);
 		/* the same with a TTL of 1 h is applied: the insertion

@@ -174,7 +174,11 @@ struct store_txn {
 	int err;          /* sticky: the first error poisons the txn */
 	int meta_dirty;
 	struct meta meta;
-	int64_t now;      /* the store's clock at the start of the txn */
+	/* The store's clock for this txn: read at the start of a write
+	 * txn, at the first store_txn_now of a read txn (reading the clock
+	 * is a measurable part of a get, and most gets never need it). */
+	int64_t now;
+	int now_set;
 	/* The last binlog entry is held back so that it can be written
 	 * without STORE_CHANGE_MORE when the transaction commits. A change
 	 * is encoded into `next` before anything is written, then the two
@@ -189,6 +193,8 @@ struct store_txn {
 
 int store_err(int rc);
 int64_t store_clock(const struct store *s);
+/* The txn's clock (see struct store_txn's now): use this, never t->now. */
+int64_t store_txn_now(struct store_txn *t);
 
 /* upgrade.c: rewrite a format 1 store as the current format in txn
  * (the main DB and rec, log, vv open). An LMDB code. Then, on the open
@@ -224,6 +230,8 @@ int store_horizon_trimmed(struct store_txn *t, const void *entry, size_t len);
 
 /* Shared between store.c, ns.c and replica.c. */
 int store_live(const struct rec *r, int64_t now);
+/* store_live at t's clock, read only if r can expire. */
+int store_txn_live(struct store_txn *t, const struct rec *r);
 int store_path_ok(struct store *s, const char *path);
 int store_reserved(const char *path);        /* /.statefs and below */
 size_t store_key_of(const char *path, size_t len, char *buf);

@@ -71,11 +71,15 @@ expect_eq "$(ctl status | grep -E '^(records|tombstones|binlog_first|binlog_last
 	"counts, binlog and sequence kept"
 
 # the binlog reads back entry by entry as format 2 printed it
-ctl watch --from 0 >"$T/watch" 2>&1 &
-track_pid $!
+# (statefsctl itself in the background, not the ctl function: $! must
+# be the process to stop)
+"$STATEFSCTL" -s "$STORE" watch --from 0 >"$T/watch" 2>&1 &
+watch_pid=$!
+track_pid $watch_pid
 wait_for 10 eval '[ "$(wc -l <"$T/watch")" -ge 20 ]' || fail "watch printed $(wc -l <"$T/watch") lines"
 expect_eq "$(head -20 "$T/watch")" "$want_watch" "the binlog after the upgrade"
-kill "$!" 2>/dev/null
+kill "$watch_pid" 2>/dev/null
+wait "$watch_pid" 2>/dev/null
 
 ctl put /a/one "second" || fail "put after the upgrade"
 expect_eq "$(ctl get /a/one)" "second" "write after the upgrade"

@@ -126,7 +126,7 @@ int store_list(struct store *s, struct store_txn *t, const char *dir,
 	err = store_txn_enter(s, &t, 0, &own, &own_mem);
 	if (err)
 		return err;
-	now = t->now;
+	now = store_txn_now(t);
 	err = store_rec_live(t, dir, &r);
 	if (err)
 		goto out;
@@ -258,13 +258,13 @@ static int do_create(struct store_txn *t, const char *path,
 	}
 	v = store_tick(t);
 	memset(&nr, 0, sizeof(nr));
-	store_stat_new(t->s, &nr.st, type, a, mask, t->now);
+	store_stat_new(t->s, &nr.st, type, a, mask, store_txn_now(t));
 	nr.st.size = len;
 	nr.value = val;
 	if (type == STORE_FILE) {
 		nr.st.ttl_ms = mask & STORE_ATTR_TTL ? a->ttl_ms :
 			       dir_ttl ? dir_ttl : t->s->opts.default_ttl_ms;
-		store_ttl_renew(&nr.st, t->now);
+		store_ttl_renew(&nr.st, store_txn_now(t));
 	} else if (type == STORE_DIR && (mask & STORE_ATTR_TTL)) {
 		nr.st.ttl_ms = a->ttl_ms;
 	}
@@ -307,7 +307,7 @@ int store_put(struct store *s, struct store_txn *t, const char *path,
 
 			nr.st.size = len;
 			nr.value = val;
-			nr.st.mtime_ns = nr.st.ctime_ns = t->now;
+			nr.st.mtime_ns = nr.st.ctime_ns = store_txn_now(t);
 			nr.st.fver[STORE_F_CONTENT] = v;
 			nr.st.fver[STORE_F_TIMES] = v;
 			nr.st.fver[STORE_F_LIFE] = v;
@@ -317,7 +317,7 @@ int store_put(struct store *s, struct store_txn *t, const char *path,
 			}
 			if (a && mask & STORE_ATTR_TTL)
 				nr.st.ttl_ms = a->ttl_ms;
-			store_ttl_renew(&nr.st, t->now);
+			store_ttl_renew(&nr.st, store_txn_now(t));
 			err = store_rec_write_local(t, path, &nr, &r, v);
 		}
 	}
@@ -408,7 +408,8 @@ int store_setattr(struct store *s, struct store_txn *t, const char *path,
 			nr.st.atime_ns = a->atime_ns;
 		nr.st.fver[STORE_F_TIMES] = v;
 	}
-	nr.st.ctime_ns = mask & STORE_ATTR_CTIME ? a->ctime_ns : t->now;
+	nr.st.ctime_ns = mask & STORE_ATTR_CTIME ? a->ctime_ns :
+						    store_txn_now(t);
 	if (mask & STORE_ATTR_TTL) {
 		nr.st.ttl_ms = a->ttl_ms;
 		nr.st.fver[STORE_F_LIFE] = v;
@@ -424,14 +425,14 @@ int store_setattr(struct store *s, struct store_txn *t, const char *path,
 		nr.value = val;
 		nr.st.fver[STORE_F_CONTENT] = v;
 		if (!(mask & STORE_ATTR_MTIME)) {
-			nr.st.mtime_ns = t->now;
+			nr.st.mtime_ns = store_txn_now(t);
 			nr.st.fver[STORE_F_TIMES] = v;
 		}
 	}
 	if (view.type == STORE_FILE &&
 	    mask & (STORE_ATTR_MTIME | STORE_ATTR_SIZE | STORE_ATTR_TTL |
 		    STORE_ATTR_TOUCH)) {
-		store_ttl_renew(&nr.st, t->now);
+		store_ttl_renew(&nr.st, store_txn_now(t));
 		nr.st.fver[STORE_F_LIFE] = v;
 	}
 	/* A change must carry its version in a field (peers check it): a
@@ -469,7 +470,7 @@ static int tombstone_local(struct store_txn *t, const char *path,
 		nr.flags = below ? REC_KIDS : 0;
 	}
 	v = store_tick(t);
-	nr.st.ctime_ns = t->now;
+	nr.st.ctime_ns = store_txn_now(t);
 	nr.st.fver[STORE_F_CONTENT] = v;
 	return store_rec_write_local(t, path, &nr, r, v);
 }
@@ -505,7 +506,7 @@ static int desc_add(void *arg, const MDB_val *k, const MDB_val *v)
 	if (rec_decode_local(v->mv_data, v->mv_size, &r))
 		return 0;
 	store_key_path(k, path);
-	if (!store_live(&r, d->t->now)) {
+	if (!store_txn_live(d->t, &r)) {
 		if (!(r.flags & REC_KIDS))
 			return 0;
 		below = store_live_below(d->t, path);
@@ -631,7 +632,7 @@ static int move_one(struct store_txn *t, const char *from, const char *to)
 	nr.flags = 0;
 	for (int i = 0; i < STORE_FIELDS; i++)
 		nr.st.fver[i] = v;
-	nr.st.ctime_ns = t->now;
+	nr.st.ctime_ns = store_txn_now(t);
 	/* store_rec_write_local may move LMDB pages: copy what we need. */
 	err = xattrs_moved(&r, v, &x, &xlen);
 	if (!err) {
@@ -847,7 +848,7 @@ static int xattr_change(struct store *s, struct store_txn *t,
 	nr.xattrs = x;
 	nr.st.xattr_len = xl;
 	nr.value = x + xl;
-	nr.st.ctime_ns = t->now;
+	nr.st.ctime_ns = store_txn_now(t);
 	err = store_rec_write_local(t, path, &nr, &r, v);
 out:
 	free(x);

@@ -5,17 +5,36 @@
  * a change travels from commit to peer without re-encoding. Everything is
  * little-endian and read with memcpy (LMDB gives no alignment promise).
  *
- * Record, format 2 (REC_HDR_LEN = 144 bytes of header):
+ * Record, format 3 (REC_HDR_LEN = 28 bytes of fixed header, then
+ * optional parts; records are kept small because a get's cost is mostly
+ * LMDB's page walk, which grows with the bytes per record):
  *
- *   0 u8  format (2)     1 u8  type       2 u16 nvv        4 u32 mode (07777)
- *   8 u32 uid           12 u32 gid       16 i64 mtime_ns  24 i64 ctime_ns
- *  32 i64 atime_ns      40 i64 expires_ns 48 u64 ttl_ms    56 u64 size
- *  64 u32 xattr_len     68 u32 flags (local)  72 i64 dead_ns (local)
- *  80 four field versions { u64 hlc, u64 node }: content (type, value),
- *     owner (mode, uid, gid), times (mtime, atime), life (ttl, expires)
- * 144 nvv * { u64 node, u64 seq }, nodes strictly increasing
- *     then xattr_len bytes of xattrs, then size bytes of value;
- *     the total must match exactly.
+ *   0 u8  format (3)     1 u8  type       2 u8  nvv        3 u8  fidx
+ *   4 u16 mode (07777)   6 u8  nver       7 u8  opt
+ *   8 u32 uid           12 u32 gid       16 i64 mtime_ns  24 u32 xattr_len
+ *  28 the version table: nver (1 to 4) * { u64 hlc, u64 node }
+ *     then the optional parts that opt announces, in this order:
+ *       REC_OPT_CTIME  i64 ctime_ns   (absent: equal to mtime_ns)
+ *       REC_OPT_ATIME  i64 atime_ns   (absent: equal to mtime_ns)
+ *       REC_OPT_LIFE   i64 expires_ns, u64 ttl_ms   (absent: both 0)
+ *       REC_OPT_DEAD   i64 dead_ns (local)          (absent: 0)
+ *     then nvv * { u64 node, u64 seq }, nodes strictly increasing
+ *     then xattr_len bytes of xattrs, then the value: the rest of the
+ *     record (its size is not stored; the parts before it must fit).
+ *
+ * The four field versions (content (type, value), owner (mode, uid,
+ * gid), times (mtime, atime), life (ttl, expires)) are 2-bit indexes
+ * into the version table, packed in fidx (content in bits 0-1, owner
+ * 2-3, times 4-5, life 6-7): one change usually sets them all to one
+ * version, which is then stored once. The encoder lists each distinct
+ * version once, in field order; a decoder only needs every index to be
+ * inside the table. opt bits 0-3 are REC_OPT_*, bits 4-7 the record's
+ * local REC_* flags (flags << 4). The encoder leaves out every optional
+ * part it can; a decoder takes a part that is present whatever its value.
+ *
+ * Format 2 (upgrade.c converts it) had a 144-byte header holding every
+ * field at a fixed place, four full field versions, the size, a u16 nvv
+ * and u32 flags; format 1 is described in upgrade.c.
  *
  * Xattrs: a run of { u8 name_len, u8 removed, u32 value_len, u64 hlc,
  * u64 node, name, value }, names strictly increasing (shorter first on a
@@ -35,7 +54,7 @@
  *
  * Change (CHANGE_HDR_LEN = 32 bytes of header):
  *
- *   0 u8 format (2)  1 u8 flags  2 u16 path_len  4 u32 writer
+ *   0 u8 format (3)  1 u8 flags  2 u16 path_len  4 u32 writer
  *   8 u64 origin_node  16 u64 origin_seq  24 u32 rec_len  28 u32 0
  *  32 path (path_len bytes), then the record (rec_len bytes).
  *
@@ -120,37 +139,99 @@ struct store_version rec_newest(const struct rec *r)
 	return v;
 }
 
+/* The version table of r: each distinct field version once, in field
+ * order, and each field's index into it. Returns the table's length. */
+static unsigned ver_table(const struct store_stat *st,
+			  struct store_version tab[STORE_FIELDS],
+			  unsigned *fidx)
+{
+	unsigned n = 0, bits = 0;
+
+	for (unsigned i = 0; i < STORE_FIELDS; i++) {
+		unsigned j = 0;
+
+		while (j < n && (tab[j].hlc != st->fver[i].hlc ||
+				 tab[j].node != st->fver[i].node))
+			j++;
+		if (j == n)
+			tab[n++] = st->fver[i];
+		bits |= j << (2 * i);
+	}
+	*fidx = bits;
+	return n;
+}
+
+static unsigned rec_opt(const struct rec *r)
+{
+	unsigned opt = (r->flags & REC_FLAGS_MASK) << 4;
+
+	if (r->st.ctime_ns != r->st.mtime_ns)
+		opt |= REC_OPT_CTIME;
+	if (r->st.atime_ns != r->st.mtime_ns)
+		opt |= REC_OPT_ATIME;
+	if (r->st.expires_ns || r->st.ttl_ms)
+		opt |= REC_OPT_LIFE;
+	if (r->dead_ns)
+		opt |= REC_OPT_DEAD;
+	return opt;
+}
+
+/* Bytes of the optional parts that opt announces. */
+static size_t opt_len(unsigned opt)
+{
+	return (opt & REC_OPT_CTIME ? 8 : 0) + (opt & REC_OPT_ATIME ? 8 : 0) +
+	       (opt & REC_OPT_LIFE ? 16 : 0) + (opt & REC_OPT_DEAD ? 8 : 0);
+}
+
 size_t rec_encoded_len(const struct rec *r)
 {
-	return REC_HDR_LEN + (size_t)r->st.nvv * REC_VV_LEN + r->st.xattr_len +
-	       r->st.size;
+	struct store_version tab[STORE_FIELDS];
+	unsigned fidx, nver = ver_table(&r->st, tab, &fidx);
+
+	return REC_HDR_LEN + (size_t)nver * REC_VER_LEN + opt_len(rec_opt(r)) +
+	       (size_t)r->st.nvv * REC_VV_LEN + r->st.xattr_len + r->st.size;
 }
 
 void rec_encode(void *out, const struct rec *r)
 {
 	const struct store_stat *st = &r->st;
+	struct store_version tab[STORE_FIELDS];
+	unsigned fidx, nver = ver_table(st, tab, &fidx), opt = rec_opt(r);
 	unsigned char *p = out;
 
 	p[0] = STORE_FORMAT;
 	p[1] = (unsigned char)st->type;
-	put16(p + 2, (uint16_t)st->nvv);
-	put32(p + 4, st->mode & 07777);
+	p[2] = (unsigned char)st->nvv;
+	p[3] = (unsigned char)fidx;
+	put16(p + 4, (uint16_t)(st->mode & 07777));
+	p[6] = (unsigned char)nver;
+	p[7] = (unsigned char)opt;
 	put32(p + 8, st->uid);
 	put32(p + 12, st->gid);
 	put64(p + 16, (uint64_t)st->mtime_ns);
-	put64(p + 24, (uint64_t)st->ctime_ns);
-	put64(p + 32, (uint64_t)st->atime_ns);
-	put64(p + 40, (uint64_t)st->expires_ns);
-	put64(p + 48, st->ttl_ms);
-	put64(p + 56, st->size);
-	put32(p + 64, (uint32_t)st->xattr_len);
-	put32(p + 68, r->flags);
-	put64(p + 72, (uint64_t)r->dead_ns);
-	for (int i = 0; i < STORE_FIELDS; i++) {
-		put64(p + 80 + 16 * i, st->fver[i].hlc);
-		put64(p + 88 + 16 * i, st->fver[i].node);
-	}
+	put32(p + 24, (uint32_t)st->xattr_len);
 	p += REC_HDR_LEN;
+	for (unsigned i = 0; i < nver; i++, p += REC_VER_LEN) {
+		put64(p, tab[i].hlc);
+		put64(p + 8, tab[i].node);
+	}
+	if (opt & REC_OPT_CTIME) {
+		put64(p, (uint64_t)st->ctime_ns);
+		p += 8;
+	}
+	if (opt & REC_OPT_ATIME) {
+		put64(p, (uint64_t)st->atime_ns);
+		p += 8;
+	}
+	if (opt & REC_OPT_LIFE) {
+		put64(p, (uint64_t)st->expires_ns);
+		put64(p + 8, st->ttl_ms);
+		p += 16;
+	}
+	if (opt & REC_OPT_DEAD) {
+		put64(p, (uint64_t)r->dead_ns);
+		p += 8;
+	}
 	if (st->nvv) {
 		memcpy(p, r->vv, (size_t)st->nvv * REC_VV_LEN);
 		p += (size_t)st->nvv * REC_VV_LEN;
@@ -233,11 +314,13 @@ static inline int vnewer(const struct store_version *a,
 }
 
 /* The header fields and pointers, with the checks that keep every later
- * read in bounds (the lengths add up; the type, mode and vector size are
- * in range). 0 or -EPROTO. */
+ * read in bounds (the parts fit; the type, mode, vector size and field
+ * indexes are in range). 0 or -EPROTO. */
 static int rec_header(const unsigned char *p, size_t len, struct rec *r)
 {
 	struct store_stat *st = &r->st;
+	const unsigned char *q;
+	unsigned nver, fidx, opt;
 	uint64_t need;
 
 	if (len < REC_HDR_LEN || p[0] != STORE_FORMAT)
@@ -247,33 +330,58 @@ static int rec_header(const unsigned char *p, size_t len, struct rec *r)
 	st->version.hlc = st->version.node = 0;
 	st->origin_seq = 0;
 	st->type = p[1];
-	if (st->type < STORE_FILE || st->type > STORE_PLACEHOLDER)
-		return -EPROTO;
-	st->nvv = get16(p + 2);
-	st->mode = le_get32(p + 4);
-	if (st->mode & ~07777u || st->nvv > STORE_VV_MAX)
+	st->nvv = p[2];
+	fidx = p[3];
+	st->mode = get16(p + 4);
+	nver = p[6];
+	opt = p[7];
+	if (st->type < STORE_FILE || st->type > STORE_PLACEHOLDER ||
+	    st->nvv > STORE_VV_MAX || st->mode & ~07777u || nver < 1 ||
+	    nver > STORE_FIELDS)
 		return -EPROTO;
 	st->mode |= store_type_ifmt(st->type);
 	st->uid = le_get32(p + 8);
 	st->gid = le_get32(p + 12);
 	st->mtime_ns = (int64_t)le_get64(p + 16);
-	st->ctime_ns = (int64_t)le_get64(p + 24);
-	st->atime_ns = (int64_t)le_get64(p + 32);
-	st->expires_ns = (int64_t)le_get64(p + 40);
-	st->ttl_ms = le_get64(p + 48);
-	st->size = le_get64(p + 56);
-	st->xattr_len = le_get32(p + 64);
-	r->flags = le_get32(p + 68);
-	r->dead_ns = (int64_t)le_get64(p + 72);
-	for (int i = 0; i < STORE_FIELDS; i++) {
-		st->fver[i].hlc = le_get64(p + 80 + 16 * i);
-		st->fver[i].node = le_get64(p + 88 + 16 * i);
-	}
-	need = (uint64_t)REC_HDR_LEN + (uint64_t)st->nvv * REC_VV_LEN +
-	       st->xattr_len;
-	if (st->size > len || need + st->size != len)
+	st->xattr_len = le_get32(p + 24);
+	r->flags = opt >> 4;
+	need = (uint64_t)REC_HDR_LEN + (uint64_t)nver * REC_VER_LEN +
+	       opt_len(opt) + (uint64_t)st->nvv * REC_VV_LEN + st->xattr_len;
+	if (need > len)
 		return -EPROTO;
-	r->vv = p + REC_HDR_LEN;
+	q = p + REC_HDR_LEN;
+	for (int i = 0; i < STORE_FIELDS; i++) {
+		unsigned j = (fidx >> (2 * i)) & 3;
+
+		if (j >= nver)
+			return -EPROTO;
+		st->fver[i].hlc = le_get64(q + j * REC_VER_LEN);
+		st->fver[i].node = le_get64(q + j * REC_VER_LEN + 8);
+	}
+	q += (size_t)nver * REC_VER_LEN;
+	st->ctime_ns = st->atime_ns = st->mtime_ns;
+	if (opt & REC_OPT_CTIME) {
+		st->ctime_ns = (int64_t)le_get64(q);
+		q += 8;
+	}
+	if (opt & REC_OPT_ATIME) {
+		st->atime_ns = (int64_t)le_get64(q);
+		q += 8;
+	}
+	st->expires_ns = 0;
+	st->ttl_ms = 0;
+	if (opt & REC_OPT_LIFE) {
+		st->expires_ns = (int64_t)le_get64(q);
+		st->ttl_ms = le_get64(q + 8);
+		q += 16;
+	}
+	r->dead_ns = 0;
+	if (opt & REC_OPT_DEAD) {
+		r->dead_ns = (int64_t)le_get64(q);
+		q += 8;
+	}
+	st->size = len - need;
+	r->vv = q;
 	r->xattrs = r->vv + (size_t)st->nvv * REC_VV_LEN;
 	r->value = r->xattrs + st->xattr_len;
 	return 0;

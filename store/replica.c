@@ -259,7 +259,8 @@ int store_rec_join(struct store_txn *t, const char *path, const struct rec *in_,
 	if (!have) {
 		nr = in;
 		nr.flags = 0;
-		nr.dead_ns = in.st.type == STORE_TOMBSTONE ? t->now : 0;
+		nr.dead_ns = in.st.type == STORE_TOMBSTONE ?
+				     store_txn_now(t) : 0;
 		changed = 1;
 		*result = STORE_APPLIED;
 	} else {
@@ -276,7 +277,7 @@ int store_rec_join(struct store_txn *t, const char *path, const struct rec *in_,
 			nr.value = in.value;
 			nr.st.fver[STORE_F_CONTENT] = in.st.fver[STORE_F_CONTENT];
 			if (in.st.type == STORE_TOMBSTONE)
-				nr.dead_ns = t->now;
+				nr.dead_ns = store_txn_now(t);
 			changed = 1;
 		}
 		if (vcmp(&in.st.fver[STORE_F_OWNER], &cur.st.fver[STORE_F_OWNER]) > 0) {
@@ -386,7 +387,8 @@ int store_apply_remote(struct store *s, struct store_txn *t,
 	err = store_txn_enter(s, &t, 1, &own, &own_mem);
 	if (err)
 		return err;
-	now_ms = t->now > 0 ? (uint64_t)t->now / 1000000 : 0;
+	now_ms = store_txn_now(t) > 0 ?
+			 (uint64_t)store_txn_now(t) / 1000000 : 0;
 	/* rule 1 of store.h's apply: duplicates; rule 9 for our own */
 	if (self) {
 		if (!(t->meta.rec_hi > t->meta.rec_lo &&
@@ -575,7 +577,8 @@ int store_peer_ack(struct store *s, struct store_txn *t, uint64_t peer,
 	}
 	if (origin == s->node_id && seq > t->meta.run_base &&
 	    (!t->meta.run_first || seq < t->meta.run_first)) {
-		uint64_t now_ms = (uint64_t)(t->now > 0 ? t->now : 0) / 1000000;
+		int64_t now = store_txn_now(t);
+		uint64_t now_ms = (uint64_t)(now > 0 ? now : 0) / 1000000;
 
 		if ((seq >> 16) > now_ms + s->opts.max_offset_ms) {
 			log_msg(LOG_WARNING, "%s: peer %016" PRIx64 " claims to hold our "
@@ -718,7 +721,8 @@ int store_binlog_trim_acked(struct store *s, uint64_t keep_ms, size_t max)
 	err = acked_load(t, a);
 	if (err)
 		goto out;
-	now_ms = t->now > 0 ? (uint64_t)t->now / 1000000 : 0;
+	now_ms = store_txn_now(t) > 0 ?
+			 (uint64_t)store_txn_now(t) / 1000000 : 0;
 	rc = mdb_cursor_open(t->txn, s->dbi_log, &c);
 	if (rc) {
 		err = store_err(rc);

@@ -273,7 +273,7 @@ int store_snap_merge(struct store *s, struct store_txn *t, const char *p,
 	if (err)
 		return err;
 	if ((in.st.version.hlc >> 16) >
-	    (uint64_t)(t->now / 1000000) + s->opts.max_offset_ms) {
+	    (uint64_t)(store_txn_now(t) / 1000000) + s->opts.max_offset_ms) {
 		store_txn_abort(&own);
 		return -EAGAIN; /* rule 8: not before our clock gets there */
 	}
@@ -464,8 +464,10 @@ int store_snap_finish(struct store *s, struct store_txn *t,
 
 		if (wm[i].node == 0)
 			continue;
+		uint64_t now_ms = (uint64_t)(store_txn_now(t) / 1000000);
+
 		if (wm[i].seq > t->meta.hlc &&
-		    (wm[i].seq >> 16) <= (uint64_t)(t->now / 1000000) + s->opts.max_offset_ms) {
+		    (wm[i].seq >> 16) <= now_ms + s->opts.max_offset_ms) {
 			t->meta.hlc = wm[i].seq;
 			t->meta_dirty = 1;
 		}

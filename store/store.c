@@ -167,6 +167,15 @@ int64_t store_clock(const struct store *s)
 	return s->opts.clock ? s->opts.clock(s->opts.clock_arg) : store_now_ns();
 }
 
+int64_t store_txn_now(struct store_txn *t)
+{
+	if (!t->now_set) {
+		t->now = store_clock(t->s);
+		t->now_set = 1;
+	}
+	return t->now;
+}
+
 /* Is the record's content live: a file, symlink or directory, and for a
  * file or symlink not past its deadline? (Directories never expire.) */
 int store_live(const struct rec *r, int64_t now)
@@ -180,6 +189,17 @@ int store_live(const struct rec *r, int64_t now)
 	default:
 		return 0;
 	}
+}
+
+/* store_live in txn t, reading t's clock only for a record that can
+ * expire. */
+int store_txn_live(struct store_txn *t, const struct rec *r)
+{
+	if (r->st.type == STORE_DIR ||
+	    ((r->st.type == STORE_FILE || r->st.type == STORE_SYMLINK) &&
+	     r->st.expires_ns == 0))
+		return 1;
+	return store_live(r, store_txn_now(t));
 }
 
 /* ---- paths and keys ---- */
@@ -421,7 +441,8 @@ static int txn_begin(struct store *s, int write, struct store_txn **tp,
 		memset(t, 0, sizeof(*t));
 		t->on_stack = mem != NULL;
 		t->s = s;
-		t->now = store_clock(s);
+		/* t->now: read at the first need (store_txn_now), which a
+		 * get of a record that cannot expire never has */
 		rc = store_rtxn_get(s, &t->txn);
 		if (rc) {
 			if (!mem)
@@ -462,6 +483,7 @@ static int txn_begin(struct store *s, int write, struct store_txn **tp,
 	t->pend_len = 0;
 	t->first_seq = 0;
 	t->now = store_clock(s);
+	t->now_set = 1;
 	rc = store_meta_load(txn, s->dbi_meta, &t->meta);
 	if (rc) {
 		s->wcache = t;
@@ -797,7 +819,7 @@ static int any_live(void *arg, const MDB_val *k, const MDB_val *v)
 
 	(void)k;
 	return rec_decode_local(v->mv_data, v->mv_size, &r) == 0 &&
-	       store_live(&r, t->now);
+	       store_txn_live(t, &r);
 }
 
 int store_live_below(struct store_txn *t, const char *path)
@@ -847,11 +869,11 @@ int store_rec_live(struct store_txn *t, const char *path, struct rec *r)
 	if (err)
 		return err;
 	if (r->st.type == STORE_DIR || !(r->flags & REC_KIDS))
-		return store_live(r, t->now) ? 0 : -ENOENT;
+		return store_txn_live(t, r) ? 0 : -ENOENT;
 	below = store_live_below(t, path);
 	if (below < 0)
 		return below;
-	err = store_rec_view(r, below, t->now, &st);
+	err = store_rec_view(r, below, store_txn_now(t), &st);
 	if (err == 0 && st.type != r->st.type) {
 		r->st = st;
 		r->value = NULL;
@@ -1088,7 +1110,7 @@ int store_rec_write_local(struct store_txn *t, const char *path,
 
 		assert(!vcmp(&nv, &v));
 	}
-	r->dead_ns = r->st.type == STORE_TOMBSTONE ? t->now : 0;
+	r->dead_ns = r->st.type == STORE_TOMBSTONE ? store_txn_now(t) : 0;
 	r->st.version = v;
 	r->st.origin_seq = v.hlc;
 	return store_rec_put(t, path, r, old, &log);
@@ -1183,7 +1205,7 @@ int store_parent_ready(struct store_txn *t, const char *path, int parents,
 			store_stat_new(t->s, &nr.st, STORE_DIR, &da,
 				       STORE_ATTR_MODE |
 					       (mask & (STORE_ATTR_UID | STORE_ATTR_GID)),
-				       t->now);
+				       store_txn_now(t));
 			err = store_rec_create(t, buf, &nr, have ? &r : NULL, v);
 			made = 1;
 		}
@@ -1292,7 +1314,7 @@ static int seen_all(const struct store_txn *t, const struct rec *r)
 }
 
 /* Can record r go? (see store_sweep in store.h) */
-static int purgeable(const struct store_txn *t, const struct rec *r,
+static int purgeable(struct store_txn *t, const struct rec *r,
 		     const struct peer_wm *pw, size_t npw)
 {
 	int64_t grace = (int64_t)t->s->opts.tombstone_grace_ms * 1000000;
@@ -1306,7 +1328,7 @@ static int purgeable(const struct store_txn *t, const struct rec *r,
 		break;
 	case STORE_FILE:
 	case STORE_SYMLINK:
-		if (store_live(r, t->now))
+		if (store_live(r, store_txn_now(t)))
 			return 0;
 		since = r->st.expires_ns;
 		break;
@@ -1315,7 +1337,8 @@ static int purgeable(const struct store_txn *t, const struct rec *r,
 	}
 	if (!t->meta.npeers)
 		return 1;
-	return since + grace <= t->now && acked(r, pw, npw) && seen_all(t, r);
+	return since + grace <= store_txn_now(t) && acked(r, pw, npw) &&
+	       seen_all(t, r);
 }
 
 struct sweep_ctx {
@@ -1401,7 +1424,7 @@ static int view_of(struct store_txn *t, const MDB_val *k, const struct rec *r,
 		if (below < 0)
 			return below;
 	}
-	return store_rec_view(r, below, t->now, st);
+	return store_rec_view(r, below, store_txn_now(t), st);
 }
 
 int store_digest(struct store *s, unsigned char out[STORE_DIGEST_LEN])
@@ -1665,8 +1688,8 @@ uint32_t store_writer_token(struct store *s)
 
 /*
  * Is this LMDB file a statefs store? 0: yes, *m loaded; 1: empty (a new
- * store); 2: a format 1 store to upgrade; negative: not one of ours,
- * with the message set.
+ * store); 2: a format 1 store to upgrade; 3: a format 2 store to upgrade
+ * (*m loaded); negative: not one of ours, with the message set.
  */
 static int meta_check(MDB_txn *txn, MDB_dbi main, const char *file,
 		      struct meta *m)
@@ -1701,6 +1724,13 @@ static int meta_check(MDB_txn *txn, MDB_dbi main, const char *file,
 			  "untouched", file, m->format, STORE_FORMAT);
 		return -EPROTO;
 	}
+	if (m->format == 2)
+		return 3; /* upgrade.c re-encodes it */
+	if (m->format != STORE_FORMAT) {
+		store_set_error("%s: not a statefs store (format %u); left "
+				"untouched", file, m->format);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -1711,7 +1741,7 @@ static int store_init(struct store *s, MDB_txn *txn)
 	struct rec root;
 	char key[2] = "/";
 	MDB_val k = { 1, key }, v;
-	unsigned char buf[REC_HDR_LEN];
+	unsigned char buf[REC_HDR_LEN + REC_VER_LEN];
 	int rc;
 
 	memset(&m, 0, sizeof(m));
@@ -1734,10 +1764,42 @@ static int store_init(struct store *s, MDB_txn *txn)
 	root.st.uid = getuid();
 	root.st.gid = getgid();
 	root.st.mtime_ns = root.st.ctime_ns = root.st.atime_ns = store_clock(s);
-	rec_encode(buf, &root);
-	v.mv_size = REC_HDR_LEN;
+	rec_encode(buf, &root); /* one version (0), nothing optional */
+	v.mv_size = rec_encoded_len(&root);
 	v.mv_data = buf;
 	return mdb_put(txn, s->dbi_rec, &k, &v, 0);
+}
+
+static int open_dbs(struct store *s, const char *file);
+
+/* A format 2 store, its meta record in *m: re-encode it in txn (which
+ * this ends), then open it. */
+static int upgrade_v2(struct store *s, MDB_txn *txn, const char *file,
+		      struct meta *m)
+{
+	int rc;
+
+	if (s->opts.readonly) {
+		store_set_error("%s: store format 2: open it read-write once to "
+				"upgrade it", file);
+		mdb_txn_abort(txn);
+		return -EPROTO;
+	}
+	rc = mdb_dbi_open(txn, "rec", 0, &s->dbi_rec);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "log", MDB_INTEGERKEY, &s->dbi_log);
+	if (rc == 0)
+		rc = store_upgrade_v2(s, txn, file, m);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	if (rc) {
+		store_set_error("%s: cannot upgrade the store from format 2: %s; "
+				"the file is left as it was", file, mdb_strerror(rc));
+		return store_err(rc);
+	}
+	return open_dbs(s, file);
 }
 
 static int open_dbs(struct store *s, const char *file)
@@ -1793,6 +1855,8 @@ static int open_dbs(struct store *s, const char *file)
 		s->upgraded = 1;
 		return open_dbs(s, file);
 	}
+	if (rc == 3)
+		return upgrade_v2(s, txn, file, &m);
 	if (rc == 1) {
 		if (ro || s->opts.no_create) {
 			store_set_error("%s: no statefs store here", file);
@@ -1899,7 +1963,7 @@ static int probe(const char *file)
 	rc = mdb_dbi_open(txn, NULL, 0, &dbi);
 	err = rc ? -EINVAL : meta_check(txn, dbi, file, &m);
 	if (err > 0)
-		err = 0; /* empty, or format 1 to upgrade */
+		err = 0; /* empty, or format 1 or 2 to upgrade */
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
 	return err;

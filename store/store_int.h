@@ -12,7 +12,7 @@
 
 #include "store/store.h"
 
-#define STORE_FORMAT 2
+#define STORE_FORMAT 3
 
 /* Little-endian reads of bytes with no alignment (record.c, upgrade.c). */
 static inline uint32_t le_get32(const unsigned char *p)
@@ -33,8 +33,15 @@ static inline uint64_t le_get64(const unsigned char *p)
 
 /* ---- record.c: little-endian encodings of records and changes ---- */
 
-#define REC_HDR_LEN 144
+#define REC_HDR_LEN 28   /* the fixed part; the version table follows */
+#define REC_VER_LEN 16   /* one version table entry { hlc, node } */
 #define REC_VV_LEN 16
+/* The record's opt byte (record.c): which optional parts follow the
+ * version table; its bits 4-7 hold the REC_* flags. */
+#define REC_OPT_CTIME 0x1u /* ctime_ns (absent: = mtime_ns) */
+#define REC_OPT_ATIME 0x2u /* atime_ns (absent: = mtime_ns) */
+#define REC_OPT_LIFE 0x4u  /* expires_ns, ttl_ms (absent: 0) */
+#define REC_OPT_DEAD 0x8u  /* dead_ns (absent: 0) */
 #define XATTR_HDR_LEN 22
 #define CHANGE_HDR_LEN 32
 #define CHANGE_PATH_MAX 4096
@@ -47,6 +54,7 @@ static inline uint64_t le_get64(const unsigned char *p)
  * the flag (store_check verifies it); without it a live record shows as
  * itself and a dead one as nothing, in O(1). */
 #define REC_KIDS 0x1u
+#define REC_FLAGS_MASK 0xfu /* the flags a record can hold (4 bits) */
 
 /* A record decoded in place: pointers into the encoded bytes. */
 struct rec {
@@ -166,7 +174,11 @@ struct store_txn {
 	int err;          /* sticky: the first error poisons the txn */
 	int meta_dirty;
 	struct meta meta;
-	int64_t now;      /* the store's clock at the start of the txn */
+	/* The store's clock for this txn: read at the start of a write
+	 * txn, at the first store_txn_now of a read txn (reading the clock
+	 * is a measurable part of a get, and most gets never need it). */
+	int64_t now;
+	int now_set;
 	/* The last binlog entry is held back so that it can be written
 	 * without STORE_CHANGE_MORE when the transaction commits. A change
 	 * is encoded into `next` before anything is written, then the two
@@ -181,12 +193,19 @@ struct store_txn {
 
 int store_err(int rc);
 int64_t store_clock(const struct store *s);
+/* The txn's clock (see struct store_txn's now): use this, never t->now. */
+int64_t store_txn_now(struct store_txn *t);
 
 /* upgrade.c: rewrite a format 1 store as the current format in txn
  * (the main DB and rec, log, vv open). An LMDB code. Then, on the open
  * store, give every record a parent record and set REC_KIDS where keys
  * lie under a non-directory (format 1 purged parents before children). */
 int store_upgrade_v1(struct store *s, MDB_txn *txn, const char *file);
+/* upgrade.c: rewrite a format 2 store (its meta record *m, the main DB
+ * and rec, log open) as the current format in txn: every record and
+ * binlog entry re-encoded, sequences kept. An LMDB code. */
+int store_upgrade_v2(struct store *s, MDB_txn *txn, const char *file,
+		     struct meta *m);
 int store_upgrade_fixup(struct store *s);
 
 /* replica.c: placeholders for the missing parents of path (rule 6), and
@@ -211,6 +230,8 @@ int store_horizon_trimmed(struct store_txn *t, const void *entry, size_t len);
 
 /* Shared between store.c, ns.c and replica.c. */
 int store_live(const struct rec *r, int64_t now);
+/* store_live at t's clock, read only if r can expire. */
+int store_txn_live(struct store_txn *t, const struct rec *r);
 int store_path_ok(struct store *s, const char *path);
 int store_reserved(const char *path);        /* /.statefs and below */
 size_t store_key_of(const char *path, size_t len, char *buf);

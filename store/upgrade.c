@@ -1,6 +1,8 @@
 /*
- * upgrade.c — rewrite a format 1 store (statefs 0.1) as format 2, once,
- * in the write transaction that opens it.
+ * upgrade.c — rewrite a store of an older format as the current one
+ * (record.c's format 3), once, in the write transaction that opens it.
+ *
+ * ---- format 1 (statefs 0.1) ----
  *
  * Format 1 records were one last-writer-wins register: every field of a
  * record takes the record's version, which is what format 1 said of
@@ -15,7 +17,25 @@
  * -ERANGE, as after any trim. Sequences of format 1 were counters, far
  * below the clock values format 2 uses, so nothing is reused.
  *
- * The rewrite never reads LMDB memory after a write: each record is
+ * ---- format 2 ----
+ *
+ * Format 2 held the same fields as format 3 in a 144-byte header with
+ * every field at a fixed place:
+ *
+ *   0 u8  format (2)     1 u8  type       2 u16 nvv        4 u32 mode (07777)
+ *   8 u32 uid           12 u32 gid       16 i64 mtime_ns  24 i64 ctime_ns
+ *  32 i64 atime_ns      40 i64 expires_ns 48 u64 ttl_ms    56 u64 size
+ *  64 u32 xattr_len     68 u32 flags (local)  72 i64 dead_ns (local)
+ *  80 four field versions { u64 hlc, u64 node }
+ * 144 nvv * { u64 node, u64 seq }, xattrs (the same run as format 3's),
+ *     then the value.
+ *
+ * Every record is re-encoded with the same fields, and so is every
+ * binlog entry (a change: header, path, record), keeping its sequence:
+ * consumers and peers continue where they were. The change header's
+ * layout is unchanged; its format byte becomes 3.
+ *
+ * Both rewrites never read LMDB memory after a write: each record is
  * converted into a private buffer, written, and the cursor is placed
  * again from a copy of the key.
  */
@@ -32,6 +52,7 @@
 
 #define V1_HDR 88
 #define V1_META 120
+#define V2_HDR 144
 
 
 
@@ -262,4 +283,162 @@ int store_upgrade_fixup(struct store *s)
 		return err;
 	}
 	return store_txn_commit(&t);
+}
+
+/* ---- format 2 ---- */
+
+/* Decode a format 2 record in place (pointers into p). 0 or -EIO. */
+static int v2_decode(const unsigned char *p, size_t len, struct rec *r)
+{
+	struct store_stat *st = &r->st;
+
+	if (len < V2_HDR || p[0] != 2 || p[1] < STORE_FILE ||
+	    p[1] > STORE_PLACEHOLDER)
+		return -EIO;
+	memset(r, 0, sizeof(*r));
+	st->type = p[1];
+	st->nvv = p[2] | p[3] << 8;
+	st->mode = le_get32(p + 4) & 07777;
+	st->uid = le_get32(p + 8);
+	st->gid = le_get32(p + 12);
+	st->mtime_ns = (int64_t)le_get64(p + 16);
+	st->ctime_ns = (int64_t)le_get64(p + 24);
+	st->atime_ns = (int64_t)le_get64(p + 32);
+	st->expires_ns = (int64_t)le_get64(p + 40);
+	st->ttl_ms = le_get64(p + 48);
+	st->size = le_get64(p + 56);
+	st->xattr_len = le_get32(p + 64);
+	r->flags = le_get32(p + 68) & REC_FLAGS_MASK;
+	r->dead_ns = (int64_t)le_get64(p + 72);
+	for (int i = 0; i < STORE_FIELDS; i++) {
+		st->fver[i].hlc = le_get64(p + 80 + 16 * i);
+		st->fver[i].node = le_get64(p + 88 + 16 * i);
+	}
+	if (st->nvv > STORE_VV_MAX || st->size > len ||
+	    (uint64_t)V2_HDR + (uint64_t)st->nvv * REC_VV_LEN + st->xattr_len +
+			    st->size != len)
+		return -EIO;
+	r->vv = p + V2_HDR;
+	r->xattrs = r->vv + (size_t)st->nvv * REC_VV_LEN;
+	r->value = r->xattrs + st->xattr_len;
+	return 0;
+}
+
+/* A format 2 record as format 3, into out (room for len bytes: format
+ * 3 is never longer). Its encoded length, or 0 if it does not decode. */
+static size_t v2_record(const unsigned char *p, size_t len, unsigned char *out)
+{
+	struct rec r;
+
+	if (v2_decode(p, len, &r))
+		return 0;
+	rec_encode(out, &r);
+	return rec_encoded_len(&r);
+}
+
+/* A format 2 binlog entry (a change) as format 3; 0 if it does not
+ * decode. */
+static size_t v2_entry(const unsigned char *p, size_t len, unsigned char *out)
+{
+	size_t plen, rlen, n;
+	uint32_t x;
+
+	if (len < CHANGE_HDR_LEN || p[0] != 2)
+		return 0;
+	plen = p[2] | (size_t)p[3] << 8;
+	rlen = le_get32(p + 24);
+	if (len != CHANGE_HDR_LEN + plen + rlen)
+		return 0;
+	n = v2_record(p + CHANGE_HDR_LEN + plen, rlen,
+		      out + CHANGE_HDR_LEN + plen);
+	if (!n)
+		return 0;
+	memcpy(out, p, CHANGE_HDR_LEN + plen);
+	out[0] = STORE_FORMAT;
+	x = htole32((uint32_t)n);
+	memcpy(out + 24, &x, 4);
+	return CHANGE_HDR_LEN + plen + n;
+}
+
+/* Rewrite every value of dbi with conv; *bytes gets the sum of the new
+ * lengths. An LMDB code. */
+static int v2_rewrite(MDB_txn *txn, MDB_dbi dbi,
+		      size_t (*conv)(const unsigned char *, size_t,
+				     unsigned char *),
+		      const char *file, const char *what, uint64_t *bytes)
+{
+	unsigned char *kbuf = NULL, *out = NULL;
+	size_t kcap = 0, ocap = 0;
+	MDB_cursor *c;
+	MDB_val k, v, nv;
+	int rc;
+
+	*bytes = 0;
+	rc = mdb_cursor_open(txn, dbi, &c);
+	if (rc)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size > kcap || v.mv_size > ocap) {
+			kcap = k.mv_size > kcap ? k.mv_size : kcap;
+			ocap = v.mv_size > ocap ? v.mv_size : ocap;
+			free(kbuf);
+			free(out);
+			kbuf = malloc(kcap);
+			out = malloc(ocap);
+			if (!kbuf || !out) {
+				rc = ENOMEM;
+				break;
+			}
+		}
+		memcpy(kbuf, k.mv_data, k.mv_size);
+		k.mv_data = kbuf;
+		nv.mv_size = conv(v.mv_data, v.mv_size, out);
+		nv.mv_data = out;
+		if (!nv.mv_size) {
+			log_msg(LOG_ERROR, "%s: upgrade: a %s of %zu bytes does "
+				"not decode as format 2", file, what, v.mv_size);
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		*bytes += nv.mv_size;
+		rc = mdb_put(txn, dbi, &k, &nv, 0);
+		if (rc)
+			break;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	free(kbuf);
+	free(out);
+	return rc == MDB_NOTFOUND ? 0 : rc ? rc : MDB_CORRUPTED;
+}
+
+int store_upgrade_v2(struct store *s, MDB_txn *txn, const char *file,
+		     struct meta *m)
+{
+	MDB_val k = { 7, (void *)"statefs" }, v;
+	uint64_t rec_bytes, log_bytes;
+	MDB_stat ms;
+	int rc;
+
+	rc = v2_rewrite(txn, s->dbi_rec, v2_record, file, "record", &rec_bytes);
+	if (!rc)
+		rc = v2_rewrite(txn, s->dbi_log, v2_entry, file, "binlog entry",
+				&log_bytes);
+	if (!rc)
+		rc = mdb_stat(txn, s->dbi_rec, &ms);
+	if (rc)
+		return rc;
+	m->format = STORE_FORMAT;
+	m->log_bytes = log_bytes;
+	v.mv_size = sizeof(*m);
+	v.mv_data = m;
+	rc = mdb_put(txn, s->dbi_meta, &k, &v, 0);
+	if (!rc)
+		log_msg(LOG_NOTICE, "%s: upgraded from format 2 to %u (%zu "
+			"records, now %" PRIu64 " bytes)", file, STORE_FORMAT,
+			(size_t)ms.ms_entries, rec_bytes);
+	return rc;
 }

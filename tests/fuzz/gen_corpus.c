@@ -13,7 +13,7 @@
  *
  * Regression inputs start from such a change and patch the record where
  * the public API cannot make what is wanted (a peer that lies). All the
- * knowledge of the byte layout is in the "record format 2" block below;
+ * knowledge of the byte layout is in the "record format 3" block below;
  * everything else goes through store.h (store_rec_decode finds the parts,
  * store_change_encode frames the change). Paths and origin nodes differ
  * between regression files, so that one file's change never makes
@@ -231,23 +231,32 @@ static void gen_corpus(const char *out)
 }
 
 /*
- * ---- record format 2: the only layout knowledge in this file ----
+ * ---- record format 3: the only layout knowledge in this file ----
  *
- * Offsets in an encoded record as store/record.c writes it, format 2
+ * Offsets in an encoded record as store/record.c writes it, format 3
  * (little-endian; record.c's header comment is the reference). When the
- * format changes, update this block.
+ * format changes, update this block. rec_build always writes a version
+ * table of two entries ((seq, origin), then version 0), ctime, atime and
+ * the life part, so that the fields below are at fixed offsets.
  */
-#define F2_REC_TYPE 1     /* u8 enum store_type */
-#define F2_REC_NVV 2      /* u16 version vector entries */
-#define F2_REC_MODE 4     /* u32, permission bits only */
-#define F2_REC_EXPIRES 40 /* i64 ns */
-#define F2_REC_TTL 48     /* u64 ms */
-#define F2_REC_SIZE 56    /* u64 value length */
-#define F2_REC_XLEN 64    /* u32 bytes of xattrs */
-#define F2_REC_FVER 80    /* STORE_FIELDS * { u64 hlc, u64 node } */
-#define F2_REC_HDR 144    /* header; vv entries, xattrs, value follow */
-#define F2_VV_ENTRY 16    /* u64 node, u64 seq; nodes strictly increasing */
-#define F2_X_HDR 22       /* u8 name_len, u8 removed, u32 value_len,
+#define F3_REC_TYPE 1     /* u8 enum store_type */
+#define F3_REC_NVV 2      /* u8 version vector entries */
+#define F3_REC_FIDX 3     /* u8: 2-bit version table index per field */
+#define F3_REC_MODE 4     /* u16, permission bits only */
+#define F3_REC_NVER 6     /* u8 version table entries */
+#define F3_REC_OPT 7      /* u8: which optional parts follow the table */
+#define F3_OPT_ALL 0x7    /* ctime, atime, the life part (not dead_ns) */
+#define F3_REC_MTIME 16   /* i64 ns */
+#define F3_REC_XLEN 24    /* u32 bytes of xattrs */
+#define F3_REC_HDR 28     /* fixed header; the version table follows */
+#define F3_VER 16         /* u64 hlc, u64 node */
+#define F3_REC_CTIME (F3_REC_HDR + 2 * F3_VER)      /* i64 ns */
+#define F3_REC_ATIME (F3_REC_CTIME + 8)             /* i64 ns */
+#define F3_REC_EXPIRES (F3_REC_ATIME + 8)           /* i64 ns */
+#define F3_REC_TTL (F3_REC_EXPIRES + 8)             /* u64 ms */
+#define F3_REC_VV (F3_REC_TTL + 8) /* vv entries, xattrs, then the value */
+#define F3_VV_ENTRY 16    /* u64 node, u64 seq; nodes strictly increasing */
+#define F3_X_HDR 22       /* u8 name_len, u8 removed, u32 value_len,
 			   * u64 hlc, u64 node; then name, value */
 
 static void put_le(unsigned char *p, unsigned width, uint64_t v)
@@ -268,19 +277,19 @@ static size_t xattr_ent(unsigned char *out, const char *name, const char *val,
 		put_le(out + 2, 4, vl);
 		put_le(out + 6, 8, hlc);
 		put_le(out + 14, 8, node);
-		memcpy(out + F2_X_HDR, name, nl);
-		memcpy(out + F2_X_HDR + nl, val, vl);
+		memcpy(out + F3_X_HDR, name, nl);
+		memcpy(out + F3_X_HDR + nl, val, vl);
 	}
-	return F2_X_HDR + nl + vl;
+	return F3_X_HDR + nl + vl;
 }
 
 /* A record made from rec (len bytes) with: the version vector vv (n
- * entries, written in the order given); the xattr run x (xlen bytes),
- * or if x is NULL rec's own; the value val (vlen bytes), or if val is
- * NULL rec's own. Every field version that is set, and every version of
- * rec's own xattrs, becomes (seq, origin): what change_check in
- * store/replica.c requires of a peer's change is that its newest
- * version is (origin_seq, origin_node). */
+ * entries, at most 255, written in the order given); the xattr run x
+ * (xlen bytes), or if x is NULL rec's own; the value val (vlen bytes),
+ * or if val is NULL rec's own. Every field version that is set, and
+ * every version of rec's own xattrs, becomes (seq, origin): what
+ * change_check in store/replica.c requires of a peer's change is that
+ * its newest version is (origin_seq, origin_node). */
 static struct bytes rec_build(const void *rec, size_t len,
 			      const struct store_vv_entry *vv, unsigned n,
 			      const void *x, size_t xlen, const void *val,
@@ -290,9 +299,12 @@ static struct bytes rec_build(const void *rec, size_t len,
 	const void *value, *ovv, *xattrs;
 	struct bytes b;
 	unsigned char *p;
+	unsigned fidx = 0;
 	int own_x = !x;
 
 	CHECK(store_rec_decode(rec, len, &st, &value, &ovv, &xattrs));
+	if (n > 255)
+		die("rec_build: more than 255 vector entries", -EINVAL);
 	if (own_x) {
 		x = xattrs;
 		xlen = st.xattr_len;
@@ -301,35 +313,39 @@ static struct bytes rec_build(const void *rec, size_t len,
 		val = value;
 		vlen = st.size;
 	}
-	b.len = F2_REC_HDR + (size_t)n * F2_VV_ENTRY + xlen + vlen;
+	b.len = F3_REC_VV + (size_t)n * F3_VV_ENTRY + xlen + vlen;
 	b.p = p = malloc(b.len);
 	if (!p)
 		die("malloc", -ENOMEM);
-	memcpy(p, rec, F2_REC_HDR);
-	put_le(p + F2_REC_NVV, 2, n);
-	put_le(p + F2_REC_SIZE, 8, vlen);
-	put_le(p + F2_REC_XLEN, 4, xlen);
-	for (unsigned i = 0; i < STORE_FIELDS; i++) {
-		unsigned char *f = p + F2_REC_FVER + 16 * i;
-
-		if (st.fver[i].hlc) {
-			put_le(f, 8, seq);
-			put_le(f + 8, 8, origin);
-		}
-	}
-	p += F2_REC_HDR;
-	for (unsigned i = 0; i < n; i++, p += F2_VV_ENTRY) {
+	memcpy(p, rec, F3_REC_HDR);
+	for (unsigned i = 0; i < STORE_FIELDS; i++)
+		if (!st.fver[i].hlc)
+			fidx |= 1u << (2 * i); /* version 0 */
+	p[F3_REC_NVV] = (unsigned char)n;
+	p[F3_REC_FIDX] = (unsigned char)fidx;
+	p[F3_REC_NVER] = 2;
+	p[F3_REC_OPT] = F3_OPT_ALL;
+	put_le(p + F3_REC_XLEN, 4, xlen);
+	put_le(p + F3_REC_HDR, 8, seq);
+	put_le(p + F3_REC_HDR + 8, 8, origin);
+	memset(p + F3_REC_HDR + F3_VER, 0, F3_VER);
+	put_le(p + F3_REC_CTIME, 8, (uint64_t)st.ctime_ns);
+	put_le(p + F3_REC_ATIME, 8, (uint64_t)st.atime_ns);
+	put_le(p + F3_REC_EXPIRES, 8, (uint64_t)st.expires_ns);
+	put_le(p + F3_REC_TTL, 8, st.ttl_ms);
+	p += F3_REC_VV;
+	for (unsigned i = 0; i < n; i++, p += F3_VV_ENTRY) {
 		put_le(p, 8, vv[i].node);
 		put_le(p + 8, 8, vv[i].seq);
 	}
 	memcpy(p, x, xlen);
 	if (own_x) {
-		for (size_t off = 0; off + F2_X_HDR <= xlen;) {
+		for (size_t off = 0; off + F3_X_HDR <= xlen;) {
 			unsigned char *e = p + off;
 
 			put_le(e + 6, 8, seq);
 			put_le(e + 14, 8, origin);
-			off += F2_X_HDR + e[0] + ((size_t)e[2] | (size_t)e[3] << 8 |
+			off += F3_X_HDR + e[0] + ((size_t)e[2] | (size_t)e[3] << 8 |
 						  (size_t)e[4] << 16 |
 						  (size_t)e[5] << 24);
 		}
@@ -338,7 +354,7 @@ static struct bytes rec_build(const void *rec, size_t len,
 	return b;
 }
 
-/* ---- end of record format 2 ---- */
+/* ---- end of record format 3 ---- */
 
 /* The usual vector of a change from `origin` at `seq`: n entries, sorted
  * by node, the origin's own (origin, seq) and n - 1 others (first_node +
@@ -430,11 +446,11 @@ static void gen_regress(const char *out)
 	CHECK(store_xattr_set(s, NULL, "/x", "user.b", "2", 1, 0));
 	xfile = change_at(s, 0);
 
-	/* A version vector of 65,535 entries: the most a u16 count holds,
-	 * 1 MiB of record whose lengths add up; only the STORE_VV_MAX
-	 * bound refuses it. */
-	r = rec_of(file, 65535, 0x10000, ORIGIN(1), q, NULL, 0);
-	write_one(out, "vv_65535", frame("/vv65535", ORIGIN(1), q, r));
+	/* A version vector of 255 entries: the most a u8 count holds
+	 * (format 2 had a u16 and this input had 65,535), a record whose
+	 * lengths add up; only the STORE_VV_MAX bound refuses it. */
+	r = rec_of(file, 255, 0x10000, ORIGIN(1), q, NULL, 0);
+	write_one(out, "vv_255", frame("/vv255", ORIGIN(1), q, r));
 
 	/* Two writes of one path, each well-formed, whose vectors merge to
 	 * 65 nodes: 64 entries (the most a record holds), then a later
@@ -456,30 +472,30 @@ static void gen_regress(const char *out)
 	r = rec_of(dir, 1, 0, ORIGIN(5), q, "a value", 7);
 	write_one(out, "dir_with_value", frame("/dirvalue", ORIGIN(5), q, r));
 
-	/* A directory with a regular file's mode: format 2 keeps
+	/* A directory with a regular file's mode: the format keeps
 	 * permission bits only. */
 	r = rec_of(dir, 1, 0, ORIGIN(6), q, NULL, 0);
-	put_le(r.p + F2_REC_MODE, 4, S_IFREG | 0644);
+	put_le(r.p + F3_REC_MODE, 2, S_IFREG | 0644);
 	write_one(out, "dir_with_file_mode", frame("/dirmode", ORIGIN(6), q, r));
 
 	/* A TTL of 1e13 ms: past STORE_TTL_MAX_MS, and now + ttl in ns
 	 * would not fit an int64. */
 	r = rec_of(file, 1, 0, ORIGIN(7), q, NULL, 0);
-	put_le(r.p + F2_REC_TTL, 8, 10000000000000ULL);
+	put_le(r.p + F3_REC_TTL, 8, 10000000000000ULL);
 	write_one(out, "ttl_1e13ms", frame("/ttl", ORIGIN(7), q, r));
 
 	/* The same TTL with the deadline a wrapping sum gives: negative. */
 	r = rec_of(file, 1, 0, ORIGIN(8), q, NULL, 0);
-	put_le(r.p + F2_REC_TTL, 8, 10000000000000ULL);
-	put_le(r.p + F2_REC_EXPIRES, 8,
+	put_le(r.p + F3_REC_TTL, 8, 10000000000000ULL);
+	put_le(r.p + F3_REC_EXPIRES, 8,
 	       (uint64_t)FUZZ_CLOCK_NS + 10000000000000ULL * 1000000ULL);
 	write_one(out, "expires_overflow", frame("/expires", ORIGIN(8), q, r));
 
 	/* The largest TTL and deadline a record may carry: accepted, and
 	 * every use of them (touch, sweep) must not overflow. */
 	r = rec_of(file, 1, 0, ORIGIN(15), q, NULL, 0);
-	put_le(r.p + F2_REC_TTL, 8, STORE_TTL_MAX_MS);
-	put_le(r.p + F2_REC_EXPIRES, 8, INT64_MAX);
+	put_le(r.p + F3_REC_TTL, 8, STORE_TTL_MAX_MS);
+	put_le(r.p + F3_REC_EXPIRES, 8, INT64_MAX);
 	write_one(out, "expires_max", frame("/expiresmax", ORIGIN(15), q, r));
 
 	/* A value one byte over the fuzzer's max_value: -EFBIG, which
@@ -504,7 +520,7 @@ static void gen_regress(const char *out)
 		for (unsigned i = 0; i < 3; i++) {
 			r = rec_of(file, 1, 0, ORIGIN(9 + i), q, NULL, 0);
 			if (i < 2) /* long past */
-				put_le(r.p + F2_REC_EXPIRES, 8, 1);
+				put_le(r.p + F3_REC_EXPIRES, 8, 1);
 			sw[i] = frame(paths[i], ORIGIN(9 + i), q, r);
 		}
 		write_file(out, "sweep_moves_key", sw, 3);

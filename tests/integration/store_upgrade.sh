@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# store_upgrade.sh — a format 1 store (statefs 0.1) is upgraded in place
+# store_upgrade.sh — a format 1 store (statefs 0.1) is upgraded in place (to
+# the current format 3; store_upgrade2.sh does format 2)
 # by the first read-write open, keeps every record, value, mode and TTL
 # (the digest, which hashes paths, types, modes and values, is the one
 # statefs 0.1 printed), passes the consistency check, and is written to
@@ -22,7 +23,7 @@ ctl() { "$STATEFSCTL" -s "$STORE" "$@"; }
 
 out=$(ctl check 2>&1)
 expect_eq "$out" "ok" "check after the upgrade"
-expect_eq "$(ctl status | grep '^format ')" "format 2" "format after the upgrade"
+expect_eq "$(ctl status | grep '^format ')" "format 3" "format after the upgrade"
 expect_eq "$(ctl digest)" \
 	"bd165ebe4263babf67a90b33258c714642cbd3f6ef5bf531a5543a8804c523d6" \
 	"digest as statefs 0.1 printed it"

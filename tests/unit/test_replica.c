@@ -794,11 +794,36 @@ static void test_unapplied_keeps_watermark(void **state)
 
 /* ==== 4. input a peer controls ==== */
 
-/* Layout knowledge for crafting bad input (store/record.c, format 2):
- * the record header is 144 bytes; nvv is the u16 at offset 2, ttl_ms
- * the u64 at 48; the change header is 32 bytes, origin_node at 8. */
-#define REC_HDR 144
+/* Layout knowledge for crafting bad input (store/record.c, format 3):
+ * the record's fixed header is 28 bytes: nvv is the u8 at offset 2, the
+ * mode the u16 at 4, the version table's length the u8 at 6, the opt
+ * byte at 7, saying which optional parts follow the table (in this
+ * order: 0x1 ctime, 0x2 atime, 8 bytes each; 0x4 the life part
+ * { i64 expires, u64 ttl_ms }; 0x8 dead_ns, 8 bytes); then the version
+ * vector; the value is the rest (its size is not stored). The change
+ * header is 32 bytes, origin_node at 8, rec_len the u32 at 24. */
+#define REC_HDR 28
 #define CHG_HDR 32
+
+/* Where the life part is, or would be, in the record at rec. */
+static size_t rec_life_off(const uint8_t *rec)
+{
+	return REC_HDR + 16 * (size_t)rec[6] + (rec[7] & 1 ? 8 : 0) +
+	       (rec[7] & 2 ? 8 : 0);
+}
+
+/* Where the version vector starts in the record at rec. */
+static size_t rec_vv_off(const uint8_t *rec)
+{
+	return rec_life_off(rec) + (rec[7] & 4 ? 16 : 0) + (rec[7] & 8 ? 8 : 0);
+}
+
+static void set_rec_len(uint8_t *change, size_t rec_len)
+{
+	uint32_t x = htole32((uint32_t)rec_len);
+
+	memcpy(change + 24, &x, 4);
+}
 
 struct grab {
 	uint8_t *buf;
@@ -836,6 +861,7 @@ static int apply_bytes(struct store *s, const void *buf, size_t len)
 static void test_bad_input(void **state)
 {
 	struct fx *f = *state;
+	struct store_stat st;
 	struct grab g;
 	uint8_t *b;
 	size_t n;
@@ -848,22 +874,43 @@ static void test_bad_input(void **state)
 	memcpy(b, g.buf, g.len);
 	memset(b + 8, 0, 8);
 	assert_rc(apply_bytes(f->s[0], b, g.len), -EPROTO);
-	/* a TTL past the limit (1e13 ms) */
-	memcpy(b, g.buf, g.len);
-	x = htole64(10000000000000ULL);
-	memcpy(b + CHG_HDR + 2 + 48, &x, 8);
-	assert_rc(apply_bytes(f->s[0], b, g.len), -EPROTO);
+	/* a TTL past the limit (1e13 ms): a life part inserted after the
+	 * version table (the record of /f has none) */
+	{
+		size_t ro = CHG_HDR + 2, at = ro + rec_life_off(g.buf + ro);
+
+		assert_int_equal(g.buf[ro + 7] & 4, 0);
+		free(b);
+		b = calloc(1, g.len + 16);
+		memcpy(b, g.buf, at);
+		x = htole64(10000000000000ULL);
+		memcpy(b + at + 8, &x, 8);
+		memcpy(b + at + 16, g.buf + at, g.len - at);
+		b[ro + 7] |= 4;
+		set_rec_len(b, g.len + 16 - ro);
+		assert_rc(apply_bytes(f->s[0], b, g.len + 16), -EPROTO);
+		/* the same with a TTL of 1 h is applied: the insertion
+		 * itself is well-formed */
+		x = htole64(3600000);
+		memcpy(b + at + 8, &x, 8);
+		assert_true(apply_bytes(f->s[0], b, g.len + 16) >= 0);
+		assert_rc(store_stat(f->s[0], NULL, "/f", &st), 0);
+		assert_int_equal(st.ttl_ms, 3600000);
+	}
 	free(b);
-	/* 65,535 vector entries */
-	n = g.len + 65535 * 16;
-	b = calloc(1, n);
-	memcpy(b, g.buf, CHG_HDR + 2 + REC_HDR);
-	b[CHG_HDR + 2 + 2] = 0xff;
-	b[CHG_HDR + 2 + 3] = 0xff;
-	x = htole32((uint32_t)(n - CHG_HDR - 2));
-	memcpy(b + 24, &x, 4);
-	assert_rc(apply_bytes(f->s[0], b, n), -EPROTO);
-	free(b);
+	/* 255 vector entries (the most a u8 count says; the bound is
+	 * STORE_VV_MAX) */
+	{
+		size_t vo = CHG_HDR + 2 + rec_vv_off(g.buf + CHG_HDR + 2);
+
+		n = g.len + 255 * 16;
+		b = calloc(1, n);
+		memcpy(b, g.buf, vo);
+		b[CHG_HDR + 2 + 2] = 0xff;
+		set_rec_len(b, n - CHG_HDR - 2);
+		assert_rc(apply_bytes(f->s[0], b, n), -EPROTO);
+		free(b);
+	}
 	free(g.buf);
 	/* a directory record with a value, or a file's mode */
 	assert_rc(store_mknod(f->s[1], NULL, "/d", STORE_DIR, NULL, NULL, 0, 0), 0);
@@ -871,14 +918,14 @@ static void test_bad_input(void **state)
 	b = malloc(g.len + 3);
 	memcpy(b, g.buf, g.len);
 	memcpy(b + g.len, "abc", 3);
-	x = htole64(3);
-	memcpy(b + CHG_HDR + 2 + 56, &x, 8);
-	x = htole32((uint32_t)(g.len + 3 - CHG_HDR - 2));
-	memcpy(b + 24, &x, 4);
+	set_rec_len(b, g.len + 3 - CHG_HDR - 2);
 	assert_rc(apply_bytes(f->s[0], b, g.len + 3), -EPROTO);
 	memcpy(b, g.buf, g.len);
-	x = htole32(S_IFREG | 0644);
-	memcpy(b + CHG_HDR + 2 + 4, &x, 4);
+	{
+		uint16_t m = htole16(S_IFREG | 0644);
+
+		memcpy(b + CHG_HDR + 2 + 4, &m, 2);
+	}
 	assert_rc(apply_bytes(f->s[0], b, g.len), -EPROTO);
 	free(b);
 	free(g.buf);
@@ -899,17 +946,18 @@ static uint8_t *with_vector(const struct grab *g, uint64_t origin, unsigned n,
 			    uint64_t base, uint64_t step, size_t *lenp)
 {
 	size_t rec_off = CHG_HDR + g->c.path_len, len = g->len + (size_t)n * 16;
-	uint8_t *b = calloc(1, len), *vv = b + rec_off + REC_HDR;
+	size_t vo = rec_off + rec_vv_off(g->buf + rec_off);
+	uint8_t *b = calloc(1, len), *vv = b + vo;
 	unsigned k = 0, put = 0;
 	uint64_t x;
-	uint32_t x32;
 
-	memcpy(b, g->buf, rec_off + REC_HDR);
+	assert_int_equal(g->buf[rec_off + 2], 1); /* the origin's entry */
+	memcpy(b, g->buf, vo);
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t node = base + step * i;
 
 		if (!put && origin < node) {
-			memcpy(vv + 16 * k++, g->buf + rec_off + REC_HDR, 16);
+			memcpy(vv + 16 * k++, g->buf + vo, 16);
 			put = 1;
 		}
 		x = htole64(node);
@@ -918,13 +966,10 @@ static uint8_t *with_vector(const struct grab *g, uint64_t origin, unsigned n,
 		memcpy(vv + 16 * k++ + 8, &x, 8);
 	}
 	if (!put)
-		memcpy(vv + 16 * k++, g->buf + rec_off + REC_HDR, 16);
-	memcpy(vv + 16 * k, g->buf + rec_off + REC_HDR + 16,
-	       g->len - rec_off - REC_HDR - 16);
+		memcpy(vv + 16 * k++, g->buf + vo, 16);
+	memcpy(vv + 16 * k, g->buf + vo + 16, g->len - vo - 16);
 	b[rec_off + 2] = (uint8_t)(n + 1);
-	b[rec_off + 3] = (uint8_t)((n + 1) >> 8);
-	x32 = htole32((uint32_t)(len - rec_off));
-	memcpy(b + 24, &x32, 4);
+	set_rec_len(b, len - rec_off);
 	*lenp = len;
 	return b;
 }

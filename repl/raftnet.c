@@ -90,6 +90,7 @@
 
 #include <zmq.h>
 
+#include "common/le.h"
 #include "common/list.h"
 #include "common/log.h"
 #include "repl/raftnet.h"
@@ -212,21 +213,6 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static struct rn_peer *peer_by_id(struct raftnet *n, uint64_t id)
 {
 	for (size_t i = 0; i < n->npeers; i++)
@@ -263,10 +249,10 @@ static int frame_send(struct raftnet *n, struct rn_peer *p, int type,
 	h[5] = (unsigned char)type;
 	h[6] = (unsigned char)flags;
 	h[7] = 0;
-	put64(h + 8, n->cluster_id);
-	put64(h + 16, n->self);
-	put64(h + 24, stream);
-	put64(h + 32, seq);
+	le_put64(h + 8, n->cluster_id);
+	le_put64(h + 16, n->self);
+	le_put64(h + 24, stream);
+	le_put64(h + 32, seq);
 	if (zmq_send(p->dealer, h, RN_HDR + len, ZMQ_DONTWAIT) < 0) {
 		/* send processes the socket's commands only now and then:
 		 * a connection made a moment ago may not be attached yet */
@@ -602,18 +588,18 @@ static const char *frame_check(const unsigned char *f, size_t len)
 	if (f[4] != RN_VERSION)
 		return "unknown version";
 	type = f[5];
-	stream = get64(f + 24);
+	stream = le_get64(f + 24);
 	if ((f[6] & ~RN_F_OPENER) || f[7])
 		return "unknown flags";
-	if (get64(f + 16) == 0)
+	if (le_get64(f + 16) == 0)
 		return "raft id 0";
 	switch (type) {
 	case RN_MSG:
-		if (stream || get64(f + 32) || f[6] || pl > RAFTNET_MSG_MAX)
+		if (stream || le_get64(f + 32) || f[6] || pl > RAFTNET_MSG_MAX)
 			return "bad datagram";
 		return NULL;
 	case RN_PING:
-		if (stream || get64(f + 32) || f[6] || pl)
+		if (stream || le_get64(f + 32) || f[6] || pl)
 			return "bad ping";
 		return NULL;
 	case RN_DATA:
@@ -623,7 +609,7 @@ static const char *frame_check(const unsigned char *f, size_t len)
 	case RN_OPEN:
 	case RN_CLOSE:
 	case RN_RESET:
-		if (!stream || pl || get64(f + 32))
+		if (!stream || pl || le_get64(f + 32))
 			return "bad stream frame";
 		if (type == RN_OPEN && !(f[6] & RN_F_OPENER))
 			return "open by a non-opener";
@@ -682,7 +668,7 @@ static void on_stream_frame(struct raftnet *n, struct rn_peer *p,
 			    const unsigned char *f, size_t len)
 {
 	int type = f[5];
-	uint64_t id = get64(f + 24);
+	uint64_t id = le_get64(f + 24);
 	int mine = !(f[6] & RN_F_OPENER);
 	struct rn_stream *s;
 
@@ -698,7 +684,7 @@ static void on_stream_frame(struct raftnet *n, struct rn_peer *p,
 	}
 	switch (type) {
 	case RN_DATA:
-		if (get64(f + 32) != s->off_in) { /* a frame was lost */
+		if (le_get64(f + 32) != s->off_in) { /* a frame was lost */
 			stream_end(s, RN_RESET);
 			return;
 		}
@@ -733,12 +719,12 @@ static void on_frame(struct raftnet *n, zmq_msg_t *msg)
 	if (bad) {
 		snprintf(detail, sizeof(detail), "malformed frame (%s): dropped",
 			 bad);
-		drop(n, DROP_MALFORMED, len >= 24 ? get64(f + 16) : 0, key,
+		drop(n, DROP_MALFORMED, len >= 24 ? le_get64(f + 16) : 0, key,
 		     detail);
 		return;
 	}
-	from = get64(f + 16);
-	cid = get64(f + 8);
+	from = le_get64(f + 16);
+	cid = le_get64(f + 8);
 	if (cid != n->cluster_id) {
 		snprintf(detail, sizeof(detail), "cluster id %016" PRIx64
 			 " differs from ours %016" PRIx64 ": the configs differ",

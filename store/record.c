@@ -70,34 +70,6 @@
 
 #include "store/store_int.h"
 
-static void put16(unsigned char *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static uint16_t get16(const unsigned char *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-
-
 uint32_t store_type_ifmt(enum store_type type)
 {
 	switch (type) {
@@ -203,33 +175,33 @@ void rec_encode(void *out, const struct rec *r)
 	p[1] = (unsigned char)st->type;
 	p[2] = (unsigned char)st->nvv;
 	p[3] = (unsigned char)fidx;
-	put16(p + 4, (uint16_t)(st->mode & 07777));
+	le_put16(p + 4, (uint16_t)(st->mode & 07777));
 	p[6] = (unsigned char)nver;
 	p[7] = (unsigned char)opt;
-	put32(p + 8, st->uid);
-	put32(p + 12, st->gid);
-	put64(p + 16, (uint64_t)st->mtime_ns);
-	put32(p + 24, (uint32_t)st->xattr_len);
+	le_put32(p + 8, st->uid);
+	le_put32(p + 12, st->gid);
+	le_put64(p + 16, (uint64_t)st->mtime_ns);
+	le_put32(p + 24, (uint32_t)st->xattr_len);
 	p += REC_HDR_LEN;
 	for (unsigned i = 0; i < nver; i++, p += REC_VER_LEN) {
-		put64(p, tab[i].hlc);
-		put64(p + 8, tab[i].node);
+		le_put64(p, tab[i].hlc);
+		le_put64(p + 8, tab[i].node);
 	}
 	if (opt & REC_OPT_CTIME) {
-		put64(p, (uint64_t)st->ctime_ns);
+		le_put64(p, (uint64_t)st->ctime_ns);
 		p += 8;
 	}
 	if (opt & REC_OPT_ATIME) {
-		put64(p, (uint64_t)st->atime_ns);
+		le_put64(p, (uint64_t)st->atime_ns);
 		p += 8;
 	}
 	if (opt & REC_OPT_LIFE) {
-		put64(p, (uint64_t)st->expires_ns);
-		put64(p + 8, st->ttl_ms);
+		le_put64(p, (uint64_t)st->expires_ns);
+		le_put64(p + 8, st->ttl_ms);
 		p += 16;
 	}
 	if (opt & REC_OPT_DEAD) {
-		put64(p, (uint64_t)r->dead_ns);
+		le_put64(p, (uint64_t)r->dead_ns);
 		p += 8;
 	}
 	if (st->nvv) {
@@ -292,9 +264,9 @@ size_t xattr_put(unsigned char *out, const unsigned char *name,
 {
 	out[0] = (unsigned char)name_len;
 	out[1] = removed ? 1 : 0;
-	put32(out + 2, (uint32_t)value_len);
-	put64(out + 6, ver.hlc);
-	put64(out + 14, ver.node);
+	le_put32(out + 2, (uint32_t)value_len);
+	le_put64(out + 6, ver.hlc);
+	le_put64(out + 14, ver.node);
 	if (name_len)
 		memcpy(out + XATTR_HDR_LEN, name, name_len);
 	if (value_len)
@@ -332,7 +304,7 @@ static int rec_header(const unsigned char *p, size_t len, struct rec *r)
 	st->type = p[1];
 	st->nvv = p[2];
 	fidx = p[3];
-	st->mode = get16(p + 4);
+	st->mode = le_get16(p + 4);
 	nver = p[6];
 	opt = p[7];
 	if (st->type < STORE_FILE || st->type > STORE_PLACEHOLDER ||
@@ -511,8 +483,8 @@ struct store_vv_entry store_vv_at(const void *vv, unsigned i)
 
 void vv_put(unsigned char *out, unsigned i, uint64_t node, uint64_t seq)
 {
-	put64(out + i * REC_VV_LEN, node);
-	put64(out + i * REC_VV_LEN + 8, seq);
+	le_put64(out + i * REC_VV_LEN, node);
+	le_put64(out + i * REC_VV_LEN + 8, seq);
 }
 
 /* Entry-wise maximum of two sorted vectors, in one pass. */
@@ -571,12 +543,12 @@ void change_hdr_encode(void *out, const struct store_change *c)
 
 	p[0] = STORE_FORMAT;
 	p[1] = (unsigned char)c->flags;
-	put16(p + 2, (uint16_t)c->path_len);
-	put32(p + 4, c->writer);
-	put64(p + 8, c->origin_node);
-	put64(p + 16, c->origin_seq);
-	put32(p + 24, (uint32_t)c->rec_len);
-	put32(p + 28, 0);
+	le_put16(p + 2, (uint16_t)c->path_len);
+	le_put32(p + 4, c->writer);
+	le_put64(p + 8, c->origin_node);
+	le_put64(p + 16, c->origin_seq);
+	le_put32(p + 24, (uint32_t)c->rec_len);
+	le_put32(p + 28, 0);
 }
 
 size_t store_change_len(const struct store_change *c)
@@ -622,7 +594,7 @@ int store_change_decode(const void *buf, size_t len, struct store_change *c)
 	if (len < CHANGE_HDR_LEN || p[0] != STORE_FORMAT ||
 	    (p[1] & ~STORE_CHANGE_MORE) || le_get32(p + 28) != 0)
 		return -EPROTO;
-	plen = get16(p + 2);
+	plen = le_get16(p + 2);
 	rlen = le_get32(p + 24);
 	if (plen == 0 || plen > CHANGE_PATH_MAX ||
 	    len != CHANGE_HDR_LEN + plen + rlen)

@@ -10,26 +10,10 @@
 #include <string.h>
 #include <pthread.h>
 
+#include "common/le.h"
 #include "store/store.h"
 
 #define STORE_FORMAT 3
-
-/* Little-endian reads of bytes with no alignment (record.c, upgrade.c). */
-static inline uint32_t le_get32(const unsigned char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static inline uint64_t le_get64(const unsigned char *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
 
 /* ---- record.c: little-endian encodings of records and changes ---- */
 

@@ -53,7 +53,7 @@ expect_eq "$(lockx counter)" unlocked "lock state after the counter"
 (hold ex lk) &
 holder=$!
 track_pid $holder
-wait_for 10 lock_is lk "exclusive $HOST $holder" ||
+wait_for 30 lock_is lk "exclusive $HOST $holder" ||
 	fail "holder shown: got '$(lockx lk)', want 'exclusive HOST $holder'"
 flock -n lk true
 expect_eq $? 1 "flock -n while held"
@@ -68,7 +68,7 @@ expect_eq "$(stat_of lock_waiters)" 0 "waiters after the timeout"
 kill -9 $holder
 wait $holder 2>/dev/null
 # the timed-out waiter left nothing behind: the lock is free now
-wait_for 10 lock_is lk unlocked || fail "lk after holder death: $(lockx lk)"
+wait_for 30 lock_is lk unlocked || fail "lk after holder death: $(lockx lk)"
 flock -n lk true
 expect_eq $? 0 "flock -n after the holder died"
 
@@ -76,36 +76,36 @@ expect_eq $? 0 "flock -n after the holder died"
 (hold ex lk) &
 holder=$!
 track_pid $holder
-wait_for 10 lock_is lk "exclusive $HOST $holder" ||
+wait_for 30 lock_is lk "exclusive $HOST $holder" ||
 	fail "second holder not shown: $(lockx lk)"
 flock lk -c 'echo got > got' &
 waiter=$!
 track_pid $waiter
-wait_for 10 waiters_are 1 || fail "waiter not queued"
+wait_for 30 waiters_are 1 || fail "waiter not queued"
 [ -e got ] && fail "waiter ran while the holder held the lock"
 orph0=$(stat_of locks_orphaned)
 kill -9 $holder
-wait_for 10 test -s got || fail "waiter did not get the lock after kill -9"
+wait_for 30 test -s got || fail "waiter did not get the lock after kill -9"
 wait $waiter
 expect_eq $? 0 "waiter exit"
 expect_eq "$(cat got)" got "waiter output"
 [ "$(stat_of locks_orphaned)" -gt "$orph0" ] ||
 	fail "orphans did not grow after kill -9 ($orph0)"
-wait_for 10 lock_is lk unlocked || fail "lk not unlocked: $(lockx lk)"
+wait_for 30 lock_is lk unlocked || fail "lk not unlocked: $(lockx lk)"
 
 # ---- Ctrl-C (SIGINT) of a blocked flock leaves no lock behind ----
 # Background jobs ignore SIGINT; python restores the default first.
 (hold ex lk) &
 holder=$!
 track_pid $holder
-wait_for 10 lock_is lk "exclusive $HOST $holder" ||
+wait_for 30 lock_is lk "exclusive $HOST $holder" ||
 	fail "third holder not shown"
 python3 -c 'import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.execvp("flock", ["flock", sys.argv[1], "-c", "echo leaked > leaked"])' lk &
 waiter=$!
 track_pid $waiter
-wait_for 10 waiters_are 1 || fail "ctrl-c waiter not queued"
+wait_for 30 waiters_are 1 || fail "ctrl-c waiter not queued"
 kill -INT $waiter
 wait $waiter
 rc=$?
@@ -113,7 +113,7 @@ expect_eq $rc 130 "exit status of the interrupted flock (128+SIGINT)"
 expect_eq "$(stat_of lock_waiters)" 0 "waiters after Ctrl-C"
 kill -9 $holder
 wait $holder 2>/dev/null
-wait_for 10 lock_is lk unlocked || fail "lock left after Ctrl-C: $(lockx lk)"
+wait_for 30 lock_is lk unlocked || fail "lock left after Ctrl-C: $(lockx lk)"
 [ -e leaked ] && fail "the interrupted waiter ran its command"
 flock -n lk true
 expect_eq $? 0 "flock -n after Ctrl-C of the waiter"
@@ -125,22 +125,22 @@ for i in 1 2 3; do
 	pids+=($!)
 	track_pid $!
 done
-wait_for 10 lock_is sh "shared 3" || fail "shared count: got '$(lockx sh)'"
+wait_for 30 lock_is sh "shared 3" || fail "shared count: got '$(lockx sh)'"
 flock -n sh true
 expect_eq $? 1 "exclusive flock -n while shared"
 flock -s -n sh true
 expect_eq $? 0 "shared flock -n while shared"
 kill -9 "${pids[@]}"
 wait "${pids[@]}" 2>/dev/null
-wait_for 10 lock_is sh unlocked || fail "sh after shared holders died: $(lockx sh)"
+wait_for 30 lock_is sh unlocked || fail "sh after shared holders died: $(lockx sh)"
 (hold ex sh) &
 holder=$!
 track_pid $holder
-wait_for 10 lock_is sh "exclusive $HOST $holder" ||
+wait_for 30 lock_is sh "exclusive $HOST $holder" ||
 	fail "exclusive holder: got '$(lockx sh)', want pid $holder"
 kill -9 $holder
 wait $holder 2>/dev/null
-wait_for 10 lock_is sh unlocked || fail "sh not unlocked: $(lockx sh)"
+wait_for 30 lock_is sh unlocked || fail "sh not unlocked: $(lockx sh)"
 
 # ---- the fencing token grows with every exclusive grant ----
 t1=$(flock tk -c 'getfattr --only-values -n user.statefs.lock.token tk')

@@ -1,0 +1,101 @@
+# tests/lock_mesh_lib.sh — helpers of the mesh-wide lock tests
+# (tests/integration/lock_mesh*.sh, SPEC §6). Source it after lib.sh.
+#
+#   lm_up N [statefs-mesh up options]   mesh in $M with lock cluster, a
+#                                       leader elected (dies otherwise)
+#   mnt nK                              nK's mountpoint
+#   lock_stat nK NAME                   NAME's value in nK's status
+#   lock_stat_in STORE_DIR NAME         the same for any store
+#   leader_of nK, leader_in STORE_DIR   the leader it sees ("" if none)
+#   hold MODE FILE                      flock MODE (ex|sh) and keep it
+#                                       (run it in the background)
+#   lockx FILE / token FILE             user.statefs.lock(.token)
+#   now_ms                              CLOCK_REALTIME in ms
+#
+# The lock service's status: lock_* lines of STORE_DIR/repl.status
+# (repl/status.c; `statefsctl status` shows them too): lock_leader NAME
+# ("-" for none), lock_role, lock_reachable 0|1, lock_term, counters
+# such as lock_drop_cluster.
+
+M=$T/mesh
+mnt() { echo "$M/$1/mnt"; }
+
+lock_stat() { lock_stat_in "$M/$1/store" "$2"; } # nK NAME
+lock_stat_in() { # STORE_DIR NAME
+	awk -v n="$2" '$1 == n {print $2; exit}' "$1/repl.status" 2>/dev/null
+}
+
+leader_of() { leader_in "$M/$1/store"; } # nK
+leader_in() { # STORE_DIR
+	local l
+	l=$(lock_stat_in "$1" lock_leader)
+	case $l in ""|-|none|0) echo "" ;; *) echo "$l" ;; esac
+}
+
+# Every running member names the same leader.
+agreed_leader() { # nodes...
+	local k l first=
+	for k in "$@"; do
+		l=$(leader_of "$k")
+		[ -n "$l" ] || return 1
+		[ -z "$first" ] && first=$l
+		[ "$l" = "$first" ] || return 1
+	done
+	echo "$first"
+}
+have_leader() { agreed_leader "$@" >/dev/null; }
+
+lm_up() { # N [options]
+	local n=$1 k nodes=()
+	shift
+	mesh_up "$n" "$@" "$M"
+	for ((k = 1; k <= n; k++)); do nodes+=("n$k"); done
+	wait_for 20 have_leader "${nodes[@]}" || {
+		for k in "${nodes[@]}"; do
+			echo "$k: $(grep '^lock' "$M/$k/store/repl.status" 2>/dev/null | tr '\n' ' ')" >&2
+		done
+		die "no agreed lock leader 20 s after statefs-mesh up"
+	}
+}
+
+# One process that takes the flock itself and keeps it until killed
+# (flock FILE sleep N would leave the lock with sleep, which inherits
+# the open file, when flock(1) is killed). With STAMP set, it writes
+# CLOCK_REALTIME in ms to that file once it holds the lock.
+cat >"$T/hold.py" <<'EOF'
+import fcntl, os, signal, sys, time
+fd = os.open(sys.argv[2], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX if sys.argv[1] == "ex" else fcntl.LOCK_SH)
+if len(sys.argv) > 3:
+    with open(sys.argv[3] + ".tmp", "w") as f:
+        f.write("%d\n" % (time.time_ns() // 1000000))
+    os.rename(sys.argv[3] + ".tmp", sys.argv[3])
+while True:
+    signal.pause()
+EOF
+hold() { exec python3 "$T/hold.py" "$@"; }
+
+lockx() { getfattr --absolute-names --only-values -n user.statefs.lock "$1" 2>/dev/null; }
+token() { getfattr --absolute-names --only-values -n user.statefs.lock.token "$1" 2>/dev/null; }
+lock_is() { [ "$(lockx "$1")" == "$2" ]; }
+now_ms() { date +%s%3N; }
+
+# The host a lock's holder shows in user.statefs.lock: the node name
+# the mount gives the service.
+host_of() { echo "$1"; }
+
+# Exit status and wall time of a command: sets RC and MS.
+timed() {
+	local t0
+	t0=$(now_ms)
+	"$@"
+	RC=$?
+	MS=$(($(now_ms) - t0))
+}
+
+lm_require() {
+	[ -e /dev/fuse ] || skip "no /dev/fuse"
+	command -v flock >/dev/null || skip "flock(1) missing"
+	command -v getfattr >/dev/null || skip "getfattr missing (package attr)"
+	command -v python3 >/dev/null || skip "python3 missing"
+}

@@ -55,9 +55,8 @@
  * vector: every (node, seq) at or below the store's watermark of that
  * node (checked when the grant arrives, then every 2 ms while it waits;
  * one line is logged if it waits 5 s, and it keeps waiting). UNLOCK and
- * RELEASE carry the store's
- * version vector read when the message arrives (the mount committed its
- * writes before it sent it).
+ * RELEASE carry the store's version vector read when the message
+ * arrives (the mount committed its writes before it sent it).
  *
  * Reachability. This member is cut off when it knows no leader, has not
  * heard from the leader within twice the election timeout, or is the

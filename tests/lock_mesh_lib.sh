@@ -11,6 +11,7 @@
 #                                       (run it in the background)
 #   lockx FILE / token FILE             user.statefs.lock(.token)
 #   now_ms                              CLOCK_REALTIME in ms
+#   $PY                                 python3 (the system's first)
 #
 # The lock service's status: lock_* lines of STORE_DIR/repl.status
 # (repl/status.c; `statefsctl status` shows them too): lock_leader NAME
@@ -19,6 +20,10 @@
 
 M=$T/mesh
 mnt() { echo "$M/$1/mnt"; }
+
+# The system's python3 first: a version manager's shim in PATH (pyenv)
+# costs a shell script per start, and the tests start many.
+if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=$(command -v python3); fi
 
 lock_stat() { lock_stat_in "$M/$1/store" "$2"; } # nK NAME
 lock_stat_in() { # STORE_DIR NAME
@@ -73,7 +78,7 @@ if len(sys.argv) > 3:
 while True:
     signal.pause()
 EOF
-hold() { exec python3 "$T/hold.py" "$@"; }
+hold() { exec "$PY" "$T/hold.py" "$@"; }
 
 lockx() { getfattr --absolute-names --only-values -n user.statefs.lock "$1" 2>/dev/null; }
 token() { getfattr --absolute-names --only-values -n user.statefs.lock.token "$1" 2>/dev/null; }
@@ -97,5 +102,5 @@ lm_require() {
 	[ -e /dev/fuse ] || skip "no /dev/fuse"
 	command -v flock >/dev/null || skip "flock(1) missing"
 	command -v getfattr >/dev/null || skip "getfattr missing (package attr)"
-	command -v python3 >/dev/null || skip "python3 missing"
+	[ -n "$PY" ] || skip "python3 missing"
 }

@@ -143,18 +143,18 @@ if sys.argv[2] == "hold":
     while True:
         signal.pause()
 EOF
-python3 "$T/posix.py" "$(mnt n1)/f" hold >"$T/posix.held" &
+"$PY" "$T/posix.py" "$(mnt n1)/f" hold >"$T/posix.held" &
 ph=$!
 track_pid $ph
 wait_for 10 grep -qx held "$T/posix.held" || die "no whole-file POSIX lock on n1: $(cat "$T/posix.held")"
 for k in n2 n3; do
-	expect_eq "$(python3 "$T/posix.py" "$(mnt "$k")/f" try)" EAGAIN "F_SETLK on $k while n1 holds a POSIX lock"
+	expect_eq "$("$PY" "$T/posix.py" "$(mnt "$k")/f" try)" EAGAIN "F_SETLK on $k while n1 holds a POSIX lock"
 done
-expect_eq "$(python3 "$T/posix.py" "$(mnt n2)/f" range)" ENOLCK "a byte-range F_SETLK on a mesh mount"
+expect_eq "$("$PY" "$T/posix.py" "$(mnt n2)/f" range)" ENOLCK "a byte-range F_SETLK on a mesh mount"
 kill -9 $ph
 wait $ph 2>/dev/null
-try_posix() { [ "$(python3 "$T/posix.py" "$(mnt n3)/f" try)" = got ]; }
-wait_for 10 try_posix || fail "F_SETLK on n3 after n1's POSIX holder died: $(python3 "$T/posix.py" "$(mnt n3)/f" try)"
+try_posix() { [ "$("$PY" "$T/posix.py" "$(mnt n3)/f" try)" = got ]; }
+wait_for 10 try_posix || fail "F_SETLK on n3 after n1's POSIX holder died: $("$PY" "$T/posix.py" "$(mnt n3)/f" try)"
 
 # ---- O_EXCL: creators on the three hosts race for each new file ----
 # Each racer spins until the same instant, then open(O_CREAT|O_EXCL).
@@ -177,7 +177,7 @@ for r in $(seq $rounds); do
 	at=$(($(date +%s%N) + 300000000))
 	rp=()
 	for k in $H; do
-		python3 "$T/excl.py" "$(mnt "$k")/excl/f$r" "$at" "$k" >"$T/excl.$r.$k" 2>&1 &
+		"$PY" "$T/excl.py" "$(mnt "$k")/excl/f$r" "$at" "$k" >"$T/excl.$r.$k" 2>&1 &
 		rp+=($!)
 		track_pid $!
 	done

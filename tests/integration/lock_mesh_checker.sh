@@ -95,7 +95,7 @@ i=0
 for k in $H; do
 	for w in 1 2 3; do
 		i=$((i + 1))
-		python3 "$T/worker.py" "$(mnt "$k")" "$k" $secs $((RANDOM * 100 + i)) >"$T/log.$k.$w" 2>"$T/err.$k.$w" &
+		"$PY" "$T/worker.py" "$(mnt "$k")" "$k" $secs $((RANDOM * 100 + i)) >"$T/log.$k.$w" 2>"$T/err.$k.$w" &
 		wp+=($!)
 		track_pid $!
 	done
@@ -111,8 +111,8 @@ for k in $H; do
 done
 cat "$T"/log.* >"$T/all"
 echo "holds per host: $(for k in $H; do printf '%s=%s ' "$k" "$(cat "$T"/log.$k.* | grep -c '^[es][xh] ')"; done)"
-python3 "$T/check.py" "$T/all" || fail "the lock log shows a violation (above)"
-grep -q ' shared_overlaps 0 ' <(python3 "$T/check.py" "$T/all") &&
+"$PY" "$T/check.py" "$T/all" || fail "the lock log shows a violation (above)"
+grep -q ' shared_overlaps 0 ' <("$PY" "$T/check.py" "$T/all") &&
 	fail "no two shared holds overlapped: shared locks were never concurrent"
 for k in $H; do
 	for p in a b c; do

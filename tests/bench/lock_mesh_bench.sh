@@ -52,6 +52,7 @@ SECS=${CYCLE_SECONDS:-3}
 SCALE_PROCS=${SCALE_PROCS:-2000}
 SCALE_LOCKS=${SCALE_LOCKS:-100000}
 PARTS=${*:-cycles failover scale etcd redis}
+PY=$(command -v /usr/bin/python3 || command -v python3) # not a pyenv shim (0.6 s a start)
 
 LC=$BUILD/tests/bench/lock_cycles
 KV=$ROOT/tests/bench/kv_lock_cycles.py
@@ -331,11 +332,11 @@ scale_run() {
 	roles || { bad "scale: no leader"; return 1; }
 	ulimit -n $((nl * 2 + 64)) 2>/dev/null
 	note "scale: $SCALE_PROCS holders x $nl locks ($((per * 4 * nl)) locks), making the files"
-	python3 "$TMP/mkfiles.py" "$(mnt n1)" "$per" "$nl" || { bad "scale: files"; return 1; }
+	"$PY" "$TMP/mkfiles.py" "$(mnt n1)" "$per" "$nl" || { bad "scale: files"; return 1; }
 	mesh wait "$M" 120 >/dev/null || { bad "scale: files did not replicate"; return 1; }
 	rss_all before
 	for k in n1 n2 n3 n4; do
-		setsid python3 "$TMP/holders.py" "$(mnt "$k")" "$k" "$per" "$nl" "$TMP/go" \
+		setsid "$PY" "$TMP/holders.py" "$(mnt "$k")" "$k" "$per" "$nl" "$TMP/go" \
 			>"$TMP/scale.$k.out" 2>&1 &
 		echo $! >"$TMP/scale.$k.pid"
 		disown $! # no "Killed" lines from bash
@@ -372,9 +373,9 @@ fi
 
 # ---- etcd and redis, the same loads ----
 kv_loads() { # KIND ADDR PREFIX
-	python3 "$KV" "$1" "$2" 1 "$SECS" own "$3_unc1" || bad "$1 unc1"
-	python3 "$KV" "$1" "$2" 8 "$SECS" own "$3_unc8" || bad "$1 unc8"
-	python3 "$KV" "$1" "$2" 8 "$SECS" contended "$3_con8" || bad "$1 con8"
+	"$PY" "$KV" "$1" "$2" 1 "$SECS" own "$3_unc1" || bad "$1 unc1"
+	"$PY" "$KV" "$1" "$2" 8 "$SECS" own "$3_unc8" || bad "$1 unc8"
+	"$PY" "$KV" "$1" "$2" 8 "$SECS" contended "$3_con8" || bad "$1 con8"
 }
 etcd_once() {
 	local d=$TMP/etcd i cluster="" pids=() p
@@ -396,7 +397,7 @@ etcd_once() {
 	wait_for 30 etcdctl --endpoints "127.0.0.1:$((PORT0 + 15))" endpoint health >/dev/null ||
 		bad "etcd did not start"
 	# warm-up (the members' first leader election, connections)
-	python3 "$KV" etcd "127.0.0.1:$((PORT0 + 15))" 1 1 own warm >/dev/null || bad "etcd warm-up"
+	"$PY" "$KV" etcd "127.0.0.1:$((PORT0 + 15))" 1 1 own warm >/dev/null || bad "etcd warm-up"
 	kv_loads etcd "127.0.0.1:$((PORT0 + 15))" etcd
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${pids[@]}"; do

@@ -15,7 +15,8 @@
 #           host, on a voter that follows, and on n4 (standby); 1 locker,
 #           8 lockers on files of their own (unc1, unc8), 8 lockers on
 #           one file (con8); and one locker on each of the 4 hosts on
-#           one file (hosts4: the sum of cycles, the worst p99). The same
+#           one file (hosts4: the sum of cycles, the worst host's p50 and
+#           p99). The same
 #           loads on a tmpfs directory (the floor). Figures: cycles/s,
 #           p50 and p99 of the grant (the flock(LOCK_EX) call), ms.
 # failover  one locker on a following voter and one on n4 cycle; the

@@ -220,5 +220,9 @@ int main(int argc, char **argv)
 	if (atomic_load(&usr1_at) > 0)
 		printf("%s_failover_ms %.1f ms\n", name,
 		       first > 0 ? (first - atomic_load(&usr1_at)) * 1000 : -1.0);
+	for (i = 0; i < nth; i++)
+		free(ls[i].lat);
+	free(ls);
+	free(all);
 	return 0;
 }

@@ -1796,8 +1796,8 @@ static void on_cancel(struct conn *m, uint64_t id)
  * one session. NULL when a new lane cannot be made. */
 static struct conn *lane_of(struct conn *c, uint64_t owner)
 {
-	uint64_t h = owner * 0x9e3779b97f4a7c15ull;
-	unsigned i = (unsigned)(h >> 61) % LANES;
+	uint64_t h = owner * 0x9e3779b97f4a7c15ull; /* owners are pointers */
+	unsigned i = (unsigned)((h >> 32) % LANES);
 	struct conn *l;
 
 	if (i == 0 || c->lanes[i])
@@ -1823,6 +1823,7 @@ static void on_lock(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 		    const char *path)
 {
 	int unlock = m->type == LP_RELEASE || m->ltype == LT_UNLOCKED;
+	struct conn *lane;
 	struct op *o;
 
 	if (m->pathlen == 0) {
@@ -1839,12 +1840,13 @@ static void on_lock(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 		answer(c, m->id, -EWOULDBLOCK, 0);
 		return;
 	}
-	if (!lane_of(c, m->owner)) {
+	lane = lane_of(c, m->owner);
+	if (!lane) {
 		if (m->type == LP_LOCK)
 			answer(c, m->id, -ENOLCK, 0);
 		return;
 	}
-	c = lane_of(c, m->owner);
+	c = lane;
 	o = op_new(unlock ? LT_RELEASE : LT_ACQUIRE);
 	if (!o || !(o->path = strndup(path, m->pathlen))) {
 		free(o);

@@ -87,6 +87,7 @@
 #define HANDOVER_TICK_MS 2
 #define HANDOVER_LOG_MS 5000
 #define QUEUED_AFTER_MS 100
+#define LANES 8 /* lock-table sessions per mount connection */
 
 enum op_state { OP_QUEUED, OP_INFLIGHT, OP_WAITING, OP_HANDOVER };
 
@@ -133,6 +134,14 @@ struct conn {
 	int opening;	       /* an OPEN_SESSION is queued or in flight */
 	struct list queue, waiting, out;
 	int64_t last_cmd;
+	/* Lanes: a connection's requests are spread over LANES sessions,
+	 * by owner (lane_of), so that one owner's wait for a Raft round
+	 * trip does not hold up another's. Lane 0 is the connection itself;
+	 * lanes 1.. are conns of their own in svc's list, made on first use,
+	 * without a poll handle: `main` is the connection they read from and
+	 * answer through (NULL once closed), and their fd is its fd. */
+	struct conn *main;
+	struct conn *lanes[LANES];
 };
 
 /* A QUERY waiting for this member to apply what it already answered. */
@@ -346,6 +355,8 @@ static void conn_send(struct conn *c, const struct lp_msg *hdr,
 
 	if (c->fd < 0 || c->broken)
 		return;
+	if (c->main)
+		c = c->main;
 	m = malloc(sizeof(*m) + sizeof(*hdr) + pathlen);
 	if (!m) {
 		log_rate(LOG_ERROR, "locks: out of memory answering a mount");
@@ -733,6 +744,15 @@ static void cancel_waiting(struct conn *c, struct op *o)
 static void handover_start(struct locksvc *s, struct conn *c, struct op *o,
 			   uint64_t token, const struct lt_vv *vv)
 {
+	struct lt_vv have;
+
+	/* the usual case: the store already has the previous holder's
+	 * writes (or there are none); answer now, not at the next tick */
+	store_vv(s, &have);
+	if (vv_covered(vv, &have)) {
+		op_done(c, o, 0, token);
+		return;
+	}
 	list_del(&o->link);
 	list_add_tail(&c->waiting, &o->link);
 	o->state = OP_HANDOVER;
@@ -1348,8 +1368,13 @@ static void publish(struct locksvc *s)
 	p.waits = s->waits;
 	p.orphans_closed = s->orphans_closed;
 	p.orphans_expired = s->orphans_expired;
-	list_for(l, &s->conns) if (container_of(l, struct conn, link)->fd >= 0)
-	    p.connections++;
+	list_for(l, &s->conns)
+	{
+		struct conn *c = container_of(l, struct conn, link);
+
+		if (c->fd >= 0 && !c->main) /* mounts, not lanes */
+			p.connections++;
+	}
 	if (s->net) {
 		raftnet_stats(s->net, &ns);
 		p.net_drop_cluster = ns.drop_cluster;
@@ -1548,12 +1573,20 @@ static void conn_finish_close(struct conn *c)
 static void conn_close(struct conn *c)
 {
 	struct op *o;
+	int i, lane = c->main != NULL;
 
 	if (c->fd < 0)
 		return;
-	if (c->polling)
-		uv_close((uv_handle_t *)&c->poll, conn_closed_cb);
-	close(c->fd);
+	if (lane) {
+		c->main = NULL; /* the fd is the main connection's */
+	} else {
+		for (i = 1; i < LANES; i++)
+			if (c->lanes[i])
+				conn_close(c->lanes[i]);
+		if (c->polling)
+			uv_close((uv_handle_t *)&c->poll, conn_closed_cb);
+		close(c->fd);
+	}
 	c->fd = -1;
 	unpark(c->s, c);
 	conn_drop_out(c);
@@ -1572,7 +1605,12 @@ static void conn_close(struct conn *c)
 			conn_finish_close(c);
 		}
 	}
-	conn_maybe_free(c);
+	/* a lane is freed by on_kick: its main connection's close may run
+	 * inside a walk of svc's list, whose next element it may be */
+	if (lane)
+		kick(c->s);
+	else
+		conn_maybe_free(c);
 }
 
 static void conn_maybe_free(struct conn *c)
@@ -1725,9 +1763,15 @@ static struct op *find_op(struct conn *c, uint64_t id)
  * So is a grant still waiting for this store to receive the previous
  * holder's writes (HANDOVER): the mount never learnt of it.
  */
-static void on_cancel(struct conn *c, uint64_t id)
+static void on_cancel(struct conn *m, uint64_t id)
 {
+	struct conn *c = m;
 	struct op *o = find_op(c, id);
+	int i;
+
+	for (i = 1; !o && i < LANES; i++)
+		if (m->lanes[i] && (o = find_op(m->lanes[i], id)))
+			c = m->lanes[i];
 
 	if (!o || o->cancel)
 		return;
@@ -1747,10 +1791,39 @@ static void on_cancel(struct conn *c, uint64_t id)
 		cancel_waiting(c, o);
 }
 
+/* The lane of c that serves owner: always the same one, so an owner's
+ * requests (and the CANCEL or RELEASE of its ACQUIRE) stay in order in
+ * one session. NULL when a new lane cannot be made. */
+static struct conn *lane_of(struct conn *c, uint64_t owner)
+{
+	uint64_t h = owner * 0x9e3779b97f4a7c15ull; /* owners are pointers */
+	unsigned i = (unsigned)((h >> 32) % LANES);
+	struct conn *l;
+
+	if (i == 0 || c->lanes[i])
+		return i ? c->lanes[i] : c;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->s = c->s;
+	l->fd = c->fd;
+	l->hello = 1;
+	l->main = c;
+	l->last_cmd = mono_ms();
+	memcpy(l->host, c->host, sizeof(l->host));
+	list_init(&l->queue);
+	list_init(&l->waiting);
+	list_init(&l->out);
+	list_add_tail(&c->s->conns, &l->link);
+	c->lanes[i] = l;
+	return l;
+}
+
 static void on_lock(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 		    const char *path)
 {
 	int unlock = m->type == LP_RELEASE || m->ltype == LT_UNLOCKED;
+	struct conn *lane;
 	struct op *o;
 
 	if (m->pathlen == 0) {
@@ -1767,6 +1840,13 @@ static void on_lock(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 		answer(c, m->id, -EWOULDBLOCK, 0);
 		return;
 	}
+	lane = lane_of(c, m->owner);
+	if (!lane) {
+		if (m->type == LP_LOCK)
+			answer(c, m->id, -ENOLCK, 0);
+		return;
+	}
+	c = lane;
 	o = op_new(unlock ? LT_RELEASE : LT_ACQUIRE);
 	if (!o || !(o->path = strndup(path, m->pathlen))) {
 		free(o);

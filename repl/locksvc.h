@@ -21,17 +21,23 @@
  * STORE_DIR/raft); raft_bootstrap refuses a dir with state, which is the
  * restart case.
  *
- * Sessions. One connection of a mount = one lock-table session, opened
- * by OPEN_SESSION(store node id, random nonce, lease, host name) on
- * HELLO. The table runs one command per session at a time, so the
- * connection's requests are queued in arrival order and proposed one
- * after another; a command without an outcome is proposed again with the
- * same bytes (same seq: the table answers the recorded result). A session
- * idle for lease/4 sends KEEPALIVE. A closed connection proposes
- * CLOSE_SESSION: every lock of the mount is released at once. A session
+ * Sessions. One connection of a mount = up to 8 lock-table sessions
+ * ("lanes"), each opened by OPEN_SESSION(store node id, random nonce,
+ * lease, host name): lane 0 on HELLO, the others on first use. A
+ * request goes to the lane its owner hashes to, so an owner's requests
+ * (and the CANCEL or RELEASE of its ACQUIRE) stay in one session, in
+ * order. The table runs one command per session at a time, so a lane's
+ * requests are queued in arrival order and proposed one after another,
+ * while the lanes propose side by side (8 lockers of one mount are not
+ * serialized on one Raft round trip); a command without an outcome is
+ * proposed again with the same bytes (same seq: the table answers the
+ * recorded result). A lane's session idle for lease/4 sends KEEPALIVE.
+ * A closed connection proposes CLOSE_SESSION for each of its lanes:
+ * every lock of the mount is released at once. A session
  * the table forgot (NOT_FOUND: the lease expired while this host was cut
- * off) loses every lock: pending requests answer -ENOLCK (an UNLOCK
- * answers 0), one line is logged, and the next request opens a new one.
+ * off) loses every lock of its lane: pending requests answer -ENOLCK (an
+ * UNLOCK answers 0), one line is logged, and the next request opens a
+ * new one. (All lanes of a host renew alike, so they expire together.)
  *
  * Proposals. The leader proposes with raft_apply. Any other member sends
  * the command's bytes to the leader as a raftnet datagram (PROPOSE); the
@@ -47,10 +53,10 @@
  * Grants and the data handover. A grant (immediate, or of a waiter) is
  * answered only once this host's store has applied the grant's version
  * vector: every (node, seq) at or below the store's watermark of that
- * node (checked every 2 ms while a grant waits; one line is logged if it
- * waits 5 s, and it keeps waiting). UNLOCK and RELEASE carry the store's
- * version vector read when the message arrives (the mount committed its
- * writes before it sent it).
+ * node (checked when the grant arrives, then every 2 ms while it waits;
+ * one line is logged if it waits 5 s, and it keeps waiting). UNLOCK and
+ * RELEASE carry the store's version vector read when the message
+ * arrives (the mount committed its writes before it sent it).
  *
  * Reachability. This member is cut off when it knows no leader, has not
  * heard from the leader within twice the election timeout, or is the

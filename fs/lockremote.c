@@ -91,6 +91,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/list.h"
 #include "common/lockproto.h"
 #include "common/log.h"
@@ -605,17 +606,6 @@ static void remote_release(struct lockmgr *mgr, const char *path,
 	free(msg);
 }
 
-static void deadline_in(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* Does the state conflict with req? Whole-file locks: only another
  * owner's lock, and shared with shared never. */
 static int state_conflicts(struct lockmgr_remote *m,
@@ -668,7 +658,7 @@ static int remote_query(struct lockmgr *mgr, const struct lock_req *req,
 	msg_send(m, msg, len); /* lost: fail_all or the deadline answers */
 	free(msg);
 
-	deadline_in(&dl, QUERY_TIMEOUT_MS);
+	clock_deadline(&dl, QUERY_TIMEOUT_MS);
 	pthread_mutex_lock(&m->mu);
 	while (!r->done &&
 	       pthread_cond_timedwait(&m->qcond, &m->mu, &dl) != ETIMEDOUT)

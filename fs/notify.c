@@ -59,6 +59,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
 
@@ -260,17 +261,6 @@ static void notify_progress(struct fs *fs, uint64_t seq)
 	pthread_mutex_unlock(&fs->notify_mu);
 }
 
-static void deadline_in(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 void fs_lock_sync(void *arg)
 {
 	struct fs *fs = arg;
@@ -287,7 +277,7 @@ void fs_lock_sync(void *arg)
 	}
 	pthread_mutex_unlock(&fs->notify_mu);
 	want = store_last_seq(fs->store);
-	deadline_in(&dl, FS_SYNC_TIMEOUT_MS);
+	clock_deadline(&dl, FS_SYNC_TIMEOUT_MS);
 	pthread_mutex_lock(&fs->notify_mu);
 	while (fs->notify_live && fs->notify_done < want &&
 	       pthread_cond_timedwait(&fs->notify_cond, &fs->notify_mu,

@@ -75,6 +75,8 @@
 
 #include "common/list.h"
 #include "common/lockproto.h"
+#include "common/clock.h"
+#include "common/le.h"
 #include "common/log.h"
 #include "repl/lockfsm.h"
 #include "repl/locksvc.h"
@@ -205,52 +207,6 @@ struct locksvc {
 };
 
 /* ---- small helpers ---- */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 static const char *member_name(struct locksvc *s, uint64_t id)
 {
@@ -419,24 +375,24 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	uint32_t i;
 
 	if (status == 0 && a->from && res && !a->s->stopping) {
-		put32(buf, DG_RESULT);
-		put32(buf + 4, res->code);
-		put64(buf + 8, a->session);
-		put64(buf + 16, a->seq);
-		put64(buf + 24, a->nonce);
-		put64(buf + 32, res->session);
-		put64(buf + 40, res->token);
-		put32(buf + 48, (uint32_t)res->dup);
-		put32(buf + 52,
+		le_put32(buf, DG_RESULT);
+		le_put32(buf + 4, res->code);
+		le_put64(buf + 8, a->session);
+		le_put64(buf + 16, a->seq);
+		le_put64(buf + 24, a->nonce);
+		le_put64(buf + 32, res->session);
+		le_put64(buf + 40, res->token);
+		le_put32(buf + 48, (uint32_t)res->dup);
+		le_put32(buf + 52,
 		      lt_session(a->s->fsm.table,
 				 a->session ? a->session : res->session,
 				 &si) == 0);
-		put32(buf + 56, res->code == LT_GRANTED ? res->vv.n : 0);
-		put32(buf + 60, 0);
-		put64(buf + 64, req->index);
+		le_put32(buf + 56, res->code == LT_GRANTED ? res->vv.n : 0);
+		le_put32(buf + 60, 0);
+		le_put64(buf + 64, req->index);
 		for (i = 0; res->code == LT_GRANTED && i < res->vv.n; i++) {
-			put64(buf + 72 + 16 * i, res->vv.e[i].node);
-			put64(buf + 80 + 16 * i, res->vv.e[i].seq);
+			le_put64(buf + 72 + 16 * i, res->vv.e[i].node);
+			le_put64(buf + 80 + 16 * i, res->vv.e[i].seq);
 		}
 		raftnet_send(
 		    a->s->net, a->from, buf,
@@ -504,8 +460,8 @@ static int propose(struct locksvc *s, const void *bytes, size_t len)
 	}
 	if (len + 8 > sizeof(buf))
 		return -1;
-	put32(buf, DG_PROPOSE);
-	put32(buf + 4, 0);
+	le_put32(buf, DG_PROPOSE);
+	le_put32(buf + 4, 0);
 	memcpy(buf + 8, bytes, len);
 	return raftnet_send(s->net, lid, buf, len + 8) < 0 ? -1 : 0;
 }
@@ -514,7 +470,7 @@ static void op_send(struct locksvc *s, struct op *o)
 {
 	raft_id lid;
 	const char *addr;
-	int64_t now = mono_ms();
+	int64_t now = clock_ms(CLOCK_MONOTONIC);
 
 	if (s->failed)
 		return;
@@ -536,7 +492,7 @@ static int op_encode(struct conn *c, struct op *o)
 
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.type = o->type;
-	cmd.now = wall_ms();
+	cmd.now = (uint64_t)clock_ms(CLOCK_REALTIME);
 	if (o->type == LT_OPEN_SESSION) {
 		cmd.seq = 1;
 		cmd.node = c->s->node_id;
@@ -605,7 +561,7 @@ static void pump(struct conn *c)
 			continue;
 		}
 		o->state = OP_INFLIGHT;
-		c->last_cmd = mono_ms();
+		c->last_cmd = clock_ms(CLOCK_MONOTONIC);
 		op_send(c->s, o);
 	}
 }
@@ -758,7 +714,7 @@ static void handover_start(struct locksvc *s, struct conn *c, struct op *o,
 	o->state = OP_HANDOVER;
 	o->token = token;
 	o->vv = *vv;
-	o->handover_at = mono_ms();
+	o->handover_at = clock_ms(CLOCK_MONOTONIC);
 	if (!uv_is_active((uv_handle_t *)&s->handover))
 		uv_timer_start(&s->handover, on_handover, 0, HANDOVER_TICK_MS);
 }
@@ -823,7 +779,7 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 		     enum lt_code code, uint64_t rsession, uint64_t token,
 		     const struct lt_vv *vv, int alive)
 {
-	double ms = (double)(mono_ms() - o->first_sent);
+	double ms = (double)(clock_ms(CLOCK_MONOTONIC) - o->first_sent);
 	struct op *t;
 
 	s->commit_ewma = s->commit_ewma ? 0.8 * s->commit_ewma + 0.2 * ms : ms;
@@ -1098,19 +1054,19 @@ static void send_grant(struct locksvc *s, const struct lt_grant *g)
 			break;
 	if (i == s->nmembers)
 		return;
-	put32(buf, DG_GRANT);
-	put32(buf + 4, g->kind);
-	put64(buf + 8, g->session);
-	put64(buf + 16, g->owner);
-	put64(buf + 24, g->seq);
-	put64(buf + 32, g->token);
-	put32(buf + 40, g->mode);
-	put32(buf + 44, g->vv.n);
+	le_put32(buf, DG_GRANT);
+	le_put32(buf + 4, g->kind);
+	le_put64(buf + 8, g->session);
+	le_put64(buf + 16, g->owner);
+	le_put64(buf + 24, g->seq);
+	le_put64(buf + 32, g->token);
+	le_put32(buf + 40, g->mode);
+	le_put32(buf + 44, g->vv.n);
 	/* inside apply, last_applied is the entry before this one */
-	put64(buf + 48, raft_last_applied(&s->raft) + 1);
+	le_put64(buf + 48, raft_last_applied(&s->raft) + 1);
 	for (j = 0; j < g->vv.n; j++) {
-		put64(buf + 56 + 16 * j, g->vv.e[j].node);
-		put64(buf + 64 + 16 * j, g->vv.e[j].seq);
+		le_put64(buf + 56 + 16 * j, g->vv.e[j].node);
+		le_put64(buf + 64 + 16 * j, g->vv.e[j].seq);
 	}
 	raftnet_send(s->net, s->members[i].id, buf, 56 + 16 * g->vv.n);
 }
@@ -1124,8 +1080,8 @@ static int get_vv(const unsigned char *p, size_t len, size_t off, uint32_t n,
 		return -1;
 	vv->n = n;
 	for (i = 0; i < n; i++) {
-		vv->e[i].node = get64(p + off + 16 * i);
-		vv->e[i].seq = get64(p + off + 8 + 16 * i);
+		vv->e[i].node = le_get64(p + off + 16 * i);
+		vv->e[i].seq = le_get64(p + off + 8 + 16 * i);
 	}
 	return 0;
 }
@@ -1138,7 +1094,7 @@ static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 
 	if (s->stopping || s->failed || len < 8)
 		return;
-	if (get32(p) == DG_PROPOSE) {
+	if (le_get32(p) == DG_PROPOSE) {
 		raft_id lid;
 		const char *addr;
 		struct lt_cmd c;
@@ -1151,26 +1107,26 @@ static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 		propose_here(s, p + 8, len - 8, from);
 		return;
 	}
-	if (get32(p) == DG_GRANT && len >= 56) {
-		struct lt_grant g = {.kind = get32(p + 4),
-				     .session = get64(p + 8),
-				     .owner = get64(p + 16),
-				     .seq = get64(p + 24),
-				     .token = get64(p + 32),
-				     .mode = get32(p + 40)};
+	if (le_get32(p) == DG_GRANT && len >= 56) {
+		struct lt_grant g = {.kind = le_get32(p + 4),
+				     .session = le_get64(p + 8),
+				     .owner = le_get64(p + 16),
+				     .seq = le_get64(p + 24),
+				     .token = le_get64(p + 32),
+				     .mode = le_get32(p + 40)};
 
-		if (get_vv(p, len, 56, get32(p + 44), &g.vv) == 0) {
-			seen(s, get64(p + 48));
+		if (get_vv(p, len, 56, le_get32(p + 44), &g.vv) == 0) {
+			seen(s, le_get64(p + 48));
 			grant(s, &g);
 		}
 		return;
 	}
-	if (get32(p) != DG_RESULT || len < 72 ||
-	    get_vv(p, len, 72, get32(p + 56), &vv) < 0)
+	if (le_get32(p) != DG_RESULT || len < 72 ||
+	    get_vv(p, len, 72, le_get32(p + 56), &vv) < 0)
 		return;
-	seen(s, get64(p + 64));
-	outcome(s, get64(p + 8), get64(p + 16), get64(p + 24), get32(p + 4),
-		get64(p + 32), get64(p + 40), &vv, (int)get32(p + 52));
+	seen(s, le_get64(p + 64));
+	outcome(s, le_get64(p + 8), le_get64(p + 16), le_get64(p + 24), le_get32(p + 4),
+		le_get64(p + 32), le_get64(p + 40), &vv, (int)le_get32(p + 52));
 }
 
 /* ---- reachability, retries, leases: the tick ----
@@ -1307,7 +1263,7 @@ static void expire_one(void *arg, const struct lt_sessioninfo *si)
 
 static void expire_scan(struct locksvc *s, int64_t now)
 {
-	struct expire_scan e = {.s = s, .now = wall_ms()};
+	struct expire_scan e = {.s = s, .now = (uint64_t)clock_ms(CLOCK_REALTIME)};
 
 	if (s->leader_id != s->self_id ||
 	    now - s->leader_since < (int64_t)s->cfg.lock_lease_ms ||
@@ -1392,7 +1348,7 @@ static void publish(struct locksvc *s)
 static void on_tick(uv_timer_t *t)
 {
 	struct locksvc *s = t->data;
-	int64_t now = mono_ms();
+	int64_t now = clock_ms(CLOCK_MONOTONIC);
 	struct list *l, *n;
 	int was = s->reachable;
 
@@ -1445,7 +1401,7 @@ static void on_handover(uv_timer_t *t)
 	struct locksvc *s = t->data;
 	struct lt_vv have;
 	struct list *l, *m, *n;
-	int64_t now = mono_ms();
+	int64_t now = clock_ms(CLOCK_MONOTONIC);
 	int any = 0;
 
 	store_vv(s, &have);
@@ -1809,7 +1765,7 @@ static struct conn *lane_of(struct conn *c, uint64_t owner)
 	l->fd = c->fd;
 	l->hello = 1;
 	l->main = c;
-	l->last_cmd = mono_ms();
+	l->last_cmd = clock_ms(CLOCK_MONOTONIC);
 	memcpy(l->host, c->host, sizeof(l->host));
 	list_init(&l->queue);
 	list_init(&l->waiting);
@@ -1861,7 +1817,7 @@ static void on_lock(struct locksvc *s, struct conn *c, const struct lp_msg *m,
 	o->wait = (int)m->wait;
 	o->owner = m->owner;
 	o->pid = (uint32_t)m->pid;
-	o->born = mono_ms();
+	o->born = clock_ms(CLOCK_MONOTONIC);
 	if (o->wait && o->answer && !unlock && !s->reachable) {
 		o->told_queued = 1; /* no outcome soon: see tell_queued */
 		answer(c, o->id, LP_QUEUED, 0);
@@ -1981,7 +1937,7 @@ static void on_listen(uv_poll_t *h, int status, int events)
 		c->fd = fd;
 		c->poll.data = c;
 		c->polling = 1;
-		c->last_cmd = mono_ms();
+		c->last_cmd = clock_ms(CLOCK_MONOTONIC);
 		list_init(&c->queue);
 		list_init(&c->waiting);
 		list_init(&c->out);

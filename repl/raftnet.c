@@ -90,6 +90,7 @@
 
 #include <zmq.h>
 
+#include "common/clock.h"
 #include "common/le.h"
 #include "common/list.h"
 #include "common/log.h"
@@ -204,14 +205,6 @@ struct raftnet {
 	struct raftnet_stats st;
 	unsigned char part[RN_PART_MAX]; /* the frame being built */
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct rn_peer *peer_by_id(struct raftnet *n, uint64_t id)
 {
@@ -749,7 +742,7 @@ static void on_frame(struct raftnet *n, zmq_msg_t *msg)
 		n->st.drop_blocked++;
 		return;
 	}
-	p->heard_ms = now_ms();
+	p->heard_ms = (uint64_t)clock_ms(CLOCK_MONOTONIC);
 	n->st.frames_in++;
 	n->st.bytes_in += len;
 	if (f[5] == RN_PING)
@@ -826,7 +819,7 @@ static void block_read(struct raftnet *n)
 	int64_t mt = 0;
 	char *buf = NULL, *save = NULL, *w;
 	size_t cap = 0, i;
-	uint64_t now = now_ms();
+	uint64_t now = (uint64_t)clock_ms(CLOCK_MONOTONIC);
 	FILE *f;
 
 	if (!n->block_file || now - n->block_checked_ms < RN_TICK_MS)
@@ -864,7 +857,7 @@ static void on_tick(uv_timer_t *h)
 	int ev;
 	size_t sz;
 
-	uint64_t now = now_ms();
+	uint64_t now = (uint64_t)clock_ms(CLOCK_MONOTONIC);
 
 	block_read(n);
 	for (size_t i = 0; i < n->npeers; i++) {
@@ -1292,7 +1285,7 @@ int raftnet_new(const struct raftnet_opts *o, struct raftnet **out,
 	n->on_message = o->on_message;
 	n->arg = o->arg;
 	if (getrandom(&n->epoch, sizeof(n->epoch), 0) != sizeof(n->epoch))
-		n->epoch = (uint32_t)now_ms() ^ (uint32_t)getpid() << 16;
+		n->epoch = (uint32_t)(uint64_t)clock_ms(CLOCK_MONOTONIC) ^ (uint32_t)getpid() << 16;
 	if (members_copy(n, o) < 0 ||
 	    (o->block_file && !(n->block_file = strdup(o->block_file)))) {
 		raftnet_free(n);
@@ -1359,7 +1352,7 @@ int raftnet_heard(struct raftnet *n, uint64_t id, uint64_t within_ms)
 	if (id == n->self)
 		return 1;
 	p = peer_by_id(n, id);
-	return p && p->heard_ms && now_ms() - p->heard_ms <= within_ms;
+	return p && p->heard_ms && (uint64_t)clock_ms(CLOCK_MONOTONIC) - p->heard_ms <= within_ms;
 }
 
 void raftnet_stats(struct raftnet *n, struct raftnet_stats *out)

@@ -34,6 +34,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
+. "$ROOT/tests/bench/lib.sh"
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 REPL_REPS=${REPL_REPS:-3}
@@ -59,9 +60,7 @@ OUT=$TMP/figures
 PIDS=$TMP/pids MOUNTS=$TMP/mounts
 : >"$PIDS"
 : >"$MOUNTS"
-started() { echo "$1" >>"$PIDS"; }
 # alive PID: running, not a zombie waiting for its reap
-alive() { [ -r "/proc/$1/stat" ] && ! awk '{ exit $3 == "Z" ? 0 : 1 }' "/proc/$1/stat" 2>/dev/null; }
 reaped() { sed -i "/^$1\$/d" "$PIDS"; } # never signal a pid after its reap
 # A port range of our own: 40 ports from a random base.
 PORT0=$((20000 + (RANDOM % 2000) * 20))
@@ -81,48 +80,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-note() { echo "# $*" >&2; }
-skip() { echo "skip: $*"; }
-bad() { echo "FAILED: $*" >&2; echo "$*" >>"$TMP/failed"; }
-has_part() { [[ " $PARTS " == *" $1 "* ]]; }
-emit() { tee -a "$OUT"; }
 usec() { local t=${1/[.,]/}; echo $((10#$t)); }
 secs() { printf '%d.%06d' $(($1 / 1000000)) $(($1 % 1000000)); } # us -> s
-
-wait_for() {
-	local deadline=$((SECONDS + $1)); shift
-	until "$@" 2>/dev/null; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.01
-	done
-}
-
-# Same as tests/bench/run: median per name, first-seen order.
-medians() {
-	awk '{
-		if (!($1 in cnt)) { order[++n] = $1; cnt[$1] = 0 }
-		v[$1, ++cnt[$1]] = $2; unit[$1] = $3
-	} END {
-		for (i = 1; i <= n; i++) {
-			k = order[i]; m = cnt[k]
-			for (a = 1; a <= m; a++) x[a] = v[k, a] + 0
-			for (a = 2; a <= m; a++) {
-				t = x[a]
-				for (b = a - 1; b >= 1 && x[b] > t; b--) x[b + 1] = x[b]
-				x[b + 1] = t
-			}
-			med = m % 2 ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2
-			if (unit[k] == "s" || unit[k] == "ms") printf "%s %.3f %s\n", k, med, unit[k]
-			else printf "%s %.0f %s\n", k, med, unit[k]
-		}
-	}'
-}
-
-ratio() { # NAME A B: A/B from figures already printed
-	awk -v n="$1" -v a="$2" -v b="$3" '
-		$1 == a { x = $2; hx = 1 } $1 == b { y = $2; hy = 1 }
-		END { if (hx && hy && y > 0) printf "%s %.2f ratio\n", n, x / y }' "$OUT"
-}
 
 # ---- meshes ----
 # A mesh lives in directory D: D/NAME.conf, D/NAME/store, D/NAME.log,

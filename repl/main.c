@@ -165,6 +165,17 @@ static int parse_args(struct config *c, int argc, char **argv, int *verbose)
 			fprintf(stderr, PROG ": %s\n", err);
 			return 2;
 		}
+#ifndef STATEFS_LOCKSVC
+		/* also for --check-config: statefs-mesh checks each config
+		 * before it starts anything */
+		if (c->lock_cluster[0]) {
+			fprintf(stderr, PROG ": %s: [locks]: this statefs-repl was "
+				"built without libraft, so it has no mesh-wide lock "
+				"service (install libraft-dev and libuv1-dev and "
+				"rebuild, or remove [locks])\n", c->file);
+			return 2;
+		}
+#endif
 		if (check)
 			return -1; /* valid: exit 0 */
 	}
@@ -504,15 +515,6 @@ int main(int argc, char **argv)
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 	}
-#ifndef STATEFS_LOCKSVC
-	if (r.cfg.lock_cluster[0]) {
-		fprintf(stderr, PROG ": %s: [locks]: this statefs-repl was built "
-			"without libraft, so it has no mesh-wide lock service "
-			"(install libraft-dev and libuv1-dev and rebuild, or remove "
-			"[locks])\n", r.cfg.file);
-		return 2;
-	}
-#endif
 	r.cfg.so.node_name = r.cfg.node_name[0] ? r.cfg.node_name : NULL;
 	err = store_open(r.cfg.store_dir, &r.cfg.so, &r.store);
 	if (err) {

@@ -180,6 +180,40 @@ echo "[$SECONDS s] the standby"
 out=$(lpc n4 wait:ex:/n4 query:/n4 | tail -2 | cut -d' ' -f1-4 | tr '\n' ' ')
 [[ $out == "granted "*"state ex holders=1 host=n4 " ]] || fail "a lock through the standby n4: $out"
 
+# ---- malformed messages from a mount: refused, the service goes on ----
+echo "[$SECONDS s] malformed messages"
+cat >"$T/bad.py" <<'PY'
+import socket, struct, sys
+HDR = "=IIQiIIIQiIIIQII"   # struct lp_msg, 72 bytes
+def msg(version=1, type_=1, path=b"h", reserved=0, pathlen=None):
+    n = len(path) if pathlen is None else pathlen
+    return struct.pack(HDR, version, type_, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                       n, reserved) + path
+cases = [("short", b"\x01\x00\x00"), ("HELLO of version 9", msg(version=9)),
+         ("unknown type", msg(type_=99)), ("reserved set", msg(reserved=1)),
+         ("path length past the packet", msg(pathlen=9)),
+         ("NUL in the path", msg(path=b"a\0b")),
+         ("LOCK before HELLO", msg(type_=2, path=b"/x"))]
+for name, pkt in cases:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(5)
+    s.connect(sys.argv[1])
+    s.send(pkt)
+    got = s.recv(4096)
+    if name.startswith("HELLO of version"):
+        if len(got) < 72 or struct.unpack(HDR, got[:72])[3] != -71:
+            print("%s: no -EPROTO answer: %r" % (name, got)); sys.exit(1)
+        got = s.recv(4096)
+    if got != b"":
+        print("%s: the connection stayed open (%r)" % (name, got)); sys.exit(1)
+    s.close()
+print("ok")
+PY
+expect_eq "$(/usr/bin/python3 "$T/bad.py" "$(sock n2)" 2>&1)" ok "malformed messages close their connection"
+grep -q 'locks: a malformed message from a mount: closing its connection' "$D/n2/repl.log" ||
+	fail "n2 did not log the malformed message"
+lpc n2 wait:ex:/after-bad | tail -1 | grep -q '^granted ' || fail "n2 serves no lock after malformed messages"
+
 # ---- cancel ----
 echo "[$SECONDS s] cancel"
 bg h1 n1 wait:ex:/a hold

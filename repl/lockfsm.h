@@ -21,6 +21,23 @@
  * buffer whose length is a multiple of 8 (libraft 0.15 writes other
  * lengths and then corrupts or trims its log after a restart).
  *
+ * Batches: one raft entry may carry many commands, each with the raft id
+ * of the member that proposed it (its origin), applied one by one in
+ * order; every raft entry costs a disk write and a message to every
+ * member, so a leader under load puts every command it has at hand into
+ * one entry (lockfsm_batch_*). Commands that must be decided together
+ * (a lane's releases and the request behind them, locksvc.c) go into the
+ * same batch, so raft commits all of them or none. Layout, little-endian:
+ *
+ *   u32 LOCKFSM_BATCH_MAGIC, u32 count,
+ *   count x (u64 origin, u32 len, u32 0, len bytes of one command)
+ *
+ * A command's length is a multiple of 8, so every field stays aligned.
+ * The magic's first byte is not LT_CMD_VERSION: a plain entry (one
+ * command, origin 0) and a batch tell themselves apart. A batch whose
+ * framing is bad is applied up to the bad part, which counts as one
+ * malformed entry (the same on every member: nothing else is skipped).
+ *
  * What the service around it must do (libraft 0.15; the tests do it):
  *   - wrap every raft_io with raftguard_wrap() before raft_start: without
  *     it a leader can commit entries that are not on a majority
@@ -54,9 +71,10 @@
 
 #include "repl/locktable.h"
 
-/* cmd and res NULL: a snapshot replaced the table (see above). */
+/* cmd and res NULL: a snapshot replaced the table (see above). origin:
+ * the raft id that proposed cmd (a batch's), 0 when not known. */
 typedef void (*lockfsm_hook_fn)(void *arg, const struct lt_cmd *cmd,
-				const struct lt_result *res);
+				const struct lt_result *res, uint64_t origin);
 
 struct lockfsm {
 	struct raft_fsm fsm;
@@ -80,5 +98,27 @@ struct lockfsm *lockfsm_of(struct raft_fsm *fsm);
 /* Encode c into buf->base (raft_malloc'd; raft_apply takes it). 0, or
  * -EINVAL (c invalid), -ENOMEM. */
 int lockfsm_propose_buf(const struct lt_cmd *c, struct raft_buffer *buf);
+
+#define LOCKFSM_BATCH_MAGIC 0x48435442u /* "BTCH" */
+#define LOCKFSM_BATCH_HDR 8
+#define LOCKFSM_BATCH_SUB 16 /* before each command */
+
+/* A batch being filled; zero it to start. */
+struct lockfsm_batch {
+	unsigned char *buf; /* raft_malloc'd */
+	size_t len, cap;
+	uint32_t n;
+};
+
+/* Append one encoded command (len a non-zero multiple of 8) proposed by
+ * origin. 0, -EINVAL or -ENOMEM (the batch is unchanged). */
+int lockfsm_batch_add(struct lockfsm_batch *b, uint64_t origin,
+		      const void *cmd, size_t len);
+
+/* Hand the batch to *buf for raft_apply (which then owns it) and leave
+ * b empty. -ENOENT when b holds no command. */
+int lockfsm_batch_take(struct lockfsm_batch *b, struct raft_buffer *buf);
+
+void lockfsm_batch_free(struct lockfsm_batch *b);
 
 #endif

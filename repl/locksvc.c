@@ -33,8 +33,27 @@
  *   (3) a grant is answered only after the store holds the grant's vv;
  *   (4) every raft call is made on this loop, never from the apply hook.
  *
+ * Batching. Every raft entry costs a disk write and a message to every
+ * member, and every datagram a few context switches, so nothing is sent
+ * the moment it is made: proposals at the leader go into one batch entry
+ * (lockfsm.h), and datagrams to a member into one MULTI datagram, both
+ * sent once per turn of the loop (flush, from a prepare and a check
+ * handle: after the timers and after the I/O of each turn). Under load
+ * a turn collects the commands of every connection and member.
+ *
+ * Units. An op is proposed as a unit: its command, preceded by the run
+ * of releases queued before it in the same lane (pump). A unit goes into
+ * one batch whole, so raft decides its commands together; each command
+ * has its own seq and the last one's outcome is the unit's. Releases
+ * answer at once anyway (the mount ignores their RESULT), so a lane with
+ * many releases queued (a mount whose processes died) frees them in a
+ * few round trips instead of one each.
+ *
  * Datagrams between members (little-endian):
- *   PROPOSE  u32 type=1, u32 0, then the command's bytes
+ *   MULTI    u32 type=4, u32 count, count x (u32 len, u32 0, message)
+ *            (every message below travels inside a MULTI)
+ *   PROPOSE  u32 type=1, u32 count, then a unit: count x (u32 len,
+ *            u32 0, the command's bytes)
  *   RESULT   u32 type=2, u32 code, u64 session, u64 seq, u64 nonce,
  *            u64 result session, u64 token, u32 dup, u32 alive,
  *            u32 vv n, u32 0, u64 index, n x (u64 node, u64 seq)
@@ -86,10 +105,14 @@
 #define DG_PROPOSE 1
 #define DG_RESULT 2
 #define DG_GRANT 3
+#define DG_MULTI 4
+#define BATCH_MAX (256u << 10) /* bytes of commands in one raft entry */
+#define UNIT_MAX (16u << 10)   /* bytes of one unit (in a datagram) */
+#define UNIT_CMDS 64	       /* commands in one unit */
 #define HANDOVER_TICK_MS 2
 #define HANDOVER_LOG_MS 5000
 #define QUEUED_AFTER_MS 100
-#define LANES 8 /* lock-table sessions per mount connection */
+#define LANES 32 /* lock-table sessions per mount connection */
 
 enum op_state { OP_QUEUED, OP_INFLIGHT, OP_WAITING, OP_HANDOVER };
 
@@ -109,8 +132,9 @@ struct op {
 	char *path;
 	struct lt_vv vv; /* RELEASE: ours; HANDOVER: the grant's */
 	uint64_t seq, token;
-	void *bytes; /* the encoded command, fixed once sent */
+	void *bytes; /* the encoded unit, fixed once sent */
 	size_t len;
+	uint32_t ncmds; /* commands in the unit */
 	int64_t first_sent, last_sent, handover_at;
 	uint64_t sent_leader, sent_term;
 	int logged;
@@ -120,6 +144,14 @@ struct outmsg {
 	struct list link;
 	size_t len;
 	unsigned char buf[];
+};
+
+/* A list of framed messages: n x (u32 len, u32 0, len bytes, padded to
+ * 8). Units, PROPOSE's payload and MULTI datagrams are ones. */
+struct frames {
+	unsigned char *p;
+	size_t len, cap;
+	uint32_t n;
 };
 
 struct conn {
@@ -158,15 +190,14 @@ struct parked {
 struct apply_req {
 	struct raft_apply req;
 	struct locksvc *s;
-	uint64_t from; /* raft id to send the RESULT to; 0: us */
-	uint64_t session, seq, nonce;
 };
 
 struct member {
 	uint64_t id;
 	char name[64];
 	int voter;
-	uint64_t node; /* the store node it serves; 0: not known */
+	uint64_t node;	    /* the store node it serves; 0: not known */
+	struct frames out; /* messages for it, sent by flush */
 };
 
 struct locksvc {
@@ -181,6 +212,9 @@ struct locksvc {
 	uv_loop_t loop;
 	uv_async_t stop_async;
 	uv_timer_t tick, handover, kick;
+	uv_prepare_t flush_prep;
+	uv_check_t flush_check;
+	struct lockfsm_batch batch; /* proposals, at the leader */
 	uv_poll_t listen_poll;
 	int listen_fd, stopping, failed;
 	struct raftnet *net;
@@ -364,84 +398,196 @@ static void pump(struct conn *c);
 static void conn_maybe_free(struct conn *c);
 static void send_grant(struct locksvc *s, const struct lt_grant *g);
 static void on_applied(void *arg, const struct lt_cmd *cmd,
-		       const struct lt_result *res);
+		       const struct lt_result *res, uint64_t origin);
 
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
-	struct apply_req *a = container_of(req, struct apply_req, req);
-	const struct lt_result *res = result;
-	unsigned char buf[80 + LT_VV_MAX * 16];
-	struct lt_sessioninfo si;
-	uint32_t i;
-
-	if (status == 0 && a->from && res && !a->s->stopping) {
-		le_put32(buf, DG_RESULT);
-		le_put32(buf + 4, res->code);
-		le_put64(buf + 8, a->session);
-		le_put64(buf + 16, a->seq);
-		le_put64(buf + 24, a->nonce);
-		le_put64(buf + 32, res->session);
-		le_put64(buf + 40, res->token);
-		le_put32(buf + 48, (uint32_t)res->dup);
-		le_put32(buf + 52,
-		      lt_session(a->s->fsm.table,
-				 a->session ? a->session : res->session,
-				 &si) == 0);
-		le_put32(buf + 56, res->code == LT_GRANTED ? res->vv.n : 0);
-		le_put32(buf + 60, 0);
-		le_put64(buf + 64, req->index);
-		for (i = 0; res->code == LT_GRANTED && i < res->vv.n; i++) {
-			le_put64(buf + 72 + 16 * i, res->vv.e[i].node);
-			le_put64(buf + 80 + 16 * i, res->vv.e[i].seq);
-		}
-		raftnet_send(
-		    a->s->net, a->from, buf,
-		    72 + 16 * (res->code == LT_GRANTED ? res->vv.n : 0));
-	}
-	free(a);
+	(void)status; /* an op without outcome is resent (retry) */
+	(void)result; /* outcomes come from the hook, per command */
+	free(container_of(req, struct apply_req, req));
 }
 
-/* Propose bytes at the leader (we are it). 0 or a raft error. */
-static int propose_here(struct locksvc *s, const void *bytes, size_t len,
-			uint64_t from)
+/* ---- frames ---- */
+
+/* Append one message, made of a then b, as a frame. 0 or -ENOMEM. */
+static int frames_add(struct frames *f, const void *a, size_t alen,
+		      const void *b, size_t blen)
 {
-	struct apply_req *a = calloc(1, sizeof(*a));
+	size_t mlen = alen + blen, need = f->len + 8 + ((mlen + 7) & ~(size_t)7);
+
+	if (need > f->cap) {
+		size_t cap = f->cap ? f->cap : 1024;
+		unsigned char *np;
+
+		while (cap < need)
+			cap *= 2;
+		np = realloc(f->p, cap);
+		if (!np)
+			return -ENOMEM;
+		f->p = np;
+		f->cap = cap;
+	}
+	le_put32(f->p + f->len, (uint32_t)mlen);
+	le_put32(f->p + f->len + 4, 0);
+	if (alen)
+		memcpy(f->p + f->len + 8, a, alen);
+	if (blen)
+		memcpy(f->p + f->len + 8 + alen, b, blen);
+	memset(f->p + f->len + 8 + mlen, 0, need - f->len - 8 - mlen);
+	f->len = need;
+	f->n++;
+	return 0;
+}
+
+/* The frame at *off of p[0..len): 0 and *msg, *mlen, *off moved past
+ * it; -1 when none or malformed. */
+static int frames_next(const unsigned char *p, size_t len, size_t *off,
+		       const unsigned char **msg, size_t *mlen)
+{
+	size_t m;
+
+	if (*off > len || len - *off < 8 || le_get32(p + *off + 4))
+		return -1;
+	m = le_get32(p + *off);
+	if (((m + 7) & ~(size_t)7) > len - *off - 8)
+		return -1;
+	*msg = p + *off + 8;
+	*mlen = m;
+	*off += 8 + ((m + 7) & ~(size_t)7);
+	return 0;
+}
+
+/* ---- sending: datagrams and batches, once per turn of the loop ---- */
+
+static struct member *member_of(struct locksvc *s, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < s->nmembers; i++)
+		if (s->members[i].id == id)
+			return &s->members[i];
+	return NULL;
+}
+
+/* Send m's queued messages as one MULTI datagram. Its first frame is an
+ * empty one, whose 8 bytes become the MULTI header. */
+static void dg_flush_one(struct locksvc *s, struct member *m)
+{
+	if (!m->out.n)
+		return;
+	le_put32(m->out.p, DG_MULTI);
+	le_put32(m->out.p + 4, m->out.n - 1);
+	raftnet_send(s->net, m->id, m->out.p, m->out.len);
+	m->out.len = 0;
+	m->out.n = 0;
+}
+
+/* Queue message a+b for member `to` (flush sends it). 0 or -1. */
+static int dg_queue(struct locksvc *s, uint64_t to, const void *a,
+		    size_t alen, const void *b, size_t blen)
+{
+	struct member *m = member_of(s, to);
+	size_t flen = 8 + ((alen + blen + 7) & ~(size_t)7);
+
+	if (!m || !s->net || 8 + flen > RAFTNET_MSG_MAX)
+		return -1;
+	if (m->out.len + flen > RAFTNET_MSG_MAX)
+		dg_flush_one(s, m);
+	if (!m->out.n && frames_add(&m->out, NULL, 0, NULL, 0) < 0)
+		return -1;
+	return frames_add(&m->out, a, alen, b, blen) < 0 ? -1 : 0;
+}
+
+static struct op *conn_inflight(struct conn *c);
+
+static void batch_flush(struct locksvc *s)
+{
+	struct apply_req *a;
 	struct raft_buffer buf;
-	struct lt_cmd c;
+	struct list *l;
 	int rv;
 
-	if (!a)
-		return RAFT_NOMEM;
-	if (lt_cmd_decode(bytes, len, &c) < 0) {
-		free(a);
-		return RAFT_MALFORMED;
+	if (!s->batch.n)
+		return;
+	a = calloc(1, sizeof(*a));
+	lockfsm_batch_take(&s->batch, &buf);
+	rv = a ? raft_apply(&s->raft, &a->req, &buf, 1, apply_cb) : RAFT_NOMEM;
+	if (!rv)
+		return;
+	raft_free(buf.base);
+	free(a);
+	if (rv == RAFT_NOTLEADER)
+		return; /* retry() resends at the next leader */
+	log_rate(LOG_WARNING, "locks: cannot propose: %s", raft_strerror(rv));
+	list_for(l, &s->conns)
+	{
+		struct op *o = conn_inflight(container_of(l, struct conn, link));
+
+		if (o)
+			o->sent_leader = 0; /* the next tick resends it */
 	}
-	a->s = s;
-	a->from = from;
-	a->session = c.session;
-	a->seq = c.seq;
-	a->nonce = c.nonce;
-	buf.base = raft_malloc(len);
-	if (!buf.base) {
-		free(a);
-		return RAFT_NOMEM;
-	}
-	memcpy(buf.base, bytes, len);
-	buf.len = len;
-	rv = raft_apply(&s->raft, &a->req, &buf, 1, apply_cb);
-	if (rv) {
-		raft_free(buf.base);
-		free(a);
-	}
-	return rv;
 }
 
-/* Send bytes to the leader, wherever it is. 0 when they left (the
- * caller's retry proposes them again if no outcome comes), -1 when they
- * could not (no leader, raft refused them): retry at the next tick. */
-static int propose(struct locksvc *s, const void *bytes, size_t len)
+/* Send what this turn of the loop made: the batch, then datagrams. */
+static void flush(struct locksvc *s)
 {
-	unsigned char buf[8 + LT_PATH_MAX + 2048];
+	size_t i;
+
+	if (s->stopping || s->failed)
+		return;
+	batch_flush(s);
+	for (i = 0; i < s->nmembers; i++)
+		dg_flush_one(s, &s->members[i]);
+}
+
+static void on_flush_prep(uv_prepare_t *h)
+{
+	flush(h->data);
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+	flush(h->data);
+}
+
+/* Add unit u (n commands) proposed by origin to the leader's batch,
+ * whole. 0, or -1 (malformed, out of memory: the proposer retries). */
+static int propose_here(struct locksvc *s, const unsigned char *u,
+			size_t len, uint32_t n, uint64_t origin)
+{
+	struct lockfsm_batch keep = s->batch;
+	const unsigned char *cmd;
+	size_t off = 0, clen;
+	uint32_t i;
+
+	if (s->batch.len + len + 8 * (size_t)n > BATCH_MAX)
+		batch_flush(s);
+	keep = s->batch;
+	for (i = 0; i < n; i++)
+		if (frames_next(u, len, &off, &cmd, &clen) < 0 ||
+		    lockfsm_batch_add(&s->batch, origin, cmd, clen) < 0)
+			break;
+	if (i == n && off == len)
+		return 0;
+	/* never half a unit: back to the batch as it was (a grown
+	 * buffer is kept; what was in it is unchanged) */
+	if (keep.n) {
+		s->batch.len = keep.len;
+		s->batch.n = keep.n;
+		le_put32(s->batch.buf + 4, keep.n);
+	} else {
+		s->batch.len = 0;
+		s->batch.n = 0;
+	}
+	return -1;
+}
+
+/* Send unit u to the leader, wherever it is. 0 when it left (the
+ * caller's retry proposes it again if no outcome comes), -1 when it
+ * could not (no leader): retry at the next tick. */
+static int propose(struct locksvc *s, const void *u, size_t len, uint32_t n)
+{
+	unsigned char hdr[8];
 	raft_id lid;
 	const char *addr;
 
@@ -450,20 +596,11 @@ static int propose(struct locksvc *s, const void *bytes, size_t len)
 	raft_leader(&s->raft, &lid, &addr);
 	if (!lid)
 		return -1;
-	if (lid == s->self_id) {
-		int rv = propose_here(s, bytes, len, 0);
-
-		if (rv && rv != RAFT_NOTLEADER)
-			log_rate(LOG_WARNING, "locks: cannot propose: %s",
-				 raft_strerror(rv));
-		return rv ? -1 : 0;
-	}
-	if (len + 8 > sizeof(buf))
-		return -1;
-	le_put32(buf, DG_PROPOSE);
-	le_put32(buf + 4, 0);
-	memcpy(buf + 8, bytes, len);
-	return raftnet_send(s->net, lid, buf, len + 8) < 0 ? -1 : 0;
+	if (lid == s->self_id)
+		return propose_here(s, u, len, n, s->self_id);
+	le_put32(hdr, DG_PROPOSE);
+	le_put32(hdr + 4, n);
+	return dg_queue(s, lid, hdr, 8, u, len);
 }
 
 static void op_send(struct locksvc *s, struct op *o)
@@ -480,15 +617,17 @@ static void op_send(struct locksvc *s, struct op *o)
 		o->first_sent = now;
 	o->sent_leader = lid;
 	o->sent_term = s->raft.current_term;
-	if (propose(s, o->bytes, o->len) < 0)
+	if (propose(s, o->bytes, o->len, o->ncmds) < 0)
 		o->sent_leader = 0; /* the next tick tries again */
 }
 
-/* Encode o as its connection's next command. 0 or -errno. */
-static int op_encode(struct conn *c, struct op *o)
+/* Encode o as c's next command, appended to unit u. 0 or -errno. */
+static int op_encode(struct conn *c, struct op *o, struct frames *u)
 {
+	unsigned char stack[512], *bytes = stack;
 	struct lt_cmd cmd;
 	size_t len;
+	int err = 0;
 
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.type = o->type;
@@ -516,15 +655,16 @@ static int op_encode(struct conn *c, struct op *o)
 	len = lt_cmd_size(&cmd);
 	if (!len)
 		return -EINVAL;
-	o->bytes = malloc(len);
-	if (!o->bytes)
+	if (len > sizeof(stack) && !(bytes = malloc(len)))
 		return -ENOMEM;
-	if (lt_cmd_encode(&cmd, o->bytes, len) < 0) {
-		free(o->bytes);
-		o->bytes = NULL;
-		return -EINVAL;
-	}
-	o->len = len;
+	if (lt_cmd_encode(&cmd, bytes, len) < 0)
+		err = -EINVAL;
+	else if (frames_add(u, bytes, len, NULL, 0) < 0)
+		err = -ENOMEM;
+	if (bytes != stack)
+		free(bytes);
+	if (err)
+		return err;
 	o->seq = cmd.seq;
 	if (o->type != LT_OPEN_SESSION)
 		c->seq = cmd.seq;
@@ -541,11 +681,50 @@ static struct op *conn_inflight(struct conn *c)
 	return o->state == OP_INFLIGHT ? o : NULL;
 }
 
+/*
+ * Make c's unit (see Units, above): the op at the head and, while that
+ * is a release, the ops behind it, up to UNIT_CMDS commands and about
+ * UNIT_MAX bytes. Every op but the last is a release, answered 0 (its
+ * answer whatever the outcome) and freed once encoded; the last stays
+ * at the head and takes the unit. NULL when the head could not be
+ * encoded (it was answered).
+ */
+static struct op *unit_make(struct conn *c)
+{
+	struct frames u = {0};
+	struct op *o = container_of(c->queue.next, struct op, link);
+	struct op *last = NULL;
+	int err;
+
+	for (;;) {
+		err = op_encode(c, o, &u);
+		if (err && !last) {
+			free(u.p);
+			op_done(c, o, err == -EINVAL ? -EINVAL : -ENOLCK, 0);
+			return NULL;
+		}
+		if (err)
+			break; /* the unit ends with last; o goes alone next */
+		if (last)
+			op_done(c, last, 0, 0); /* superseded by o */
+		last = o;
+		if (o->type != LT_RELEASE || o->link.next == &c->queue ||
+		    u.n >= UNIT_CMDS || u.len > UNIT_MAX - 2 * LT_PATH_MAX)
+			break;
+		o = container_of(o->link.next, struct op, link);
+		if (o->type == LT_OPEN_SESSION)
+			break;
+	}
+	last->bytes = u.p;
+	last->len = u.len;
+	last->ncmds = u.n;
+	return last;
+}
+
 /* Propose the head of c's queue if nothing is in flight. */
 static void pump(struct conn *c)
 {
 	struct op *o;
-	int err;
 
 	while (!list_empty(&c->queue) && !conn_inflight(c)) {
 		o = container_of(c->queue.next, struct op, link);
@@ -555,11 +734,9 @@ static void pump(struct conn *c)
 			op_done(c, o, -ENOLCK, 0);
 			continue;
 		}
-		err = op_encode(c, o);
-		if (err) {
-			op_done(c, o, err == -EINVAL ? -EINVAL : -ENOLCK, 0);
+		o = unit_make(c);
+		if (!o)
 			continue;
-		}
 		o->state = OP_INFLIGHT;
 		c->last_cmd = clock_ms(CLOCK_MONOTONIC);
 		op_send(c->s, o);
@@ -969,9 +1146,41 @@ static void recheck_waiting(struct locksvc *s)
 	}
 }
 
-/* The lockfsm hook: every applied entry, on every member. */
+/* On the leader: tell the member that proposed cmd its outcome (it
+ * would learn it from its own apply a heartbeat later). */
+static void send_result(struct locksvc *s, uint64_t to,
+			const struct lt_cmd *cmd, const struct lt_result *res)
+{
+	unsigned char buf[72 + LT_VV_MAX * 16];
+	struct lt_sessioninfo si;
+	uint32_t i, n = res->code == LT_GRANTED ? res->vv.n : 0;
+
+	le_put32(buf, DG_RESULT);
+	le_put32(buf + 4, res->code);
+	le_put64(buf + 8, cmd->session);
+	le_put64(buf + 16, cmd->seq);
+	le_put64(buf + 24, cmd->nonce);
+	le_put64(buf + 32, res->session);
+	le_put64(buf + 40, res->token);
+	le_put32(buf + 48, (uint32_t)res->dup);
+	le_put32(buf + 52, lt_session(s->fsm.table,
+				      cmd->session ? cmd->session
+						   : res->session,
+				      &si) == 0);
+	le_put32(buf + 56, n);
+	le_put32(buf + 60, 0);
+	/* inside apply, last_applied is the entry before this one */
+	le_put64(buf + 64, raft_last_applied(&s->raft) + 1);
+	for (i = 0; i < n; i++) {
+		le_put64(buf + 72 + 16 * i, res->vv.e[i].node);
+		le_put64(buf + 80 + 16 * i, res->vv.e[i].seq);
+	}
+	dg_queue(s, to, buf, 72 + 16 * n, NULL, 0);
+}
+
+/* The lockfsm hook: every applied command, on every member. */
 static void on_applied(void *arg, const struct lt_cmd *cmd,
-		       const struct lt_result *res)
+		       const struct lt_result *res, uint64_t origin)
 {
 	struct locksvc *s = arg;
 	struct lt_stats st;
@@ -1006,6 +1215,9 @@ static void on_applied(void *arg, const struct lt_cmd *cmd,
 	}
 	if (cmd->type == LT_EXPIRE)
 		return;
+	if (origin && origin != s->self_id &&
+	    raft_state(&s->raft) == RAFT_LEADER)
+		send_result(s, origin, cmd, res);
 	outcome(s, cmd->session, cmd->seq, cmd->nonce, res->code, res->session,
 		res->token, &res->vv,
 		lt_session(s->fsm.table,
@@ -1068,7 +1280,7 @@ static void send_grant(struct locksvc *s, const struct lt_grant *g)
 		le_put64(buf + 56 + 16 * j, g->vv.e[j].node);
 		le_put64(buf + 64 + 16 * j, g->vv.e[j].seq);
 	}
-	raftnet_send(s->net, s->members[i].id, buf, 56 + 16 * g->vv.n);
+	dg_queue(s, s->members[i].id, buf, 56 + 16 * g->vv.n, NULL, 0);
 }
 
 static int get_vv(const unsigned char *p, size_t len, size_t off, uint32_t n,
@@ -1086,25 +1298,27 @@ static int get_vv(const unsigned char *p, size_t len, size_t off, uint32_t n,
 	return 0;
 }
 
-static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
+static void on_one(struct locksvc *s, uint64_t from,
+		   const unsigned char *p, size_t len)
 {
-	struct locksvc *s = arg;
-	const unsigned char *p = buf;
 	struct lt_vv vv;
 
-	if (s->stopping || s->failed || len < 8)
+	if (len < 8)
 		return;
 	if (le_get32(p) == DG_PROPOSE) {
 		raft_id lid;
 		const char *addr;
+		const unsigned char *cmd;
+		size_t off = 0, clen;
 		struct lt_cmd c;
 
 		raft_leader(&s->raft, &lid, &addr);
-		if (lid != s->self_id || (len - 8) % 8 ||
-		    lt_cmd_decode(p + 8, len - 8, &c) < 0)
+		if (lid != s->self_id ||
+		    frames_next(p + 8, len - 8, &off, &cmd, &clen) < 0 ||
+		    lt_cmd_decode(cmd, clen, &c) < 0)
 			return; /* the proposer retries at the leader */
 		learn_node(s, from, &c);
-		propose_here(s, p + 8, len - 8, from);
+		propose_here(s, p + 8, len - 8, le_get32(p + 4), from);
 		return;
 	}
 	if (le_get32(p) == DG_GRANT && len >= 56) {
@@ -1125,8 +1339,24 @@ static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 	    get_vv(p, len, 72, le_get32(p + 56), &vv) < 0)
 		return;
 	seen(s, le_get64(p + 64));
-	outcome(s, le_get64(p + 8), le_get64(p + 16), le_get64(p + 24), le_get32(p + 4),
-		le_get64(p + 32), le_get64(p + 40), &vv, (int)le_get32(p + 52));
+	outcome(s, le_get64(p + 8), le_get64(p + 16), le_get64(p + 24),
+		le_get32(p + 4), le_get64(p + 32), le_get64(p + 40), &vv,
+		(int)le_get32(p + 52));
+}
+
+/* A datagram from member `from`: a MULTI of messages. */
+static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
+{
+	struct locksvc *s = arg;
+	const unsigned char *p = buf, *msg;
+	size_t off = 8, mlen;
+	uint32_t i, n;
+
+	if (s->stopping || s->failed || len < 8 || le_get32(p) != DG_MULTI)
+		return;
+	n = le_get32(p + 4);
+	for (i = 0; i < n && frames_next(p, len, &off, &msg, &mlen) == 0; i++)
+		on_one(s, from, msg, mlen);
 }
 
 /* ---- reachability, retries, leases: the tick ----
@@ -1258,7 +1488,7 @@ static void expire_one(void *arg, const struct lt_sessioninfo *si)
 		"locks: session %" PRIu64 " of %s silent for "
 		"%" PRIu64 " ms: expiring it",
 		si->id, si->name, e->now - si->last_renew);
-	propose_here(e->s, buf, len, 0);
+	lockfsm_batch_add(&e->s->batch, e->s->self_id, buf, len);
 }
 
 static void expire_scan(struct locksvc *s, int64_t now)
@@ -2160,6 +2390,8 @@ static void on_stop(uv_async_t *a)
 	uv_close((uv_handle_t *)&s->tick, handle_closed);
 	uv_close((uv_handle_t *)&s->handover, handle_closed);
 	uv_close((uv_handle_t *)&s->kick, handle_closed);
+	uv_close((uv_handle_t *)&s->flush_prep, handle_closed);
+	uv_close((uv_handle_t *)&s->flush_check, handle_closed);
 	if (s->listen_fd >= 0) {
 		uv_close((uv_handle_t *)&s->listen_poll, handle_closed);
 		close(s->listen_fd);
@@ -2191,6 +2423,7 @@ static void *svc_main(void *arg)
 	struct locksvc *s = arg;
 	char err[512] = "";
 	sigset_t all;
+	size_t i;
 
 	/* signals are the main thread's (no SA_RESTART surprises here) */
 	sigfillset(&all);
@@ -2232,6 +2465,9 @@ static void *svc_main(void *arg)
 	if (s->fsm_inited)
 		lockfsm_close(&s->fsm);
 	s->fsm_inited = 0;
+	lockfsm_batch_free(&s->batch);
+	for (i = 0; i < s->nmembers; i++)
+		free(s->members[i].out.p);
 	uv_loop_close(&s->loop);
 	return NULL;
 }
@@ -2294,6 +2530,12 @@ int locksvc_start(const struct config *cfg, struct store *store,
 	s->handover.data = s;
 	uv_timer_init(&s->loop, &s->kick);
 	s->kick.data = s;
+	uv_prepare_init(&s->loop, &s->flush_prep);
+	s->flush_prep.data = s;
+	uv_prepare_start(&s->flush_prep, on_flush_prep);
+	uv_check_init(&s->loop, &s->flush_check);
+	s->flush_check.data = s;
+	uv_check_start(&s->flush_check, on_flush_check);
 	uv_poll_init(&s->loop, &s->listen_poll, s->listen_fd);
 	s->listen_poll.data = s;
 	uv_poll_start(&s->listen_poll, UV_READABLE, on_listen);

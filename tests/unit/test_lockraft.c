@@ -1145,11 +1145,12 @@ struct hook_log {
 		uint64_t rsession;
 		size_t ngrants;
 		uint64_t grant_session, grant_seq;
+		uint64_t origin;
 	} e[HOOK_MAX];
 };
 
 static void hook_record(void *arg, const struct lt_cmd *cmd,
-			const struct lt_result *res)
+			const struct lt_result *res, uint64_t origin)
 {
 	struct hook_log *h = arg;
 
@@ -1165,6 +1166,7 @@ static void hook_record(void *arg, const struct lt_cmd *cmd,
 	h->e[h->n].code = res->code;
 	h->e[h->n].rsession = res->session;
 	h->e[h->n].ngrants = res->ngrants;
+	h->e[h->n].origin = origin;
 	if (res->ngrants) {
 		h->e[h->n].grant_session = res->grants[0].session;
 		h->e[h->n].grant_seq = res->grants[0].seq;
@@ -1180,6 +1182,32 @@ static void hook_apply_cb(struct raft_apply *req, int status, void *result)
 	assert_int_equal(status, 0);
 	hook_applied++;
 	free(req);
+}
+
+/* Propose n commands as one batch entry, the i-th from origin 10 + i. */
+static void hook_propose_batch(struct raft_fixture *f, const struct lt_cmd *c,
+			       unsigned n)
+{
+	struct raft_apply *req = calloc(1, sizeof(*req));
+	struct lockfsm_batch b = {0};
+	struct raft_buffer buf;
+	struct raft *leader = raft_fixture_get(f, f->leader_id - 1);
+	int before = hook_applied;
+	unsigned i;
+
+	assert_non_null(req);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(lockfsm_propose_buf(&c[i], &buf), 0);
+		assert_int_equal(
+		    lockfsm_batch_add(&b, 10 + i, buf.base, buf.len), 0);
+		raft_free(buf.base);
+	}
+	assert_int_equal(lockfsm_batch_take(&b, &buf), 0);
+	assert_int_equal(lockfsm_batch_take(&b, &buf), -ENOENT);
+	assert_int_equal(raft_apply(leader, req, &buf, 1, hook_apply_cb), 0);
+	for (i = 0; i < 100000 && hook_applied == before; i++)
+		raft_fixture_step(f);
+	assert_int_equal(hook_applied, before + 1);
 }
 
 static void hook_propose(struct raft_fixture *f, const struct lt_cmd *c)
@@ -1198,13 +1226,105 @@ static void hook_propose(struct raft_fixture *f, const struct lt_cmd *c)
 	assert_int_equal(hook_applied, before + 1);
 }
 
+struct framing_log {
+	unsigned n, malformed;
+	uint64_t origin[8];
+	enum lt_code code[8];
+};
+
+static void framing_hook(void *arg, const struct lt_cmd *cmd,
+			 const struct lt_result *res, uint64_t origin)
+{
+	struct framing_log *h = arg;
+
+	assert_true(h->n < 8);
+	if (!cmd)
+		h->malformed++;
+	h->origin[h->n] = origin;
+	h->code[h->n++] = res->code;
+}
+
+/* A batch entry applies its commands in order, each with its origin; a
+ * bad frame applies what came before it and counts as one malformed
+ * command, on every member alike. */
+static void test_batch_framing(void **state)
+{
+	struct lockfsm lf;
+	struct framing_log log;
+	struct lockfsm_batch b = {0};
+	struct raft_buffer buf, one;
+	struct lt_cmd c;
+	void *result;
+	unsigned char *p;
+
+	(void)state;
+	assert_int_equal(lockfsm_init(&lf, NULL), 0);
+	memset(&log, 0, sizeof(log));
+	lockfsm_set_hook(&lf, framing_hook, &log);
+	memset(&c, 0, sizeof(c));
+	c.type = LT_OPEN_SESSION;
+	c.seq = 1;
+	c.now = 1000;
+	c.node = 7;
+	c.lease_ms = 5000;
+	c.name = "h1";
+	c.namelen = 2;
+	c.nonce = 1;
+	assert_int_equal(lockfsm_propose_buf(&c, &one), 0);
+	assert_int_equal(lockfsm_batch_add(&b, 3, one.base, one.len - 1),
+			 -EINVAL);
+	assert_int_equal(lockfsm_batch_add(&b, 3, one.base, one.len), 0);
+	raft_free(one.base);
+	memset(&c, 0, sizeof(c));
+	c.type = LT_KEEPALIVE;
+	c.session = 1;
+	c.seq = 2;
+	c.now = 1001;
+	assert_int_equal(lockfsm_propose_buf(&c, &one), 0);
+	assert_int_equal(lockfsm_batch_add(&b, 4, one.base, one.len), 0);
+	assert_int_equal(lockfsm_batch_take(&b, &buf), 0);
+
+	/* whole: both, in order */
+	assert_int_equal(lf.fsm.apply(&lf.fsm, &buf, &result), 0);
+	assert_int_equal(log.n, 2);
+	assert_int_equal(log.origin[0], 3);
+	assert_int_equal(log.code[0], LT_OK);
+	assert_int_equal(log.origin[1], 4);
+	assert_int_equal(log.code[1], LT_OK);
+	assert_int_equal(((const struct lt_result *)result)->code, LT_OK);
+	assert_int_equal(log.malformed, 0);
+
+	/* a count of 3 with 2 commands: the 2 (retries now: dup), then
+	 * one malformed */
+	p = buf.base;
+	p[4] = 3;
+	assert_int_equal(lf.fsm.apply(&lf.fsm, &buf, &result), 0);
+	assert_int_equal(log.n, 5);
+	assert_int_equal(log.malformed, 1);
+	assert_int_equal(log.code[4], LT_MALFORMED);
+	assert_int_equal(lf.malformed, 1);
+
+	/* the second command's length not a multiple of 8: the first
+	 * only, then one malformed */
+	p[4] = 2;
+	p[8 + 16 + p[16] + 8] ^= 1; /* p[16]: the first length's low byte */
+	assert_int_equal(lf.fsm.apply(&lf.fsm, &buf, &result), 0);
+	assert_int_equal(log.n, 7);
+	assert_int_equal(log.origin[5], 3);
+	assert_int_equal(log.malformed, 2);
+	assert_int_equal(lf.applied, 3);
+	raft_free(one.base);
+	raft_free(buf.base);
+	lockfsm_close(&lf);
+}
+
 static void test_apply_hook(void **state)
 {
 	struct raft_fixture f;
 	struct raft_configuration conf;
 	struct lockfsm lf[3];
 	struct hook_log log[3];
-	struct lt_cmd c;
+	struct lt_cmd c, batch[2];
 	unsigned i, j, k;
 	raft_index last;
 
@@ -1253,10 +1373,11 @@ static void test_apply_hook(void **state)
 	c.owner = 11;
 	c.pid = 100;
 	hook_propose(&f, &c);
+	/* s2's wait and s1's release in one batch entry, in that order */
 	c.session = 2;
 	c.owner = 22;
 	c.wait = 1;
-	hook_propose(&f, &c);
+	batch[0] = c;
 	memset(&c, 0, sizeof(c));
 	c.type = LT_RELEASE;
 	c.session = 1;
@@ -1266,7 +1387,8 @@ static void test_apply_hook(void **state)
 	c.path = "/p";
 	c.pathlen = 2;
 	c.owner = 11;
-	hook_propose(&f, &c);
+	batch[1] = c;
+	hook_propose_batch(&f, batch, 2);
 
 	/* every member applies everything: the followers a heartbeat later */
 	last = raft_last_applied(raft_fixture_get(&f, f.leader_id - 1));
@@ -1296,6 +1418,9 @@ static void test_apply_hook(void **state)
 		assert_int_equal(log[i].e[4].ngrants, 1);
 		assert_int_equal(log[i].e[4].grant_session, 2);
 		assert_int_equal(log[i].e[4].grant_seq, 2);
+		assert_int_equal(log[i].e[2].origin, 0); /* a plain entry */
+		assert_int_equal(log[i].e[3].origin, 10);
+		assert_int_equal(log[i].e[4].origin, 11);
 		assert_int_equal(log[i].restores, 0);
 	}
 	raft_fixture_close(&f);
@@ -1330,6 +1455,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_apply_hook),
+		cmocka_unit_test(test_batch_framing),
 		cmocka_unit_test(test_three_voters),
 		cmocka_unit_test(test_five_voters),
 	};

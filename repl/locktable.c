@@ -604,7 +604,7 @@ const char *lt_code_name(enum lt_code c)
 {
 	static const char *const names[] = {
 		"OK", "GRANTED", "QUEUED", "WOULDBLOCK", "NOT_FOUND",
-		"NOLCK", "DEADLK", "STALE", "MALFORMED",
+		"NOLCK", "DEADLK", "STALE", "MALFORMED", "GAP",
 	};
 
 	if ((unsigned)c < sizeof(names) / sizeof(names[0]))
@@ -1369,6 +1369,10 @@ void lt_apply(struct locktable *t, const void *buf, size_t len,
 	}
 	if (c->seq < s->last_seq) {
 		t->res.code = LT_STALE;
+		goto out;
+	}
+	if (c->seq > s->last_seq + 1) {
+		t->res.code = LT_GAP;
 		goto out;
 	}
 	s->last_renew = t->clock;

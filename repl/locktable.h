@@ -101,14 +101,18 @@
  * waiters behind them (locks in (kind, path) order, so tokens are equal
  * everywhere) and forget the session.
  *
- * Idempotency. A session records the last applied sequence and its
- * result. A command with that sequence again is a retry (raft answered
+ * Idempotency and order. A session records the last applied sequence
+ * and its result, and applies only the next one (last + 1). A command
+ * with the last sequence again is a retry (raft answered
  * RAFT_LEADERSHIPLOST: unknown outcome): it gets the recorded result with
- * dup set, and changes nothing. A lower sequence answers STALE and
- * changes nothing. So a session has ONE command in flight at a time;
- * a mount wanting parallelism opens several sessions (lanes, owner
- * hashed to a lane). OPEN_SESSION is idempotent by (node, nonce); EXPIRE
- * by its renewal stamp.
+ * dup set, and changes nothing. A lower sequence answers STALE, a higher
+ * one than the next GAP (an earlier command was lost on its way: the
+ * sender resends from there); neither changes anything. So a session may
+ * have several commands in flight, applied in its order or not at all;
+ * only the last one's result can be asked again, so a sender pipelines
+ * only commands whose result it does not need (locksvc.c: releases).
+ * OPEN_SESSION is idempotent by (node, nonce); EXPIRE by its renewal
+ * stamp.
  *
  * Limits (struct lt_limits; every voter must use the same ones: they are
  * in the snapshot and a restore adopts them). Past a limit a request
@@ -207,6 +211,8 @@ enum lt_code {
 	LT_DEADLK = 6,      /* -EDEADLK (POSIX) */
 	LT_STALE = 7,       /* an old sequence, or an overtaken EXPIRE */
 	LT_MALFORMED = 8,   /* the entry did not decode; nothing changed */
+	LT_GAP = 9,         /* a seq past the next: an earlier command of
+			     * the session is missing; nothing changed */
 };
 
 struct lt_vv {

@@ -119,7 +119,7 @@ struct client {
 struct figures {
 	uint64_t seeds, results, dup, applied, elections, snapshots;
 	uint64_t restores, partitions, saturations, kills, deposes, expires;
-	uint64_t grants_notified, codes[LT_MALFORMED + 1];
+	uint64_t grants_notified, codes[LT_GAP + 1];
 };
 
 struct world {
@@ -555,9 +555,10 @@ static void client_result(struct world *w, struct client *c,
 
 	w->fig.results++;
 	w->fig.dup += r->dup;
-	if (r->code <= LT_MALFORMED)
+	if (r->code <= LT_GAP)
 		w->fig.codes[r->code]++;
-	if (r->code == LT_STALE || r->code == LT_MALFORMED)
+	if (r->code == LT_STALE || r->code == LT_MALFORMED ||
+	    r->code == LT_GAP)
 		FAILW(w, "a client got %s", lt_code_name(r->code));
 	if (lt_cmd_decode(c->bytes, c->len, &cmd) < 0)
 		FAILW(w, "client bytes do not decode");
@@ -1124,7 +1125,7 @@ static void run_seed(unsigned seed, unsigned n)
 	total.deposes += w->fig.deposes;
 	total.expires += w->fig.expires;
 	total.grants_notified += w->fig.grants_notified;
-	for (i = 0; i <= LT_MALFORMED; i++)
+	for (i = 0; i <= LT_GAP; i++)
 		total.codes[i] += w->fig.codes[i];
 	free(w->entry_hash);
 	free(w->f);
@@ -1504,7 +1505,7 @@ int main(int argc, char **argv)
 	printf("lockraft: %llu AppendEntries replies clamped by raftguard\n",
 	       (unsigned long long)raftguard_clamped());
 	printf("lockraft: results by code:");
-	for (i = 0; i <= LT_MALFORMED; i++)
+	for (i = 0; i <= LT_GAP; i++)
 		printf(" %s %llu", lt_code_name(i),
 		       (unsigned long long)total.codes[i]);
 	printf("\n");

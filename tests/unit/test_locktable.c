@@ -596,8 +596,19 @@ static void test_idempotent(void **state)
 	assert_int_equal(apply_cmd(t, &c)->code, LT_STALE);
 	encode(t, &after, &na);
 	assert_memory_equal(before, after, nb);
+	free(after);
+	/* past the next sequence: GAP, nothing changes (not even the
+	 * lease), and the next one still applies */
+	c.seq += 4;
+	assert_int_equal(apply_cmd(t, &c)->code, LT_GAP);
+	encode(t, &after, &na);
+	assert_int_equal(na, nb);
+	assert_memory_equal(before, after, nb);
 	free(before);
 	free(after);
+	c.seq -= 1;
+	assert_int_equal(apply_cmd(t, &c)->code, LT_GRANTED);
+	assert_true(apply_cmd(t, &c)->dup);
 }
 
 /* ---- encoding ---- */

@@ -25,9 +25,21 @@
  * RELEASE, CLOSE_SESSION) answer nobody. A closed connection stays as a
  * "zombie" (fd -1) until its CLOSE_SESSION has an outcome.
  *
+ * Pipelining. The ops INFLIGHT of a connection are the head of its
+ * queue; another unit is proposed behind them only while all of them
+ * are releases (at most PIPE_UNITS units): a lock cycle's RELEASE and
+ * the next LOCK of the same lane ride the same Raft round trip instead
+ * of two. The table applies a session's commands only in sequence
+ * (locktable.h: a lost one makes the next answer GAP, and then every op
+ * in flight is proposed again, in order), so nothing overtakes a lost
+ * release. Only the last op in flight may need its result asked again
+ * (the table keeps the last one's), and it is the only one that is not
+ * a release.
+ *
  * Invariants
- *   (1) a connection has at most one op INFLIGHT, the head of its queue;
- *       its bytes (and so its seq) never change until its outcome;
+ *   (1) a connection's ops INFLIGHT are the head of its queue, every one
+ *       but the last a release; an op's bytes (and so its seqs) never
+ *       change until its outcome;
  *   (2) an op is completed once: completion takes it off the queue, and
  *       a second outcome of the same (session, seq) finds no INFLIGHT op;
  *   (3) a grant is answered only after the store holds the grant's vv;
@@ -109,6 +121,8 @@
 #define BATCH_MAX (256u << 10) /* bytes of commands in one raft entry */
 #define UNIT_MAX (16u << 10)   /* bytes of one unit (in a datagram) */
 #define UNIT_CMDS 64	       /* commands in one unit */
+#define BATCHES_OUT 1	       /* batches being committed at a time */
+#define PIPE_UNITS 4	       /* units of one lane in flight */
 #define HANDOVER_TICK_MS 2
 #define HANDOVER_LOG_MS 5000
 #define QUEUED_AFTER_MS 100
@@ -215,6 +229,8 @@ struct locksvc {
 	uv_prepare_t flush_prep;
 	uv_check_t flush_check;
 	struct lockfsm_batch batch; /* proposals, at the leader */
+	unsigned batches_out;	    /* proposed, not applied yet */
+	int64_t batch_sent;	    /* when the last one was */
 	uv_poll_t listen_poll;
 	int listen_fd, stopping, failed;
 	struct raftnet *net;
@@ -400,11 +416,39 @@ static void send_grant(struct locksvc *s, const struct lt_grant *g);
 static void on_applied(void *arg, const struct lt_cmd *cmd,
 		       const struct lt_result *res, uint64_t origin);
 
+static struct op *conn_inflight(struct conn *c)
+{
+	struct op *o;
+
+	if (list_empty(&c->queue))
+		return NULL;
+	o = container_of(c->queue.next, struct op, link);
+	return o->state == OP_INFLIGHT ? o : NULL;
+}
+
+/* The op after o in c's queue that is INFLIGHT, or NULL. */
+static struct op *next_inflight(struct conn *c, struct op *o)
+{
+	struct op *n;
+
+	if (o->link.next == &c->queue)
+		return NULL;
+	n = container_of(o->link.next, struct op, link);
+	return n->state == OP_INFLIGHT ? n : NULL;
+}
+
+#define for_inflight(o, c)                                                     \
+	for (o = conn_inflight(c); o; o = next_inflight(c, o))
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
+	struct apply_req *a = container_of(req, struct apply_req, req);
+
 	(void)status; /* an op without outcome is resent (retry) */
 	(void)result; /* outcomes come from the hook, per command */
-	free(container_of(req, struct apply_req, req));
+	if (a->s->batches_out)
+		a->s->batches_out--; /* flush sends the next one */
+	free(a);
 }
 
 /* ---- frames ---- */
@@ -498,22 +542,36 @@ static int dg_queue(struct locksvc *s, uint64_t to, const void *a,
 	return frames_add(&m->out, a, alen, b, blen) < 0 ? -1 : 0;
 }
 
-static struct op *conn_inflight(struct conn *c);
-
-static void batch_flush(struct locksvc *s)
+/* Propose the batch, unless BATCHES_OUT are being committed already
+ * (then the batch grows meanwhile: group commit) or force. */
+static void batch_flush(struct locksvc *s, int force)
 {
 	struct apply_req *a;
 	struct raft_buffer buf;
 	struct list *l;
+	int64_t now;
 	int rv;
 
 	if (!s->batch.n)
 		return;
+	now = clock_ms(CLOCK_MONOTONIC);
+	if (s->batches_out >= BATCHES_OUT && !force) {
+		/* a callback that never came (it always does: an applied
+		 * entry or a lost leadership) must not stop the service */
+		if (now - s->batch_sent < (int64_t)(2 * s->election_ms))
+			return;
+		s->batches_out = 0;
+	}
 	a = calloc(1, sizeof(*a));
+	if (a)
+		a->s = s;
 	lockfsm_batch_take(&s->batch, &buf);
 	rv = a ? raft_apply(&s->raft, &a->req, &buf, 1, apply_cb) : RAFT_NOMEM;
-	if (!rv)
+	if (!rv) {
+		s->batches_out++;
+		s->batch_sent = now;
 		return;
+	}
 	raft_free(buf.base);
 	free(a);
 	if (rv == RAFT_NOTLEADER)
@@ -521,9 +579,10 @@ static void batch_flush(struct locksvc *s)
 	log_rate(LOG_WARNING, "locks: cannot propose: %s", raft_strerror(rv));
 	list_for(l, &s->conns)
 	{
-		struct op *o = conn_inflight(container_of(l, struct conn, link));
+		struct conn *c = container_of(l, struct conn, link);
+		struct op *o;
 
-		if (o)
+		for_inflight(o, c)
 			o->sent_leader = 0; /* the next tick resends it */
 	}
 }
@@ -535,7 +594,7 @@ static void flush(struct locksvc *s)
 
 	if (s->stopping || s->failed)
 		return;
-	batch_flush(s);
+	batch_flush(s, 0);
 	for (i = 0; i < s->nmembers; i++)
 		dg_flush_one(s, &s->members[i]);
 }
@@ -561,7 +620,7 @@ static int propose_here(struct locksvc *s, const unsigned char *u,
 	uint32_t i;
 
 	if (s->batch.len + len + 8 * (size_t)n > BATCH_MAX)
-		batch_flush(s);
+		batch_flush(s, 1);
 	keep = s->batch;
 	for (i = 0; i < n; i++)
 		if (frames_next(u, len, &off, &cmd, &clen) < 0 ||
@@ -671,14 +730,31 @@ static int op_encode(struct conn *c, struct op *o, struct frames *u)
 	return 0;
 }
 
-static struct op *conn_inflight(struct conn *c)
+/* The first QUEUED op of c if c may propose it now, else NULL. */
+static struct op *conn_next(struct conn *c)
+{
+	struct list *l;
+	unsigned n = 0;
+
+	list_for(l, &c->queue)
+	{
+		struct op *o = container_of(l, struct op, link);
+
+		if (o->state != OP_INFLIGHT)
+			return o;
+		if (o->type != LT_RELEASE || ++n >= PIPE_UNITS)
+			return NULL;
+	}
+	return NULL;
+}
+
+/* Propose every op in flight again, in order. */
+static void resend_all(struct locksvc *s, struct conn *c)
 {
 	struct op *o;
 
-	if (list_empty(&c->queue))
-		return NULL;
-	o = container_of(c->queue.next, struct op, link);
-	return o->state == OP_INFLIGHT ? o : NULL;
+	for_inflight(o, c)
+		op_send(s, o);
 }
 
 /*
@@ -689,10 +765,9 @@ static struct op *conn_inflight(struct conn *c)
  * at the head and takes the unit. NULL when the head could not be
  * encoded (it was answered).
  */
-static struct op *unit_make(struct conn *c)
+static struct op *unit_make(struct conn *c, struct op *o)
 {
 	struct frames u = {0};
-	struct op *o = container_of(c->queue.next, struct op, link);
 	struct op *last = NULL;
 	int err;
 
@@ -721,20 +796,19 @@ static struct op *unit_make(struct conn *c)
 	return last;
 }
 
-/* Propose the head of c's queue if nothing is in flight. */
+/* Propose c's queued ops while it may (conn_next). */
 static void pump(struct conn *c)
 {
 	struct op *o;
 
-	while (!list_empty(&c->queue) && !conn_inflight(c)) {
-		o = container_of(c->queue.next, struct op, link);
+	while ((o = conn_next(c))) {
 		if (o->type != LT_OPEN_SESSION && !c->session) {
 			/* the session was lost after o was queued: o's
 			 * OPEN is queued before it (enqueue) */
 			op_done(c, o, -ENOLCK, 0);
 			continue;
 		}
-		o = unit_make(c);
+		o = unit_make(c, o);
 		if (!o)
 			continue;
 		o->state = OP_INFLIGHT;
@@ -832,13 +906,16 @@ static void release_cancelled(struct locksvc *s, struct conn *c, struct op *o)
 	if (c->fd >= 0 && !later_request(c, o)) {
 		t = op_new(LT_RELEASE);
 		if (t && (t->path = strdup(o->path))) {
-			struct list *at =
-			    conn_inflight(c) ? c->queue.next : &c->queue;
+			struct list *at = &c->queue;
+			struct op *f;
+
+			for_inflight(f, c)
+				at = &f->link;
 
 			t->kind = o->kind;
 			t->owner = o->owner;
 			store_vv(s, &t->vv);
-			/* insert after `at` (the op in flight) */
+			/* insert after `at` (the last op in flight) */
 			t->link.prev = at;
 			t->link.next = at->next;
 			at->next->prev = &t->link;
@@ -959,6 +1036,10 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 	double ms = (double)(clock_ms(CLOCK_MONOTONIC) - o->first_sent);
 	struct op *t;
 
+	if (code == LT_GAP) { /* an op before o was lost: all again */
+		resend_all(s, c);
+		return;
+	}
 	s->commit_ewma = s->commit_ewma ? 0.8 * s->commit_ewma + 0.2 * ms : ms;
 	if (code == LT_NOT_FOUND && !alive && o->type != LT_CLOSE_SESSION &&
 	    o->type != LT_OPEN_SESSION) {
@@ -1057,14 +1138,17 @@ static void outcome(struct locksvc *s, uint64_t session, uint64_t seq,
 
 	for (l = s->conns.next; l != &s->conns; l = n) {
 		struct conn *c = container_of(l, struct conn, link);
-		struct op *o = conn_inflight(c);
+		struct op *o;
 
 		n = l->next;
-		if (!o)
+		if (session && c->session != session)
 			continue;
-		if (session ? (c->session != session || o->seq != seq ||
-			       o->type == LT_OPEN_SESSION)
-			    : (o->type != LT_OPEN_SESSION || o->nonce != nonce))
+		for_inflight(o, c)
+			if (session ? o->seq == seq && o->type != LT_OPEN_SESSION
+				    : o->type == LT_OPEN_SESSION &&
+					  o->nonce == nonce)
+				break;
+		if (!o)
 			continue;
 		complete(s, c, o, code, rsession, token, vv, alive);
 		kick(s);
@@ -1447,7 +1531,7 @@ static void retry(struct locksvc *s, struct conn *c, int64_t now)
 	if (lid != o->sent_leader || s->raft.current_term != o->sent_term ||
 	    (lid != s->self_id &&
 	     now - o->last_sent >= (int64_t)(3 * s->heartbeat_ms)))
-		op_send(s, o);
+		resend_all(s, c);
 }
 
 static void keepalive(struct locksvc *s, struct conn *c, int64_t now)
@@ -1778,8 +1862,7 @@ static void conn_close(struct conn *c)
 	conn_drop_out(c);
 	conn_drop_ops(c, &c->waiting, 0);
 	conn_drop_ops(c, &c->queue, 1);
-	o = conn_inflight(c);
-	if (o)
+	for_inflight(o, c)
 		o->answer = 0;
 	if ((c->session || c->opening) && !c->s->stopping) {
 		if (!c->s->failed &&

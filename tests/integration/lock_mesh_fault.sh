@@ -11,6 +11,11 @@
 #    lease - 0.5 s: the renewal the leader last saw is at most that old
 #    at the cut; not after lease + 2 s), and after the heal n3 takes
 #    locks again.
+#  - lock cycles on the two other hosts while the leader's replicator is
+#    killed: a lane proposes a LOCK behind a RELEASE still in flight
+#    (repl/locksvc.c, Pipelining), so commands die on their way in every
+#    order; none may be lost or applied out of order: every locker goes
+#    on, and once they are done no member's table holds anything.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lock_mesh_lib.sh"
 lm_require
@@ -119,4 +124,40 @@ mesh wait "$M" 20 || fail "digests differ after the heal"
 for k in $H; do
 	expect_eq "$(cat "$(mnt "$k")/during")" "cut-off data" "n3's write during the cut, on $k"
 done
+
+# ---- lock cycles through a leader kill ----
+L=$(agreed_leader $H) || die "no leader before the lock cycles"
+others=()
+for k in $H; do [ "$k" = "$L" ] || others+=("$k"); done
+A=${others[0]} B=${others[1]}
+LC=$BIN/tests/bench/lock_cycles
+[ -x "$LC" ] || die "$LC is not built"
+"$LC" "$(mnt "$A")" --seconds 5 --threads 4 --tag churn --name a >"$T/churn.a" 2>&1 &
+la=$!
+track_pid $la
+"$LC" "$(mnt "$B")" --seconds 5 --threads 4 --contended --tag churn --name b >"$T/churn.b" 2>&1 &
+lb=$!
+track_pid $lb
+g0=$(lock_stat "$A" lock_table_grants)
+going() { [ "$(lock_stat "$A" lock_table_grants)" -ge $((g0 + 300)) ]; }
+wait_for 10 going || die "the lockers made no progress: $(cat "$T"/churn.?)"
+mesh kill "$M" "$L" || die "statefs-mesh kill $L"
+echo "killed the leader $L during lock cycles on $A and $B"
+wait $la
+expect_eq $? 0 "lock_cycles on $A through the kill ($(tr '\n' ' ' <"$T/churn.a"))"
+wait $lb
+expect_eq $? 0 "lock_cycles on $B through the kill ($(tr '\n' ' ' <"$T/churn.b"))"
+echo "cycles/s through the kill: $A $(awk '$1 == "a_cycles" {print $2}' "$T/churn.a"), $B $(awk '$1 == "b_cycles" {print $2}' "$T/churn.b")"
+mesh start "$M" "$L" || die "statefs-mesh start $L"
+wait_for 15 have_leader $H || die "no agreed leader after $L came back"
+none_held() {
+	local k
+	for k in $H; do
+		[ "$(lock_stat "$k" lock_held_excl)" = 0 ] &&
+			[ "$(lock_stat "$k" lock_held_shared)" = 0 ] || return 1
+	done
+}
+wait_for 10 none_held || fail "locks held after the lockers ended: $(for k in $H; do echo "$k: excl $(lock_stat "$k" lock_held_excl) shared $(lock_stat "$k" lock_held_shared);"; done)"
+flock -n "$(mnt "$L")/lc.churn" true
+expect_eq $? 0 "flock -n on $L of the contended file after the lockers"
 finish

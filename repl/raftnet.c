@@ -17,6 +17,15 @@
  * wakes us, and the ROUTER is drained until ZMQ_EVENTS has no POLLIN.
  * Only that drain touches the ROUTER (it never sends), so nothing else
  * can consume its edge; the 50 ms tick drains it too, as a safety net.
+ * A drain takes at most RN_DRAIN_FRAMES frames and goes on at the next
+ * turn of the loop (an idle handle), so libraft, on the same loop,
+ * reads what came meanwhile; and it pauses while the bytes waiting for
+ * libraft pass RN_DRAIN_PAUSE, until they are written (stream_flush);
+ * a pause longer than RN_STALL_MS resets the stream holding the most
+ * (libraft does not read it), so one stuck stream cannot stop the rest.
+ * Unbounded, one drain of a big AppendEntries or snapshot queued the
+ * whole of it before libraft could read any, and past RN_PENDING_MAX
+ * the stream was reset, again and again.
  * (A drain after every loop iteration, as there was, cost a getpid and
  * a poll in libzmq per iteration: a quarter of the lock service's
  * system calls.) The tick also re-reads the block file, retries owed
@@ -104,6 +113,9 @@
 #define RN_CHUNK (64u << 10)               /* DATA payload at most */
 #define RN_PART_MAX (RN_HDR + RAFTNET_MSG_MAX)
 #define RN_PENDING_MAX (16u << 20)         /* bytes toward libraft */
+#define RN_DRAIN_PAUSE (2u << 20)          /* all streams', see above */
+#define RN_DRAIN_FRAMES 64                 /* per turn of the loop */
+#define RN_STALL_MS 1000
 #define RN_SNDHWM 1000                     /* frames queued per member */
 #define RN_TICK_MS 50
 #define RN_PING_MS 200                     /* < what heard() callers ask */
@@ -187,6 +199,10 @@ struct raftnet {
 	size_t nrefused;
 
 	uv_poll_t router_poll;
+	uv_idle_t drain_idle;   /* a drain goes on (router_drain) */
+	int drain_paused;       /* until pending < RN_DRAIN_PAUSE / 2 */
+	uint64_t paused_ms;     /* since (monotonic) */
+	size_t pending;         /* bytes waiting for libraft, all streams */
 	uv_timer_t tick;
 	unsigned handles;       /* handles whose close callback is due */
 
@@ -325,6 +341,19 @@ static void stream_closed(uv_handle_t *h)
 	net_handle_closed(n);
 }
 
+static void drain_later(struct raftnet *n);
+
+/* Bytes toward libraft were written or dropped: a paused drain may go
+ * on. */
+static void pending_less(struct raftnet *n, size_t len)
+{
+	n->pending -= len;
+	if (n->drain_paused && n->pending < RN_DRAIN_PAUSE / 2) {
+		n->drain_paused = 0;
+		drain_later(n);
+	}
+}
+
 /* End a stream: tell the peer with `type` (CLOSE, RESET; 0: nothing)
  * and close our end, which libraft sees as EOF or EPIPE. */
 static void stream_end(struct rn_stream *s, int type)
@@ -337,6 +366,8 @@ static void stream_end(struct rn_stream *s, int type)
 		owe(n, s->peer, s->id, type, flags);
 	if (type == RN_RESET)
 		n->st.streams_reset++;
+	pending_less(n, s->len - s->head);
+	s->head = s->len = 0;
 	list_del(&s->link);
 	uv_poll_stop(&s->poll);
 	n->handles++;
@@ -468,6 +499,7 @@ static int stream_flush(struct rn_stream *s)
 			return -1;
 		}
 		s->head += (size_t)w;
+		pending_less(s->n, (size_t)w);
 	}
 	if (s->head == s->len) {
 		s->head = s->len = 0;
@@ -517,6 +549,7 @@ static void stream_push(struct rn_stream *s, const unsigned char *buf,
 	}
 	memcpy(s->pend + s->len, buf, len);
 	s->len += len;
+	s->n->pending += len;
 	stream_flush(s);
 }
 
@@ -757,16 +790,42 @@ static void on_frame(struct raftnet *n, zmq_msg_t *msg)
 	on_stream_frame(n, p, f, len);
 }
 
+static void router_drain(struct raftnet *n);
+
+static void on_drain_idle(uv_idle_t *h)
+{
+	struct raftnet *n = h->data;
+
+	uv_idle_stop(h);
+	router_drain(n);
+}
+
+static void drain_later(struct raftnet *n)
+{
+	if (!n->closing)
+		uv_idle_start(&n->drain_idle, on_drain_idle);
+}
+
 static void router_drain(struct raftnet *n)
 {
-	while (!n->closing) {
+	for (int budget = RN_DRAIN_FRAMES; !n->closing; budget--) {
 		zmq_msg_t id, msg;
 		int ev = 0;
 		size_t sz = sizeof(ev);
 
+		if (n->pending >= RN_DRAIN_PAUSE) {
+			if (!n->drain_paused)
+				n->paused_ms = (uint64_t)clock_ms(CLOCK_MONOTONIC);
+			n->drain_paused = 1; /* pending_less goes on */
+			return;
+		}
 		if (zmq_getsockopt(n->router, ZMQ_EVENTS, &ev, &sz) < 0 ||
 		    !(ev & ZMQ_POLLIN))
 			return;
+		if (!budget) {
+			drain_later(n);
+			return;
+		}
 		zmq_msg_init(&id);
 		if (zmq_msg_recv(&id, n->router, ZMQ_DONTWAIT) < 0) {
 			zmq_msg_close(&id);
@@ -847,6 +906,29 @@ static void block_read(struct raftnet *n)
 				"is cut", n->peers[i].m.name);
 }
 
+/* The drain paused too long: reset the stream libraft does not read. */
+static void stall_check(struct raftnet *n, uint64_t now)
+{
+	struct rn_stream *worst = NULL;
+	struct list *l;
+
+	if (!n->drain_paused || now - n->paused_ms < RN_STALL_MS)
+		return;
+	list_for(l, &n->streams)
+	{
+		struct rn_stream *s = container_of(l, struct rn_stream, link);
+
+		if (!worst || s->len - s->head > worst->len - worst->head)
+			worst = s;
+	}
+	if (!worst)
+		return;
+	log_rate(LOG_WARNING, "lock peer %s: raft stream not read for %d ms: "
+		 "reset", worst->peer->m.name, RN_STALL_MS);
+	n->paused_ms = now; /* the next one, if still paused, in a while */
+	stream_end(worst, RN_RESET);
+}
+
 static void on_tick(uv_timer_t *h)
 {
 	struct raftnet *n = h->data;
@@ -854,6 +936,8 @@ static void on_tick(uv_timer_t *h)
 	size_t sz;
 
 	uint64_t now = (uint64_t)clock_ms(CLOCK_MONOTONIC);
+
+	stall_check(n, now);
 
 	block_read(n);
 	for (size_t i = 0; i < n->npeers; i++) {
@@ -1248,6 +1332,8 @@ static int loop_start(struct raftnet *n)
 	if (uv_poll_init_socket(n->loop, &n->router_poll, fd) < 0)
 		return -EIO;
 	n->router_poll.data = n;
+	uv_idle_init(n->loop, &n->drain_idle);
+	n->drain_idle.data = n;
 	uv_timer_init(n->loop, &n->tick);
 	n->tick.data = n;
 	uv_poll_start(&n->router_poll, UV_READABLE, on_router_poll);
@@ -1370,7 +1456,8 @@ void raftnet_close(struct raftnet *n, void (*done)(void *arg), void *arg)
 	while (!list_empty(&n->streams))
 		stream_end(container_of(n->streams.next, struct rn_stream, link),
 			   RN_CLOSE);
-	n->handles += 2;
+	n->handles += 3;
 	uv_close((uv_handle_t *)&n->router_poll, core_closed);
+	uv_close((uv_handle_t *)&n->drain_idle, core_closed);
 	uv_close((uv_handle_t *)&n->tick, core_closed);
 }

@@ -689,8 +689,9 @@ static int backlog_done(void *arg)
 	return write_status != 1 && tb.eof;
 }
 
-/* a does not read: what b sends piles up in a's raftnet, and past 16 MiB
- * the stream is reset rather than grown (raftnet.c invariant 2). */
+/* a does not read: what b sends piles up in a's raftnet, which stops
+ * taking frames at 2 MiB and resets the stream a second later rather
+ * than grow it or stall every other stream (raftnet.c invariant 2). */
 static void test_backlog(int *accepts)
 {
 	static uv_write_t w;
@@ -717,7 +718,9 @@ static void test_backlog(int *accepts)
 		die("0: a's backlog did not reset the stream (write %d, eof %d)",
 		    write_status, tb.eof);
 	raftnet_stats(ta.net, &after);
-	CHECK(write_status < 0);
+	/* b's write may have completed: its bytes waited in ZeroMQ's
+	 * queues, not in a's raftnet */
+	CHECK(write_status <= 0);
 	CHECK(after.streams_reset == before.streams_reset + 1);
 	uv_close((uv_handle_t *)ta.stream, stream_freed);
 	uv_close((uv_handle_t *)tb.stream, stream_freed);

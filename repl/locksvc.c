@@ -252,6 +252,9 @@ struct locksvc {
 	int reachable;
 	uint64_t last_orphans;
 	uint64_t releases, waits, orphans_closed, orphans_expired;
+	uint64_t gaps, resends, fault_drops;
+	unsigned fault_drop;  /* permille, STATEFS_FAULT_LOCK_DROP */
+	uint64_t fault_rng;
 	double commit_ewma;
 	int64_t last_expire_scan;
 };
@@ -535,6 +538,15 @@ static int dg_queue(struct locksvc *s, uint64_t to, const void *a,
 
 	if (!m || !s->net || 8 + flen > RAFTNET_MSG_MAX)
 		return -1;
+	if (s->fault_drop) { /* the fault point (locksvc.h) */
+		s->fault_rng ^= s->fault_rng << 13;
+		s->fault_rng ^= s->fault_rng >> 7;
+		s->fault_rng ^= s->fault_rng << 17;
+		if (s->fault_rng % 1000 < s->fault_drop) {
+			s->fault_drops++;
+			return 0;
+		}
+	}
 	if (m->out.len + flen > RAFTNET_MSG_MAX)
 		dg_flush_one(s, m);
 	if (!m->out.n && frames_add(&m->out, NULL, 0, NULL, 0) < 0)
@@ -754,7 +766,10 @@ static void resend_all(struct locksvc *s, struct conn *c)
 	struct op *o;
 
 	for_inflight(o, c)
+	{
+		s->resends++;
 		op_send(s, o);
+	}
 }
 
 /*
@@ -1037,6 +1052,7 @@ static void complete(struct locksvc *s, struct conn *c, struct op *o,
 	struct op *t;
 
 	if (code == LT_GAP) { /* an op before o was lost: all again */
+		s->gaps++;
 		resend_all(s, c);
 		return;
 	}
@@ -1638,6 +1654,9 @@ static void publish(struct locksvc *s)
 	p.waits = s->waits;
 	p.orphans_closed = s->orphans_closed;
 	p.orphans_expired = s->orphans_expired;
+	p.gaps = s->gaps;
+	p.resends = s->resends;
+	p.fault_drops = s->fault_drops;
 	list_for(l, &s->conns)
 	{
 		struct conn *c = container_of(l, struct conn, link);
@@ -2560,6 +2579,7 @@ int locksvc_start(const struct config *cfg, struct store *store,
 {
 	struct locksvc *s = calloc(1, sizeof(*s));
 	struct store_info si;
+	const char *fault;
 	int rv;
 
 	*out = NULL;
@@ -2586,6 +2606,18 @@ int locksvc_start(const struct config *cfg, struct store *store,
 	}
 	s->node_id = si.node_id;
 	s->election_ms = cfg->lock_election_ms ? cfg->lock_election_ms : 300;
+	fault = getenv("STATEFS_FAULT_LOCK_DROP");
+	if (fault && *fault) {
+		char *end;
+		unsigned long v = strtoul(fault, &end, 10);
+
+		s->fault_drop = *end || v > 1000 ? 0 : (unsigned)v;
+		s->fault_rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull | 1;
+		log_msg(LOG_NOTICE,
+			"fault point: dropping %u of every 1000 lock messages "
+			"to other members (STATEFS_FAULT_LOCK_DROP=%s)",
+			s->fault_drop, fault);
+	}
 	s->heartbeat_ms = s->election_ms / 6 ? s->election_ms / 6 : 1;
 	if (cfg->control[0])
 		snprintf(s->sock_path, sizeof(s->sock_path), "%s",

@@ -21,17 +21,20 @@
  * STORE_DIR/raft); raft_bootstrap refuses a dir with state, which is the
  * restart case.
  *
- * Sessions. One connection of a mount = up to 8 lock-table sessions
+ * Sessions. One connection of a mount = up to 32 lock-table sessions
  * ("lanes"), each opened by OPEN_SESSION(store node id, random nonce,
  * lease, host name): lane 0 on HELLO, the others on first use. A
  * request goes to the lane its owner hashes to, so an owner's requests
  * (and the CANCEL or RELEASE of its ACQUIRE) stay in one session, in
- * order. The table runs one command per session at a time, so a lane's
- * requests are queued in arrival order and proposed one after another,
- * while the lanes propose side by side (8 lockers of one mount are not
- * serialized on one Raft round trip); a command without an outcome is
- * proposed again with the same bytes (same seq: the table answers the
- * recorded result). A lane's session idle for lease/4 sends KEEPALIVE.
+ * order. The table applies a session's commands in sequence, so a
+ * lane's requests are queued in arrival order; a lane proposes one at a
+ * time, except behind releases (whose result nobody waits for: a cycle's
+ * RELEASE and next LOCK share a round trip), while the lanes propose
+ * side by side (8 lockers of one mount are not serialized on one Raft
+ * round trip); a command without an outcome is proposed again with the
+ * same bytes (same seq: the table answers the recorded result, or GAP
+ * when one before it was lost: then all are proposed again, in order).
+ * A lane's session idle for lease/4 sends KEEPALIVE.
  * A closed connection proposes CLOSE_SESSION for each of its lanes:
  * every lock of the mount is released at once. A session
  * the table forgot (NOT_FOUND: the lease expired while this host was cut
@@ -39,10 +42,13 @@
  * UNLOCK answers 0), one line is logged, and the next request opens a
  * new one. (All lanes of a host renew alike, so they expire together.)
  *
- * Proposals. The leader proposes with raft_apply. Any other member sends
- * the command's bytes to the leader as a raftnet datagram (PROPOSE); the
- * leader proposes them and, when its apply callback fires, returns a
- * RESULT datagram, and for every waiter a result granted it sends a
+ * Proposals. The leader proposes with raft_apply, every command it has
+ * at hand in one batch entry (lockfsm.h), one batch being committed at
+ * a time. Any other member sends the command's bytes to the leader as a
+ * raftnet datagram (PROPOSE; a loop turn's datagrams to a member travel
+ * as one); the leader proposes them and, when it applies them, returns
+ * a RESULT datagram to the member named as the command's origin in the
+ * batch, and for every waiter a result granted it sends a
  * GRANT datagram to the member serving that waiter's store node. Every
  * member applies every entry, and the lockfsm apply hook completes the
  * local request of that (session, seq) and the grants of waiting
@@ -107,6 +113,14 @@
  * dropped by raftnet, which logs it; the status shows the drop counters
  * and the member stays cut off.
  *
+ * Fault point (tests). With STATEFS_FAULT_LOCK_DROP=N (permille) in its
+ * environment the service drops that share of the messages it sends to
+ * other members (PROPOSE, RESULT, GRANT), at random, and says so in one
+ * line at start. Raft's own traffic is untouched: this is the loss the
+ * retries and the GAP resends must cover (tests/integration/
+ * lock_mesh_loss.sh). lock_fault_drops counts them, lock_gaps the GAP
+ * answers this member had, lock_resends the ops it proposed again.
+ *
  * Caveats
  *   - A new leader does not know which member serves which store node
  *     until those members forward a proposal (keepalives do, every
@@ -142,6 +156,7 @@ struct locksvc_stats {
 	uint64_t orphans_closed;
 	/* this member */
 	uint64_t connections;
+	uint64_t gaps, resends, fault_drops;
 	uint64_t net_drop_cluster, net_drop_member, net_drop_key,
 		 net_drop_malformed, net_msgs_dropped, net_drop_blocked;
 };

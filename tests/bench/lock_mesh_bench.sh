@@ -35,6 +35,8 @@
 #           groups); seconds until every host's lock table (its
 #           repl.status, written every 200 ms) says 0 held. VmRSS of
 #           every statefs and statefs-repl before and with all held.
+#           SCALE_TRACE=1 prints on stderr, every ~0.2 s after the
+#           kill, each host's mount's and table's held count.
 # etcd      Debian's etcd, 3 members on loopback: the v3 lock API through
 #           the gRPC gateway (kv_lock_cycles.py: why not `etcdctl lock`),
 #           1/8 own and 8 contended, like the mount's unc1/unc8/con8.
@@ -324,9 +326,21 @@ scale_run() {
 	done
 	rss_all held
 	t0=$(now_ms)
+	if [ -n "${SCALE_TRACE:-}" ]; then # a timeline of the freeing, on stderr
+		(while :; do
+			l="$(($(now_ms) - t0)) ms:"
+			for k in n1 n2 n3 n4; do
+				l="$l $k mount $(awk '$1 ~ /^locks_held/ {s += $2} END {print s}' "$(mnt "$k")/.statefs/stats") table $(table_held "$k")"
+			done
+			echo "$l" >&2
+			sleep 0.2
+		done) &
+		tracer=$!
+	fi
 	for k in n1 n2 n3 n4; do kill -9 -- -"$(cat "$TMP/scale.$k.pid")" 2>/dev/null; done
 	wait_for 120 all_held_zero || bad "scale: locks still held 120 s after the kill"
 	t1=$(now_ms)
+	[ -n "${tracer:-}" ] && kill "$tracer" 2>/dev/null
 	echo "lockmesh_scale_free_all $(((t1 - t0) / 1000)).$(printf %03d $(((t1 - t0) % 1000))) s"
 	for k in n1 n2 n3 n4; do
 		wait_for 10 eval "! alive $(cat "$TMP/scale.$k.pid")"

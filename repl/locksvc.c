@@ -174,6 +174,7 @@ struct conn {
 	int fd; /* -1 once closed (a zombie closing its session) */
 	uv_poll_t poll;
 	int polling, hello;
+	int poll_events; /* what c->poll was started with */
 	int broken;	      /* a send failed: closed at the next kick */
 	int close_pending;    /* closed; its CLOSE waits for close_index */
 	uint64_t close_index; /* to be applied here first */
@@ -328,12 +329,16 @@ static void kick(struct locksvc *s);
 static void unpark(struct locksvc *s, struct conn *gone);
 static void conn_finish_close(struct conn *c);
 
+/* Poll c for what it needs. Only on a change: uv_poll_start takes the
+ * fd out of epoll and puts it back, two system calls per answer. */
 static void conn_poll_events(struct conn *c)
 {
 	int ev = UV_READABLE | (list_empty(&c->out) ? 0 : UV_WRITABLE);
 
-	if (c->fd >= 0 && c->polling)
+	if (c->fd >= 0 && c->polling && ev != c->poll_events) {
+		c->poll_events = ev;
 		uv_poll_start(&c->poll, ev, on_conn);
+	}
 }
 
 static void conn_flush(struct conn *c)
@@ -2274,6 +2279,7 @@ static void on_listen(uv_poll_t *h, int status, int events)
 		list_init(&c->waiting);
 		list_init(&c->out);
 		list_add_tail(&s->conns, &c->link);
+		c->poll_events = UV_READABLE;
 		uv_poll_start(&c->poll, UV_READABLE, on_conn);
 	}
 }

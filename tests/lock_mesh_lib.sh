@@ -11,6 +11,8 @@
 #                                       (run it in the background)
 #   lockx FILE / token FILE             user.statefs.lock(.token)
 #   now_ms                              CLOCK_REALTIME in ms
+#   none_held NODES..., held_counts     no table holds a lock; the counts
+#   locked_increments "HOSTS" P N FILE  flock-guarded increments
 #   $PY                                 python3 (the system's first)
 #
 # The lock service's status: lock_* lines of STORE_DIR/repl.status
@@ -96,6 +98,40 @@ timed() {
 	"$@"
 	RC=$?
 	MS=$(($(now_ms) - t0))
+}
+
+# No member's table holds a lock (exclusive or shared).
+none_held() { # nodes...
+	local k
+	for k in "$@"; do
+		[ "$(lock_stat "$k" lock_held_excl)" = 0 ] &&
+			[ "$(lock_stat "$k" lock_held_shared)" = 0 ] || return 1
+	done
+}
+held_counts() { # nodes...: for a failure message
+	local k
+	for k in "$@"; do
+		echo -n "$k: excl $(lock_stat "$k" lock_held_excl) shared $(lock_stat "$k" lock_held_shared); "
+	done
+}
+
+# PROCS processes on each of HOSTS run N flock-guarded read-increment-
+# write cycles of FILE (a name in every mount), each through its own
+# host's mount; LOCKED_FAILED: how many processes failed.
+locked_increments() { # "HOSTS" PROCS N FILE
+	local k p j failed=0 pids=()
+	for k in $1; do
+		for ((p = 0; p < $2; p++)); do
+			(cd "$(mnt "$k")" || exit 1
+			for ((j = 0; j < $3; j++)); do
+				flock "$4" -c "n=\$(cat $4); echo \$((n + 1)) > $4" || exit 1
+			done) &
+			pids+=($!)
+			track_pid $!
+		done
+	done
+	for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+	LOCKED_FAILED=$failed
 }
 
 lm_require() {

@@ -34,22 +34,10 @@ done
 echo 0 >"$(mnt n1)/counter" || die "write counter"
 mesh wait "$M" 20 || die "counter did not replicate"
 t0=$(now_ms)
-jobs_=()
-for k in $H; do
-	for p in $(seq 5); do
-		(cd "$(mnt "$k")" || exit 1
-		for i in $(seq 50); do
-			flock counter -c 'n=$(cat counter); echo $((n + 1)) > counter' || exit 1
-		done) &
-		jobs_+=($!)
-		track_pid $!
-	done
-done
-failed_jobs=0
-for j in "${jobs_[@]}"; do wait "$j" || failed_jobs=$((failed_jobs + 1)); done
+locked_increments "$H" 5 50 counter
 ms=$(($(now_ms) - t0))
 echo "counter: 750 locked increments on 3 hosts in $ms ms ($((ms * 1000 / 750)) us each)"
-expect_eq $failed_jobs 0 "incrementing processes that failed"
+expect_eq $LOCKED_FAILED 0 "incrementing processes that failed"
 for k in $H; do
 	got=$(flock "$(mnt "$k")/counter" -c "cat $(mnt "$k")/counter")
 	expect_eq "$got" 750 "counter read under the lock on $k"

@@ -150,14 +150,7 @@ expect_eq $? 0 "lock_cycles on $B through the kill ($(tr '\n' ' ' <"$T/churn.b")
 echo "cycles/s through the kill: $A $(awk '$1 == "a_cycles" {print $2}' "$T/churn.a"), $B $(awk '$1 == "b_cycles" {print $2}' "$T/churn.b")"
 mesh start "$M" "$L" || die "statefs-mesh start $L"
 wait_for 15 have_leader $H || die "no agreed leader after $L came back"
-none_held() {
-	local k
-	for k in $H; do
-		[ "$(lock_stat "$k" lock_held_excl)" = 0 ] &&
-			[ "$(lock_stat "$k" lock_held_shared)" = 0 ] || return 1
-	done
-}
-wait_for 10 none_held || fail "locks held after the lockers ended: $(for k in $H; do echo "$k: excl $(lock_stat "$k" lock_held_excl) shared $(lock_stat "$k" lock_held_shared);"; done)"
+wait_for 10 none_held $H || fail "locks held after the lockers ended: $(held_counts $H)"
 flock -n "$(mnt "$L")/lc.churn" true
 expect_eq $? 0 "flock -n on $L of the contended file after the lockers"
 finish

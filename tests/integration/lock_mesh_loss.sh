@@ -48,34 +48,15 @@ echo "cycles/s with 15% loss: $A $(awk '$1 == "a_cycles" {print $2}' "$T/lc.a"),
 # ---- the counter ----
 echo 0 >"$(mnt "$A")/counter" || die "write counter"
 mesh wait "$M" 20 || die "counter did not replicate"
-jobs_=()
-for k in $A $B; do
-	for p in 1 2 3; do
-		(cd "$(mnt "$k")" || exit 1
-		for i in $(seq 20); do
-			flock counter -c 'n=$(cat counter); echo $((n + 1)) > counter' || exit 1
-		done) &
-		jobs_+=($!)
-		track_pid $!
-	done
-done
-failed_jobs=0
-for j in "${jobs_[@]}"; do wait "$j" || failed_jobs=$((failed_jobs + 1)); done
-expect_eq $failed_jobs 0 "incrementing processes that failed"
+locked_increments "$A $B" 3 20 counter
+expect_eq $LOCKED_FAILED 0 "incrementing processes that failed"
 for k in $H; do
 	expect_eq "$(flock "$(mnt "$k")/counter" -c "cat $(mnt "$k")/counter")" 120 \
 		"counter read under the lock on $k"
 done
 
 # ---- nothing held, and the loss was real ----
-none_held() {
-	local k
-	for k in $H; do
-		[ "$(lock_stat "$k" lock_held_excl)" = 0 ] &&
-			[ "$(lock_stat "$k" lock_held_shared)" = 0 ] || return 1
-	done
-}
-wait_for 10 none_held || fail "locks held at the end: $(for k in $H; do echo "$k: excl $(lock_stat "$k" lock_held_excl) shared $(lock_stat "$k" lock_held_shared);"; done)"
+wait_for 10 none_held $H || fail "locks held at the end: $(held_counts $H)"
 drops=0 gaps=0 resends=0
 for k in $H; do
 	drops=$((drops + $(lock_stat "$k" lock_fault_drops)))

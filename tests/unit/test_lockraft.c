@@ -1227,6 +1227,23 @@ static void hook_propose(struct raft_fixture *f, const struct lt_cmd *c)
 	assert_int_equal(hook_applied, before + 1);
 }
 
+/* OPEN_SESSION of host "h1" (node 7, nonce 1) at time 1000. */
+static struct lt_cmd open_h1(void)
+{
+	struct lt_cmd c;
+
+	memset(&c, 0, sizeof(c));
+	c.type = LT_OPEN_SESSION;
+	c.seq = 1;
+	c.now = 1000;
+	c.node = 7;
+	c.lease_ms = 5000;
+	c.name = "h1";
+	c.namelen = 2;
+	c.nonce = 1;
+	return c;
+}
+
 struct framing_log {
 	unsigned n, malformed;
 	uint64_t origin[8];
@@ -1262,15 +1279,7 @@ static void test_batch_framing(void **state)
 	assert_int_equal(lockfsm_init(&lf, NULL), 0);
 	memset(&log, 0, sizeof(log));
 	lockfsm_set_hook(&lf, framing_hook, &log);
-	memset(&c, 0, sizeof(c));
-	c.type = LT_OPEN_SESSION;
-	c.seq = 1;
-	c.now = 1000;
-	c.node = 7;
-	c.lease_ms = 5000;
-	c.name = "h1";
-	c.namelen = 2;
-	c.nonce = 1;
+	c = open_h1();
 	assert_int_equal(lockfsm_propose_buf(&c, &one), 0);
 	assert_int_equal(lockfsm_batch_add(&b, 3, one.base, one.len - 1),
 			 -EINVAL);
@@ -1349,15 +1358,7 @@ static void test_apply_hook(void **state)
 
 	/* two sessions; s1 holds /p exclusively, s2 waits, s1 releases:
 	 * the release's result lists s2's grant */
-	memset(&c, 0, sizeof(c));
-	c.type = LT_OPEN_SESSION;
-	c.seq = 1;
-	c.now = 1000;
-	c.node = 7;
-	c.lease_ms = 5000;
-	c.name = "h1";
-	c.namelen = 2;
-	c.nonce = 1;
+	c = open_h1();
 	hook_propose(&f, &c);
 	c.nonce = 2;
 	c.name = "h2";

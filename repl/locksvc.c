@@ -123,6 +123,7 @@
 #define UNIT_CMDS 64	       /* commands in one unit */
 #define BATCHES_OUT 1	       /* batches being committed at a time */
 #define PIPE_UNITS 4	       /* units of one lane in flight */
+#define RETRY_MAX_MS 2000      /* longest wait before proposing again */
 #define HANDOVER_TICK_MS 2
 #define HANDOVER_LOG_MS 5000
 #define QUEUED_AFTER_MS 100
@@ -150,6 +151,7 @@ struct op {
 	size_t len;
 	uint32_t ncmds; /* commands in the unit */
 	int64_t first_sent, last_sent, handover_at;
+	int64_t wait_ms; /* for an outcome before proposing it again */
 	uint64_t sent_leader, sent_term;
 	int logged;
 };
@@ -691,6 +693,8 @@ static void op_send(struct locksvc *s, struct op *o)
 	o->last_sent = now;
 	if (!o->first_sent)
 		o->first_sent = now;
+	if (!o->wait_ms)
+		o->wait_ms = (int64_t)(3 * s->heartbeat_ms);
 	o->sent_leader = lid;
 	o->sent_term = s->raft.current_term;
 	if (propose(s, o->bytes, o->len, o->ncmds) < 0)
@@ -1251,6 +1255,20 @@ static void recheck_waiting(struct locksvc *s)
 	}
 }
 
+/* Write vv's pairs at p (a datagram's tail); their length. The index
+ * the datagrams carry is the entry being applied: inside apply,
+ * raft_last_applied is the one before it. */
+static size_t put_vv(unsigned char *p, const struct lt_vv *vv)
+{
+	uint32_t i;
+
+	for (i = 0; i < vv->n; i++) {
+		le_put64(p + 16 * i, vv->e[i].node);
+		le_put64(p + 8 + 16 * i, vv->e[i].seq);
+	}
+	return 16 * (size_t)vv->n;
+}
+
 /* On the leader: tell the member that proposed cmd its outcome (it
  * would learn it from its own apply a heartbeat later). */
 static void send_result(struct locksvc *s, uint64_t to,
@@ -1258,7 +1276,8 @@ static void send_result(struct locksvc *s, uint64_t to,
 {
 	unsigned char buf[72 + LT_VV_MAX * 16];
 	struct lt_sessioninfo si;
-	uint32_t i, n = res->code == LT_GRANTED ? res->vv.n : 0;
+	const struct lt_vv none = {0};
+	const struct lt_vv *vv = res->code == LT_GRANTED ? &res->vv : &none;
 
 	le_put32(buf, DG_RESULT);
 	le_put32(buf + 4, res->code);
@@ -1272,15 +1291,10 @@ static void send_result(struct locksvc *s, uint64_t to,
 				      cmd->session ? cmd->session
 						   : res->session,
 				      &si) == 0);
-	le_put32(buf + 56, n);
+	le_put32(buf + 56, vv->n);
 	le_put32(buf + 60, 0);
-	/* inside apply, last_applied is the entry before this one */
 	le_put64(buf + 64, raft_last_applied(&s->raft) + 1);
-	for (i = 0; i < n; i++) {
-		le_put64(buf + 72 + 16 * i, res->vv.e[i].node);
-		le_put64(buf + 80 + 16 * i, res->vv.e[i].seq);
-	}
-	dg_queue(s, to, buf, 72 + 16 * n, NULL, 0);
+	dg_queue(s, to, buf, 72 + put_vv(buf + 72, vv), NULL, 0);
 }
 
 /* The lockfsm hook: every applied command, on every member. */
@@ -1360,7 +1374,6 @@ static void send_grant(struct locksvc *s, const struct lt_grant *g)
 	unsigned char buf[56 + 16 * LT_VV_MAX];
 	struct lt_sessioninfo si;
 	size_t i;
-	uint32_t j;
 
 	if (lt_session(s->fsm.table, g->session, &si) < 0 ||
 	    si.node == s->node_id)
@@ -1379,13 +1392,9 @@ static void send_grant(struct locksvc *s, const struct lt_grant *g)
 	le_put64(buf + 32, g->token);
 	le_put32(buf + 40, g->mode);
 	le_put32(buf + 44, g->vv.n);
-	/* inside apply, last_applied is the entry before this one */
 	le_put64(buf + 48, raft_last_applied(&s->raft) + 1);
-	for (j = 0; j < g->vv.n; j++) {
-		le_put64(buf + 56 + 16 * j, g->vv.e[j].node);
-		le_put64(buf + 64 + 16 * j, g->vv.e[j].seq);
-	}
-	dg_queue(s, s->members[i].id, buf, 56 + 16 * g->vv.n, NULL, 0);
+	dg_queue(s, s->members[i].id, buf, 56 + put_vv(buf + 56, &g->vv),
+		 NULL, 0);
 }
 
 static int get_vv(const unsigned char *p, size_t len, size_t off, uint32_t n,
@@ -1549,10 +1558,18 @@ static void retry(struct locksvc *s, struct conn *c, int64_t now)
 	raft_leader(&s->raft, &lid, &addr);
 	if (!lid)
 		return;
-	if (lid != o->sent_leader || s->raft.current_term != o->sent_term ||
-	    (lid != s->self_id &&
-	     now - o->last_sent >= (int64_t)(3 * s->heartbeat_ms)))
+	if (lid != o->sent_leader || s->raft.current_term != o->sent_term) {
+		resend_all(s, c); /* a new leader: at once */
+		return;
+	}
+	if (lid != s->self_id && now - o->last_sent >= o->wait_ms) {
+		/* lost, or the leader has a backlog: again, and wait twice
+		 * as long next time, so that retries do not multiply a
+		 * backlog (100,000 releases at once did, for a minute) */
 		resend_all(s, c);
+		o->wait_ms = o->wait_ms * 2 < RETRY_MAX_MS ? o->wait_ms * 2
+							   : RETRY_MAX_MS;
+	}
 }
 
 static void keepalive(struct locksvc *s, struct conn *c, int64_t now)

@@ -13,6 +13,8 @@
 #   now_ms                              CLOCK_REALTIME in ms
 #   none_held NODES..., held_counts     no table holds a lock; the counts
 #   locked_increments "HOSTS" P N FILE  flock-guarded increments
+#   set_followers L NODES, lockers_start SECONDS TAG, lockers_check TAG
+#                                       lock cycles on the non-leaders
 #   $PY                                 python3 (the system's first)
 #
 # The lock service's status: lock_* lines of STORE_DIR/repl.status
@@ -113,6 +115,37 @@ held_counts() { # nodes...: for a failure message
 	for k in "$@"; do
 		echo -n "$k: excl $(lock_stat "$k" lock_held_excl) shared $(lock_stat "$k" lock_held_shared); "
 	done
+}
+
+# A and B: the two members of H (three nodes) that do not lead.
+set_followers() { # LEADER nodes...
+	local l=$1 k others=()
+	shift
+	for k in "$@"; do [ "$k" = "$l" ] || others+=("$k"); done
+	A=${others[0]} B=${others[1]}
+}
+
+# Lock cycles (tests/bench/lock_cycles) for SECONDS on two hosts: 4
+# lockers on files of their own through A's mount, 4 on one file
+# (lc.TAG) through B's; their figures in $T/lc.TAG.a and .b (names a_*,
+# b_*), their pids in LC_A and LC_B. lockers_check waits for them and
+# expects both to succeed.
+lockers_start() { # SECONDS TAG
+	local lc=$BIN/tests/bench/lock_cycles
+	[ -x "$lc" ] || die "$lc is not built"
+	"$lc" "$(mnt "$A")" --seconds "$1" --threads 4 --tag "$2" --name a >"$T/lc.$2.a" 2>&1 &
+	LC_A=$!
+	track_pid $LC_A
+	"$lc" "$(mnt "$B")" --seconds "$1" --threads 4 --contended --tag "$2" --name b >"$T/lc.$2.b" 2>&1 &
+	LC_B=$!
+	track_pid $LC_B
+}
+lockers_check() { # TAG WHAT
+	wait $LC_A
+	expect_eq $? 0 "lock_cycles on $A $2 ($(tr '\n' ' ' <"$T/lc.$1.a"))"
+	wait $LC_B
+	expect_eq $? 0 "lock_cycles on $B $2 ($(tr '\n' ' ' <"$T/lc.$1.b"))"
+	echo "cycles/s $2: $A $(awk '$1 == "a_cycles" {print $2}' "$T/lc.$1.a"), $B $(awk '$1 == "b_cycles" {print $2}' "$T/lc.$1.b")"
 }
 
 # PROCS processes on each of HOSTS run N flock-guarded read-increment-

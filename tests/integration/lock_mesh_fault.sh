@@ -28,9 +28,7 @@ shown() { local k; for k in $H; do printf '%s=%s; ' "$k" "$(lockx "$(mnt "$k")/$
 
 # ---- kill -9 of the leader's replicator ----
 L=$(agreed_leader $H) || die "no leader"
-others=()
-for k in $H; do [ "$k" = "$L" ] || others+=("$k"); done
-A=${others[0]} B=${others[1]}
+set_followers "$L" $H
 echo "leader $L; holder on $A, third host $B"
 (hold ex "$(mnt "$A")/f") &
 holder=$!
@@ -127,27 +125,14 @@ done
 
 # ---- lock cycles through a leader kill ----
 L=$(agreed_leader $H) || die "no leader before the lock cycles"
-others=()
-for k in $H; do [ "$k" = "$L" ] || others+=("$k"); done
-A=${others[0]} B=${others[1]}
-LC=$BIN/tests/bench/lock_cycles
-[ -x "$LC" ] || die "$LC is not built"
-"$LC" "$(mnt "$A")" --seconds 5 --threads 4 --tag churn --name a >"$T/churn.a" 2>&1 &
-la=$!
-track_pid $la
-"$LC" "$(mnt "$B")" --seconds 5 --threads 4 --contended --tag churn --name b >"$T/churn.b" 2>&1 &
-lb=$!
-track_pid $lb
+set_followers "$L" $H
+lockers_start 5 churn
 g0=$(lock_stat "$A" lock_table_grants)
 going() { [ "$(lock_stat "$A" lock_table_grants)" -ge $((g0 + 300)) ]; }
-wait_for 10 going || die "the lockers made no progress: $(cat "$T"/churn.?)"
+wait_for 10 going || die "the lockers made no progress: $(cat "$T"/lc.churn.?)"
 mesh kill "$M" "$L" || die "statefs-mesh kill $L"
 echo "killed the leader $L during lock cycles on $A and $B"
-wait $la
-expect_eq $? 0 "lock_cycles on $A through the kill ($(tr '\n' ' ' <"$T/churn.a"))"
-wait $lb
-expect_eq $? 0 "lock_cycles on $B through the kill ($(tr '\n' ' ' <"$T/churn.b"))"
-echo "cycles/s through the kill: $A $(awk '$1 == "a_cycles" {print $2}' "$T/churn.a"), $B $(awk '$1 == "b_cycles" {print $2}' "$T/churn.b")"
+lockers_check churn "through the kill"
 mesh start "$M" "$L" || die "statefs-mesh start $L"
 wait_for 15 have_leader $H || die "no agreed leader after $L came back"
 wait_for 10 none_held $H || fail "locks held after the lockers ended: $(held_counts $H)"

@@ -25,25 +25,12 @@ for k in $H; do
 		die "$k's replicator did not take the fault point"
 done
 L=$(agreed_leader $H) || die "no leader"
-others=()
-for k in $H; do [ "$k" = "$L" ] || others+=("$k"); done
-A=${others[0]} B=${others[1]}
+set_followers "$L" $H
 echo "leader $L; lockers on $A and $B"
 
 # ---- lock cycles ----
-LC=$BIN/tests/bench/lock_cycles
-[ -x "$LC" ] || die "$LC is not built"
-"$LC" "$(mnt "$A")" --seconds 3 --threads 4 --tag loss --name a >"$T/lc.a" 2>&1 &
-la=$!
-track_pid $la
-"$LC" "$(mnt "$B")" --seconds 3 --threads 4 --contended --tag loss --name b >"$T/lc.b" 2>&1 &
-lb=$!
-track_pid $lb
-wait $la
-expect_eq $? 0 "lock_cycles on $A ($(tr '\n' ' ' <"$T/lc.a"))"
-wait $lb
-expect_eq $? 0 "lock_cycles on $B ($(tr '\n' ' ' <"$T/lc.b"))"
-echo "cycles/s with 15% loss: $A $(awk '$1 == "a_cycles" {print $2}' "$T/lc.a"), $B $(awk '$1 == "b_cycles" {print $2}' "$T/lc.b")"
+lockers_start 3 loss
+lockers_check loss "with 15% loss"
 
 # ---- the counter ----
 echo 0 >"$(mnt "$A")/counter" || die "write counter"

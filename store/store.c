@@ -1772,33 +1772,44 @@ static int store_init(struct store *s, MDB_txn *txn)
 
 static int open_dbs(struct store *s, const char *file);
 
-/* A format 2 store, its meta record in *m: re-encode it in txn (which
- * this ends), then open it. */
-static int upgrade_v2(struct store *s, MDB_txn *txn, const char *file,
-		      struct meta *m)
+/* A format 1 or 2 store (its meta record in *m): re-encode it in txn,
+ * which this ends, then open it. A read-only open is refused; a failed
+ * upgrade leaves the file as it was. */
+static int upgrade(struct store *s, MDB_txn *txn, const char *file,
+		   struct meta *m, int format)
 {
 	int rc;
 
 	if (s->opts.readonly) {
-		store_set_error("%s: store format 2: open it read-write once to "
-				"upgrade it", file);
+		store_set_error("%s: store format %d%s: open it read-write once "
+				"to upgrade it", file, format,
+				format == 1 ? " (statefs 0.1)" : "");
 		mdb_txn_abort(txn);
 		return -EPROTO;
 	}
 	rc = mdb_dbi_open(txn, "rec", 0, &s->dbi_rec);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "log", MDB_INTEGERKEY, &s->dbi_log);
-	if (rc == 0)
+	if (rc == 0 && format == 1) {
+		rc = mdb_dbi_open(txn, "vv", MDB_INTEGERKEY, &s->dbi_vv);
+		if (rc == 0)
+			rc = mdb_dbi_open(txn, "peer", MDB_CREATE, &s->dbi_peer);
+		if (rc == 0)
+			rc = store_upgrade_v1(s, txn, file);
+	} else if (rc == 0) {
 		rc = store_upgrade_v2(s, txn, file, m);
+	}
 	if (rc == 0)
 		rc = mdb_txn_commit(txn);
 	else
 		mdb_txn_abort(txn);
 	if (rc) {
-		store_set_error("%s: cannot upgrade the store from format 2: %s; "
-				"the file is left as it was", file, mdb_strerror(rc));
+		store_set_error("%s: cannot upgrade the store from format %d: "
+				"%s; the file is left as it was", file, format,
+				mdb_strerror(rc));
 		return store_err(rc);
 	}
+	s->upgraded = format == 1; /* store_open's fixup */
 	return open_dbs(s, file);
 }
 
@@ -1826,37 +1837,8 @@ static int open_dbs(struct store *s, const char *file)
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	if (rc == 2) {
-		if (ro) {
-			store_set_error("%s: store format 1 (statefs 0.1): open it "
-					"read-write once to upgrade it", file);
-			mdb_txn_abort(txn);
-			return -EPROTO;
-		}
-		rc = mdb_dbi_open(txn, "rec", 0, &s->dbi_rec);
-		if (rc == 0)
-			rc = mdb_dbi_open(txn, "log", MDB_INTEGERKEY, &s->dbi_log);
-		if (rc == 0)
-			rc = mdb_dbi_open(txn, "vv", MDB_INTEGERKEY, &s->dbi_vv);
-		if (rc == 0)
-			rc = mdb_dbi_open(txn, "peer", MDB_CREATE, &s->dbi_peer);
-		if (rc == 0)
-			rc = store_upgrade_v1(s, txn, file);
-		if (rc == 0)
-			rc = mdb_txn_commit(txn);
-		else
-			mdb_txn_abort(txn);
-		if (rc) {
-			store_set_error("%s: cannot upgrade the store from format 1: "
-					"%s; the file is left as it was", file,
-					mdb_strerror(rc));
-			return store_err(rc);
-		}
-		s->upgraded = 1;
-		return open_dbs(s, file);
-	}
-	if (rc == 3)
-		return upgrade_v2(s, txn, file, &m);
+	if (rc == 2 || rc == 3)
+		return upgrade(s, txn, file, &m, rc == 2 ? 1 : 2);
 	if (rc == 1) {
 		if (ro || s->opts.no_create) {
 			store_set_error("%s: no statefs store here", file);

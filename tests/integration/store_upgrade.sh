@@ -21,6 +21,17 @@ cp "$DATA/store-format1.mdb" "$STORE/store.mdb"
 
 ctl() { "$STATEFSCTL" -s "$STORE" "$@"; }
 
+# a read-only mount cannot upgrade: refused with one line, file untouched
+if [ -e /dev/fuse ]; then
+	sum=$(sha256sum <"$STORE/store.mdb")
+	mkdir -p "$T/ro"
+	out=$(timeout 10 "$STATEFS" -f -o ro "$STORE" "$T/ro" 2>&1)
+	expect_eq $? 1 "exit status of a read-only mount of a format 1 store"
+	expect_eq "$out" "statefs: $STORE/store.mdb: store format 1 (statefs 0.1): open it read-write once to upgrade it" \
+		"message of a read-only mount of a format 1 store"
+	expect_eq "$(sha256sum <"$STORE/store.mdb")" "$sum" "the format 1 file after the refused mount"
+fi
+
 out=$(ctl check 2>&1)
 expect_eq "$out" "ok" "check after the upgrade"
 expect_eq "$(ctl status | grep '^format ')" "format 3" "format after the upgrade"

@@ -24,6 +24,17 @@ cp "$DATA/store-format2.mdb" "$STORE/store.mdb"
 
 ctl() { "$STATEFSCTL" -s "$STORE" "$@"; }
 
+# a read-only mount cannot upgrade: refused with one line, file untouched
+if [ -e /dev/fuse ]; then
+	sum=$(sha256sum <"$STORE/store.mdb")
+	mkdir -p "$T/ro"
+	out=$(timeout 10 "$STATEFS" -f -o ro "$STORE" "$T/ro" 2>&1)
+	expect_eq $? 1 "exit status of a read-only mount of a format 2 store"
+	expect_eq "$out" "statefs: $STORE/store.mdb: store format 2: open it read-write once to upgrade it" \
+		"message of a read-only mount of a format 2 store"
+	expect_eq "$(sha256sum <"$STORE/store.mdb")" "$sum" "the format 2 file after the refused mount"
+fi
+
 # what statefsctl of format 2 printed for this store
 want_watch='1 mkdir /a 0 52f665f59091dd8f
 2 put /a/one 11 52f665f59091dd8f

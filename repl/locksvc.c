@@ -2639,12 +2639,20 @@ int locksvc_start(const struct config *cfg, struct store *store,
 		char *end;
 		unsigned long v = strtoul(fault, &end, 10);
 
-		s->fault_drop = *end || v > 1000 ? 0 : (unsigned)v;
-		s->fault_rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull | 1;
-		log_msg(LOG_NOTICE,
-			"fault point: dropping %u of every 1000 lock messages "
-			"to other members (STATEFS_FAULT_LOCK_DROP=%s)",
-			s->fault_drop, fault);
+		if (*end || v > 1000) {
+			log_msg(LOG_WARNING,
+				"STATEFS_FAULT_LOCK_DROP=%s is not a number "
+				"0..1000: ignored", fault);
+		} else {
+			s->fault_drop = (unsigned)v;
+			s->fault_rng =
+			    (uint64_t)getpid() * 0x9e3779b97f4a7c15ull | 1;
+			log_msg(LOG_NOTICE,
+				"fault point: dropping %u of every 1000 lock "
+				"messages to other members "
+				"(STATEFS_FAULT_LOCK_DROP=%s)",
+				s->fault_drop, fault);
+		}
 	}
 	s->heartbeat_ms = s->election_ms / 6 ? s->election_ms / 6 : 1;
 	if (cfg->control[0])

@@ -12,7 +12,8 @@
 #  - 2 hosts x 3 processes x 20 flock-guarded increments end at exactly
 #    120 (no two holders at once, every release seen before the next
 #    grant);
-#  - afterwards no member's table holds a lock: no release was lost.
+#  - afterwards no member's table holds a lock: no release was lost;
+#  - a value that is no number 0..1000 (15%) is refused with one line.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lock_mesh_lib.sh"
 lm_require
@@ -54,4 +55,11 @@ echo "messages dropped $drops, GAP answers $gaps, ops proposed again $resends"
 [ "$drops" -gt 100 ] || fail "only $drops messages dropped: the fault point did not bite"
 [ "$gaps" -gt 0 ] || fail "no GAP answer: the lost-release path was not exercised"
 [ "$resends" -gt 0 ] || fail "no op was proposed again"
+
+# a value that is no permille is refused with one line, not half-used
+mesh kill "$M" n3 || die "statefs-mesh kill n3"
+STATEFS_FAULT_LOCK_DROP=15% mesh start "$M" n3 || die "statefs-mesh start n3"
+refused() { grep -q "STATEFS_FAULT_LOCK_DROP=15% is not a number 0..1000: ignored" "$M/n3/repl.log"; }
+wait_for 10 refused || fail "no message for STATEFS_FAULT_LOCK_DROP=15%: $(tail -3 "$M/n3/repl.log")"
+wait_for 15 have_leader $H || fail "no agreed leader after n3's restart"
 finish

@@ -1566,9 +1566,16 @@ static void retry(struct locksvc *s, struct conn *c, int64_t now)
 		/* lost, or the leader has a backlog: again, and wait twice
 		 * as long next time, so that retries do not multiply a
 		 * backlog (100,000 releases at once did, for a minute) */
+		int64_t max = (int64_t)s->cfg.lock_lease_ms / 8;
+
+		/* ...but never so long that a lost KEEPALIVE lets the lease
+		 * of a live host run out: at most lease/8 */
+		if (max > RETRY_MAX_MS)
+			max = RETRY_MAX_MS;
 		resend_all(s, c);
-		o->wait_ms = o->wait_ms * 2 < RETRY_MAX_MS ? o->wait_ms * 2
-							   : RETRY_MAX_MS;
+		o->wait_ms = o->wait_ms * 2 < max ? o->wait_ms * 2 : max;
+		if (o->wait_ms < (int64_t)(3 * s->heartbeat_ms))
+			o->wait_ms = (int64_t)(3 * s->heartbeat_ms);
 	}
 }
 

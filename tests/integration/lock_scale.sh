@@ -4,7 +4,6 @@
 # then every holder killed at once: all 102,000 locks are freed within a
 # deadline and counted as orphans.
 . "$(dirname "$0")/../lib.sh"
-command -v python3 >/dev/null || skip "python3 missing"
 [ -x "$STATEFS" ] || skip "no driver at $STATEFS"
 ulimit -n 4096 2>/dev/null || skip "cannot raise the fd limit to 4096"
 
@@ -14,50 +13,24 @@ stat_of() { awk -v k="$1" '$1 == k { print $2 }' "$M/.statefs/stats"; }
 held() { echo $(($(stat_of locks_held_exclusive) + $(stat_of locks_held_shared))); }
 held_is() { [ "$(held)" == "$1" ]; }
 
-# holders.py DIR NPROC NFILES: fork NPROC children; child i creates and
-# flocks NFILES files DIR/i/j (exclusive), then reports and sleeps. The
-# parent prints "ready" once all children hold their locks, then waits.
-cat >"$T/holders.py" <<'EOF'
-import fcntl, os, signal, sys
-d, nproc, nfiles = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-r, w = os.pipe()
-kids = []
-for i in range(nproc):
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        sub = os.path.join(d, str(i))
-        os.makedirs(sub, exist_ok=True)
-        fds = []
-        for j in range(nfiles):
-            fd = os.open(os.path.join(sub, str(j)), os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fds.append(fd)
-        os.write(w, b"x")
-        os.close(w)
-        while True:
-            signal.pause()
-    kids.append(pid)
-os.close(w)
-n = 0
-while n < nproc:
-    b = os.read(r, 65536)
-    if not b:
-        break
-    n += len(b)
-print("ready %d" % n, flush=True)
-signal.pause()
-EOF
+# lock_holders (tests/bench/lock_holders.c) --excl DIR HOST NPROC NLOCKS
+# GO: NPROC children, child i flocks DIR/ex/HOST/i/j (j < NLOCKS)
+# exclusive; "ready NPROC" once all hold them, then they sleep.
+LH=$BIN/tests/bench/lock_holders
+[ -x "$LH" ] || skip "no $LH"
+"$LH" --excl --make "$M" many 2000 1 || die "cannot make the files"
+"$LH" --excl --make "$M" big 50 2000 || die "cannot make the files"
+touch "$T/go"
 
 start=$SECONDS
 # 2,000 processes, one lock each; their own process group to kill at once
-setsid python3 "$T/holders.py" "$M/many" 2000 1 >"$T/many.out" 2>&1 &
+setsid "$LH" --excl "$M" many 2000 1 "$T/go" >"$T/many.out" 2>&1 &
 many=$!
 track_pid $many
 wait_for 100 grep -q "^ready 2000" "$T/many.out" ||
 	die "2,000 holders not ready: $(tail -3 "$T/many.out")"
 echo "2000 holders ready after $((SECONDS - start)) s"
-setsid python3 "$T/holders.py" "$M/big" 50 2000 >"$T/big.out" 2>&1 &
+setsid "$LH" --excl "$M" big 50 2000 "$T/go" >"$T/big.out" 2>&1 &
 big=$!
 track_pid $big
 wait_for 100 grep -q "^ready 50" "$T/big.out" ||
@@ -65,22 +38,22 @@ wait_for 100 grep -q "^ready 50" "$T/big.out" ||
 echo "102000 locks held after $((SECONDS - start)) s"
 expect_eq "$(held)" 102000 "locks held"
 expect_eq "$(stat_of locks_held_exclusive)" 102000 "exclusive locks held"
-expect_eq "$(getfattr --only-values -n user.statefs.lock "$M/big/7/1999" 2>/dev/null | cut -d' ' -f1)" \
+expect_eq "$(getfattr --only-values -n user.statefs.lock "$M/ex/big/7/1999" 2>/dev/null | cut -d' ' -f1)" \
 	exclusive "state of one of the 100,000"
-flock -n "$M/many/1999/0" true
+flock -n "$M/ex/many/1999/0" true
 expect_eq $? 1 "flock -n on a held lock"
 
 orph0=$(stat_of locks_orphaned)
 t0=$SECONDS
-# every holder dies at once (each python and all its children)
+# every holder dies at once (each lock_holders and all its children)
 kill -9 -- -$many -$big
 wait_for 60 held_is 0 || fail "locks still held 60 s after the kill: $(held)"
 echo "all released $((SECONDS - t0)) s after kill -9"
 expect_eq $(($(stat_of locks_orphaned) - orph0)) 102000 "locks counted as orphans"
 expect_eq "$(stat_of lock_waiters)" 0 "waiters"
-flock -n "$M/many/1999/0" true
+flock -n "$M/ex/many/1999/0" true
 expect_eq $? 0 "flock -n after the holders died"
-expect_eq "$(getfattr --only-values -n user.statefs.lock "$M/big/7/1999" 2>/dev/null)" \
+expect_eq "$(getfattr --only-values -n user.statefs.lock "$M/ex/big/7/1999" 2>/dev/null)" \
 	unlocked "state after the kill"
 grep -iE "error|fatal" "$T/statefs.log" && fail "driver logged an error"
 finish

@@ -16,6 +16,10 @@
  * release with flock_release), which the high-level library turns into
  * .flock(LOCK_UN).
  *
+ * statfs(2) tells the number of flock holdings in f_ffree (`stat -f -c
+ * %d MOUNTPOINT`): how the benchmark sees every lock of killed holders
+ * freed.
+ *
  * What it is for: the same flock cycle through statefs and through this
  * file system measures statefs's lock manager against the bare FUSE cost
  * of a lock round trip.
@@ -75,6 +79,7 @@ static pthread_mutex_t fs_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t fs_cond = PTHREAD_COND_INITIALIZER;
 static struct flockfs_file *fs_files[FLOCKFS_BUCKETS];
 static size_t fs_nfiles;
+static uint64_t fs_held; /* flock holdings, exclusive and shared */
 
 static unsigned name_hash(const char *s)
 {
@@ -367,12 +372,14 @@ static int lock_drop(struct flockfs_file *f, uint64_t owner)
 
 	if (f->excl && f->excl_owner == owner) {
 		f->excl = 0;
+		fs_held--;
 		return 1;
 	}
 	for (pp = &f->shared; (o = *pp); pp = &o->next) {
 		if (o->owner == owner) {
 			*pp = o->next;
 			free(o);
+			fs_held--;
 			return 1;
 		}
 	}
@@ -421,9 +428,23 @@ static int ff_flock(const char *path, struct fuse_file_info *fi, int op)
 		o->next = f->shared;
 		f->shared = o;
 	}
+	fs_held++;
 out:
 	pthread_mutex_unlock(&fs_mutex);
 	return err;
+}
+
+static int ff_statfs(const char *path, struct statvfs *st)
+{
+	(void)path;
+	memset(st, 0, sizeof(*st));
+	st->f_bsize = 4096;
+	st->f_namemax = 255;
+	pthread_mutex_lock(&fs_mutex);
+	st->f_files = fs_nfiles;
+	st->f_ffree = fs_held;
+	pthread_mutex_unlock(&fs_mutex);
+	return 0;
 }
 
 static void *ff_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -449,6 +470,7 @@ static const struct fuse_operations flockfs_ops = {
 	.unlink = ff_unlink,
 	.release = ff_release,
 	.flock = ff_flock,
+	.statfs = ff_statfs,
 };
 
 int main(int argc, char *argv[])

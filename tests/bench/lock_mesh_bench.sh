@@ -215,67 +215,11 @@ if has_part failover; then
 fi
 
 # ---- 2,000 holders, 100,000 locks over 4 hosts ----
-cat >"$TMP/holders.py" <<'EOF'
-# holders.py MNT HOST NPROC NLOCKS GOFILE: NPROC children; child i takes
-# NLOCKS/2 exclusive flocks on MNT/ex/HOST/i/j and NLOCKS/2 shared ones
-# on MNT/sh/i/j (the files exist). Prints "forked N" once every child
-# has opened its files, waits for GOFILE, prints "ready N" once every
-# child holds all its locks, then sleeps.
-import fcntl, os, signal, sys, time
-mnt, host, nproc, nlocks, gofile = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-half = nlocks // 2
-r, w = os.pipe()
-gr, gw = os.pipe()
-for i in range(nproc):
-    if os.fork() == 0:
-        os.close(r)
-        os.close(gw)
-        fds = []
-        for j in range(half):
-            fds.append((os.open("%s/ex/%s/%d/%d" % (mnt, host, i, j), os.O_RDONLY), fcntl.LOCK_EX))
-            fds.append((os.open("%s/sh/%d/%d" % (mnt, i, j), os.O_RDONLY), fcntl.LOCK_SH))
-        os.write(w, b"f")
-        os.read(gr, 1)
-        for fd, mode in fds:
-            fcntl.flock(fd, mode)
-        os.write(w, b"l")
-        while True:
-            signal.pause()
-os.close(w)
-os.close(gr)
-def collect(want):
-    n = 0
-    while n < nproc:
-        b = os.read(r, min(65536, nproc - n))
-        if not b:
-            sys.exit("holders: a child died")
-        if b.strip(want):
-            sys.exit("holders: unexpected %r" % b)
-        n += len(b)
-collect(b"f")
-print("forked %d" % nproc, flush=True)
-while not os.path.exists(gofile):
-    time.sleep(0.001)
-os.close(gw)
-collect(b"l")
-print("ready %d" % nproc, flush=True)
-while True:
-    signal.pause()
-EOF
-cat >"$TMP/mkfiles.py" <<'EOF'
-# mkfiles.py MNT NPROC_PER_HOST NLOCKS: the holders' files, made on one mount
-import os, sys
-mnt, per, nlocks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-half = nlocks // 2
-def mk(d):
-    os.makedirs(d, exist_ok=True)
-    for j in range(half):
-        os.close(os.open("%s/%d" % (d, j), os.O_CREAT | os.O_WRONLY, 0o644))
-for i in range(per):
-    mk("%s/sh/%d" % (mnt, i))
-    for h in ("n1", "n2", "n3", "n4"):
-        mk("%s/ex/%s/%d" % (mnt, h, i))
-EOF
+# lock_holders (tests/bench/lock_holders.c) on every host, a process
+# group each; the same load on one tmpfs directory and one flockfs mount
+# first: the floor of freeing the locks of 2,000 killed processes here.
+LH=$BUILD/tests/bench/lock_holders
+FF=$BUILD/tests/bench/flockfs
 rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null; }
 mount_pid() { cat "$M/$1/mount.pid" 2>/dev/null; } # nK's statefs
 rss_all() { # SUFFIX: VmRSS of every daemon
@@ -296,37 +240,84 @@ all_held_zero() {
 }
 all_forked() { [ "$(cat "$TMP"/scale.n?.out 2>/dev/null | grep -c '^forked')" = 4 ]; }
 all_ready() { [ "$(cat "$TMP"/scale.n?.out 2>/dev/null | grep -c '^ready')" = 4 ]; }
-scale_run() {
-	local per=$((SCALE_PROCS / 4)) nl=$((SCALE_LOCKS / SCALE_PROCS)) k t0 t1 p
-	roles || { bad "scale: no leader"; return 1; }
-	ulimit -n $((nl * 2 + 64)) 2>/dev/null
-	note "scale: $SCALE_PROCS holders x $nl locks ($((per * 4 * nl)) locks), making the files"
-	"$PY" "$TMP/mkfiles.py" "$(mnt n1)" "$per" "$nl" || { bad "scale: files"; return 1; }
-	mesh wait "$M" 120 >/dev/null || { bad "scale: files did not replicate"; return 1; }
-	rss_all before
-	for k in n1 n2 n3 n4; do
-		setsid "$PY" "$TMP/holders.py" "$(mnt "$k")" "$k" "$per" "$nl" "$TMP/go" \
-			>"$TMP/scale.$k.out" 2>&1 &
-		echo $! >"$TMP/scale.$k.pid"
+# scale_hold TAG FLAT DIR1..DIR4: the holders of host nK on DIRk take
+# their locks; prints the take figures. FLAT: --flat or "".
+scale_hold() {
+	local tag=$1 flat=$2 dirs=("${@:3}") i t0 t1
+	rm -f "$TMP/go"
+	for i in 0 1 2 3; do
+		setsid "$LH" $flat "${dirs[i]}" "n$((i + 1))" "$per" "$nl" "$TMP/go" \
+			>"$TMP/scale.n$((i + 1)).out" 2>&1 &
+		echo $! >"$TMP/scale.n$((i + 1)).pid"
 		disown $! # no "Killed" lines from bash
 	done
-	wait_for 300 all_forked || { bad "scale: holders did not start: $(tail -2 "$TMP"/scale.n?.out)"; return 1; }
+	wait_for 300 all_forked || { bad "scale $tag: holders did not start: $(tail -2 "$TMP"/scale.n?.out)"; return 1; }
 	t0=$(now_ms)
 	touch "$TMP/go"
-	wait_for 600 all_ready || { bad "scale: not all locks taken: $(tail -2 "$TMP"/scale.n?.out)"; return 1; }
+	wait_for 600 all_ready || { bad "scale $tag: not all locks taken: $(tail -2 "$TMP"/scale.n?.out)"; return 1; }
 	t1=$(now_ms)
+	echo "lockmesh_scale_take_all_$tag $(secs $((t1 - t0))) s"
+	echo "lockmesh_scale_take_rate_$tag $((per * 4 * nl * 1000 / (t1 - t0 + 1))) locks/s"
+}
+# scale_free TAG FREED...: kill -9 every holder group at once, wait until
+# the command FREED... succeeds, print the seconds; then wait for the
+# holders to be gone.
+scale_free() {
+	local tag=$1 t0 t1 k; shift
+	t0=$(now_ms)
+	for k in n1 n2 n3 n4; do kill -9 -- -"$(cat "$TMP/scale.$k.pid")" 2>/dev/null; done
+	wait_for 120 "$@" || bad "scale $tag: locks still held 120 s after the kill"
+	t1=$(now_ms)
+	echo "lockmesh_scale_free_all_$tag $(secs $((t1 - t0))) s"
+	for k in n1 n2 n3 n4; do
+		wait_for 30 eval "! alive $(cat "$TMP/scale.$k.pid")"
+		rm -f "$TMP/scale.$k.pid"
+	done
+}
+secs() { echo "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
+proc_locks_at_most() { [ "$(wc -l </proc/locks)" -le "$1" ] && sleep 0.04; }
+flockfs_free() { [ "$(stat -f -c %d "$TMP/ff")" = 0 ] && sleep 0.04; }
+scale_refs() { # tmpfs and flockfs, one directory for the 4 "hosts"
+	local d=$TMP/tmpfs k base
+	mkdir -p "$d"
+	for k in n1 n2 n3 n4; do "$LH" --make "$d" "$k" "$per" "$nl" || { bad "scale: files on tmpfs"; return 1; }; done
+	base=$(wc -l </proc/locks)
+	scale_hold tmpfs "" "$d" "$d" "$d" "$d" || return 1
+	scale_free tmpfs proc_locks_at_most "$base"
+	rm -rf "$d"
+	[ -x "$FF" ] || { skip "scale flockfs: $FF not built"; return 0; }
+	mkdir -p "$TMP/ff"
+	"$FF" "$TMP/ff" >"$TMP/ff.log" 2>&1 &
+	started $!
+	wait_for 10 mountpoint -q "$TMP/ff" ||
+		{ bad "scale: flockfs did not mount"; return 1; }
+	for k in n1 n2 n3 n4; do "$LH" --flat --make "$TMP/ff" "$k" "$per" "$nl" || { bad "scale: files on flockfs"; return 1; }; done
+	scale_hold flockfs --flat "$TMP/ff" "$TMP/ff" "$TMP/ff" "$TMP/ff" || return 1
+	scale_free flockfs flockfs_free
+	fusermount3 -u "$TMP/ff"
+}
+scale_run() {
+	local per=$((SCALE_PROCS / 4)) nl=$((SCALE_LOCKS / SCALE_PROCS)) k t0 tracer=
+	[ -x "$LH" ] || { skip "scale: $LH not built"; return 0; }
+	ulimit -n $((nl * 2 + 64)) 2>/dev/null
 	echo "lockmesh_scale_holders $((per * 4)) processes"
 	echo "lockmesh_scale_locks $((per * 4 * nl)) locks"
-	echo "lockmesh_scale_take_all $(((t1 - t0) / 1000)).$(printf %03d $(((t1 - t0) % 1000))) s"
-	echo "lockmesh_scale_take_rate $((per * 4 * nl * 1000 / (t1 - t0 + 1))) locks/s"
+	note "scale: $SCALE_PROCS holders x $nl locks on tmpfs and flockfs"
+	scale_refs
+	roles || { bad "scale: no leader"; return 1; }
+	note "scale: the same on the mesh, making the files"
+	for k in n1 n2 n3 n4; do "$LH" --make "$(mnt n1)" "$k" "$per" "$nl" || { bad "scale: files"; return 1; }; done
+	mesh wait "$M" 120 >/dev/null || { bad "scale: files did not replicate"; return 1; }
+	rss_all before
+	scale_hold statefs "" "$(mnt n1)" "$(mnt n2)" "$(mnt n3)" "$(mnt n4)" || return 1
 	sleep 0.5 # a status write
 	for k in n1 n2 n3 n4; do
 		echo "lockmesh_scale_table_excl_$k $(stat_in "$k" lock_held_excl) locks"
 		echo "lockmesh_scale_table_shared_$k $(stat_in "$k" lock_held_shared) locks"
 	done
 	rss_all held
-	t0=$(now_ms)
 	if [ -n "${SCALE_TRACE:-}" ]; then # a timeline of the freeing, on stderr
+		t0=$(now_ms)
 		(while :; do
 			l="$(($(now_ms) - t0)) ms:"
 			for k in n1 n2 n3 n4; do
@@ -337,19 +328,16 @@ scale_run() {
 		done) &
 		tracer=$!
 	fi
-	for k in n1 n2 n3 n4; do kill -9 -- -"$(cat "$TMP/scale.$k.pid")" 2>/dev/null; done
-	wait_for 120 all_held_zero || bad "scale: locks still held 120 s after the kill"
-	t1=$(now_ms)
-	[ -n "${tracer:-}" ] && kill "$tracer" 2>/dev/null
-	echo "lockmesh_scale_free_all $(((t1 - t0) / 1000)).$(printf %03d $(((t1 - t0) % 1000))) s"
-	for k in n1 n2 n3 n4; do
-		wait_for 10 eval "! alive $(cat "$TMP/scale.$k.pid")"
-		rm -f "$TMP/scale.$k.pid"
-	done
+	scale_free statefs all_held_zero
+	[ -n "$tracer" ] && kill "$tracer" 2>/dev/null
 	rss_all after
 }
 if has_part scale; then
 	scale_run | emit
+	ratio lockmesh_scale_free_all_statefs_vs_flockfs lockmesh_scale_free_all_statefs \
+		lockmesh_scale_free_all_flockfs | emit
+	ratio lockmesh_scale_take_all_statefs_vs_flockfs lockmesh_scale_take_all_statefs \
+		lockmesh_scale_take_all_flockfs | emit
 fi
 
 # ---- etcd and redis, the same loads ----

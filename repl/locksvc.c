@@ -109,15 +109,12 @@
 #include "common/clock.h"
 #include "common/le.h"
 #include "common/log.h"
+#include "repl/lockdg.h"
 #include "repl/lockfsm.h"
 #include "repl/locksvc.h"
 #include "repl/raftguard.h"
 #include "repl/raftnet.h"
 
-#define DG_PROPOSE 1
-#define DG_RESULT 2
-#define DG_GRANT 3
-#define DG_MULTI 4
 #define BATCH_MAX (256u << 10) /* bytes of commands in one raft entry */
 #define UNIT_MAX (16u << 10)   /* bytes of one unit (in a datagram) */
 #define UNIT_CMDS 64	       /* commands in one unit */
@@ -160,14 +157,6 @@ struct outmsg {
 	struct list link;
 	size_t len;
 	unsigned char buf[];
-};
-
-/* A list of framed messages: n x (u32 len, u32 0, len bytes, padded to
- * 8). Units, PROPOSE's payload and MULTI datagrams are ones. */
-struct frames {
-	unsigned char *p;
-	size_t len, cap;
-	uint32_t n;
 };
 
 struct conn {
@@ -214,7 +203,7 @@ struct member {
 	char name[64];
 	int voter;
 	uint64_t node;	    /* the store node it serves; 0: not known */
-	struct frames out; /* messages for it, sent by flush */
+	struct lockdg_frames out; /* messages for it, sent by flush */
 };
 
 struct locksvc {
@@ -255,7 +244,7 @@ struct locksvc {
 	int reachable;
 	uint64_t last_orphans;
 	uint64_t releases, waits, orphans_closed, orphans_expired;
-	uint64_t gaps, resends, fault_drops;
+	uint64_t gaps, resends, fault_drops, dg_malformed;
 	unsigned fault_drop;  /* permille, STATEFS_FAULT_LOCK_DROP */
 	uint64_t fault_rng;
 	double commit_ewma;
@@ -461,56 +450,6 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	free(a);
 }
 
-/* ---- frames ---- */
-
-/* Append one message, made of a then b, as a frame. 0 or -ENOMEM. */
-static int frames_add(struct frames *f, const void *a, size_t alen,
-		      const void *b, size_t blen)
-{
-	size_t mlen = alen + blen, need = f->len + 8 + ((mlen + 7) & ~(size_t)7);
-
-	if (need > f->cap) {
-		size_t cap = f->cap ? f->cap : 1024;
-		unsigned char *np;
-
-		while (cap < need)
-			cap *= 2;
-		np = realloc(f->p, cap);
-		if (!np)
-			return -ENOMEM;
-		f->p = np;
-		f->cap = cap;
-	}
-	le_put32(f->p + f->len, (uint32_t)mlen);
-	le_put32(f->p + f->len + 4, 0);
-	if (alen)
-		memcpy(f->p + f->len + 8, a, alen);
-	if (blen)
-		memcpy(f->p + f->len + 8 + alen, b, blen);
-	memset(f->p + f->len + 8 + mlen, 0, need - f->len - 8 - mlen);
-	f->len = need;
-	f->n++;
-	return 0;
-}
-
-/* The frame at *off of p[0..len): 0 and *msg, *mlen, *off moved past
- * it; -1 when none or malformed. */
-static int frames_next(const unsigned char *p, size_t len, size_t *off,
-		       const unsigned char **msg, size_t *mlen)
-{
-	size_t m;
-
-	if (*off > len || len - *off < 8 || le_get32(p + *off + 4))
-		return -1;
-	m = le_get32(p + *off);
-	if (((m + 7) & ~(size_t)7) > len - *off - 8)
-		return -1;
-	*msg = p + *off + 8;
-	*mlen = m;
-	*off += 8 + ((m + 7) & ~(size_t)7);
-	return 0;
-}
-
 /* ---- sending: datagrams and batches, once per turn of the loop ---- */
 
 static struct member *member_of(struct locksvc *s, uint64_t id)
@@ -529,7 +468,7 @@ static void dg_flush_one(struct locksvc *s, struct member *m)
 {
 	if (!m->out.n)
 		return;
-	le_put32(m->out.p, DG_MULTI);
+	le_put32(m->out.p, LOCKDG_MULTI);
 	le_put32(m->out.p + 4, m->out.n - 1);
 	raftnet_send(s->net, m->id, m->out.p, m->out.len);
 	m->out.len = 0;
@@ -556,9 +495,9 @@ static int dg_queue(struct locksvc *s, uint64_t to, const void *a,
 	}
 	if (m->out.len + flen > RAFTNET_MSG_MAX)
 		dg_flush_one(s, m);
-	if (!m->out.n && frames_add(&m->out, NULL, 0, NULL, 0) < 0)
+	if (!m->out.n && lockdg_frame_add(&m->out, NULL, 0, NULL, 0) < 0)
 		return -1;
-	return frames_add(&m->out, a, alen, b, blen) < 0 ? -1 : 0;
+	return lockdg_frame_add(&m->out, a, alen, b, blen) < 0 ? -1 : 0;
 }
 
 /* Propose the batch, unless BATCHES_OUT are being committed already
@@ -642,7 +581,7 @@ static int propose_here(struct locksvc *s, const unsigned char *u,
 		batch_flush(s, 1);
 	keep = s->batch;
 	for (i = 0; i < n; i++)
-		if (frames_next(u, len, &off, &cmd, &clen) < 0 ||
+		if (lockdg_frame_next(u, len, &off, &cmd, &clen) < 0 ||
 		    lockfsm_batch_add(&s->batch, origin, cmd, clen) < 0)
 			break;
 	if (i == n && off == len)
@@ -676,8 +615,7 @@ static int propose(struct locksvc *s, const void *u, size_t len, uint32_t n)
 		return -1;
 	if (lid == s->self_id)
 		return propose_here(s, u, len, n, s->self_id);
-	le_put32(hdr, DG_PROPOSE);
-	le_put32(hdr + 4, n);
+	lockdg_propose_header(hdr, n);
 	return dg_queue(s, lid, hdr, 8, u, len);
 }
 
@@ -702,7 +640,7 @@ static void op_send(struct locksvc *s, struct op *o)
 }
 
 /* Encode o as c's next command, appended to unit u. 0 or -errno. */
-static int op_encode(struct conn *c, struct op *o, struct frames *u)
+static int op_encode(struct conn *c, struct op *o, struct lockdg_frames *u)
 {
 	unsigned char stack[512], *bytes = stack;
 	struct lt_cmd cmd;
@@ -739,7 +677,7 @@ static int op_encode(struct conn *c, struct op *o, struct frames *u)
 		return -ENOMEM;
 	if (lt_cmd_encode(&cmd, bytes, len) < 0)
 		err = -EINVAL;
-	else if (frames_add(u, bytes, len, NULL, 0) < 0)
+	else if (lockdg_frame_add(u, bytes, len, NULL, 0) < 0)
 		err = -ENOMEM;
 	if (bytes != stack)
 		free(bytes);
@@ -791,7 +729,7 @@ static void resend_all(struct locksvc *s, struct conn *c)
  */
 static struct op *unit_make(struct conn *c, struct op *o)
 {
-	struct frames u = {0};
+	struct lockdg_frames u = {0};
 	struct op *last = NULL;
 	int err;
 
@@ -1255,46 +1193,32 @@ static void recheck_waiting(struct locksvc *s)
 	}
 }
 
-/* Write vv's pairs at p (a datagram's tail); their length. The index
- * the datagrams carry is the entry being applied: inside apply,
- * raft_last_applied is the one before it. */
-static size_t put_vv(unsigned char *p, const struct lt_vv *vv)
-{
-	uint32_t i;
-
-	for (i = 0; i < vv->n; i++) {
-		le_put64(p + 16 * i, vv->e[i].node);
-		le_put64(p + 8 + 16 * i, vv->e[i].seq);
-	}
-	return 16 * (size_t)vv->n;
-}
-
 /* On the leader: tell the member that proposed cmd its outcome (it
- * would learn it from its own apply a heartbeat later). */
+ * would learn it from its own apply a heartbeat later). The index the
+ * datagrams carry is the entry being applied: inside apply,
+ * raft_last_applied is the one before it. */
 static void send_result(struct locksvc *s, uint64_t to,
 			const struct lt_cmd *cmd, const struct lt_result *res)
 {
-	unsigned char buf[72 + LT_VV_MAX * 16];
+	unsigned char buf[LOCKDG_MSG_MAX];
 	struct lt_sessioninfo si;
-	const struct lt_vv none = {0};
-	const struct lt_vv *vv = res->code == LT_GRANTED ? &res->vv : &none;
+	struct lockdg_result r = {
+		.code = res->code,
+		.session = cmd->session,
+		.seq = cmd->seq,
+		.nonce = cmd->nonce,
+		.rsession = res->session,
+		.token = res->token,
+		.dup = res->dup,
+		.alive = lt_session(s->fsm.table,
+				    cmd->session ? cmd->session : res->session,
+				    &si) == 0,
+		.index = raft_last_applied(&s->raft) + 1,
+	};
 
-	le_put32(buf, DG_RESULT);
-	le_put32(buf + 4, res->code);
-	le_put64(buf + 8, cmd->session);
-	le_put64(buf + 16, cmd->seq);
-	le_put64(buf + 24, cmd->nonce);
-	le_put64(buf + 32, res->session);
-	le_put64(buf + 40, res->token);
-	le_put32(buf + 48, (uint32_t)res->dup);
-	le_put32(buf + 52, lt_session(s->fsm.table,
-				      cmd->session ? cmd->session
-						   : res->session,
-				      &si) == 0);
-	le_put32(buf + 56, vv->n);
-	le_put32(buf + 60, 0);
-	le_put64(buf + 64, raft_last_applied(&s->raft) + 1);
-	dg_queue(s, to, buf, 72 + put_vv(buf + 72, vv), NULL, 0);
+	if (res->code == LT_GRANTED)
+		r.vv = res->vv;
+	dg_queue(s, to, buf, lockdg_result_encode(buf, &r), NULL, 0);
 }
 
 /* The lockfsm hook: every applied command, on every member. */
@@ -1371,7 +1295,7 @@ static void learn_node(struct locksvc *s, uint64_t from, const struct lt_cmd *c)
 /* On the leader: tell the member of g's host (the hook's grants). */
 static void send_grant(struct locksvc *s, const struct lt_grant *g)
 {
-	unsigned char buf[56 + 16 * LT_VV_MAX];
+	unsigned char buf[LOCKDG_MSG_MAX];
 	struct lt_sessioninfo si;
 	size_t i;
 
@@ -1384,78 +1308,43 @@ static void send_grant(struct locksvc *s, const struct lt_grant *g)
 			break;
 	if (i == s->nmembers)
 		return;
-	le_put32(buf, DG_GRANT);
-	le_put32(buf + 4, g->kind);
-	le_put64(buf + 8, g->session);
-	le_put64(buf + 16, g->owner);
-	le_put64(buf + 24, g->seq);
-	le_put64(buf + 32, g->token);
-	le_put32(buf + 40, g->mode);
-	le_put32(buf + 44, g->vv.n);
-	le_put64(buf + 48, raft_last_applied(&s->raft) + 1);
-	dg_queue(s, s->members[i].id, buf, 56 + put_vv(buf + 56, &g->vv),
+	dg_queue(s, s->members[i].id, buf,
+		 lockdg_grant_encode(buf, g, raft_last_applied(&s->raft) + 1),
 		 NULL, 0);
-}
-
-static int get_vv(const unsigned char *p, size_t len, size_t off, uint32_t n,
-		  struct lt_vv *vv)
-{
-	uint32_t i;
-
-	if (n > LT_VV_MAX || len != off + 16 * (size_t)n)
-		return -1;
-	vv->n = n;
-	for (i = 0; i < n; i++) {
-		vv->e[i].node = le_get64(p + off + 16 * i);
-		vv->e[i].seq = le_get64(p + off + 8 + 16 * i);
-	}
-	return 0;
 }
 
 static void on_one(struct locksvc *s, uint64_t from,
 		   const unsigned char *p, size_t len)
 {
-	struct lt_vv vv;
+	struct lockdg_msg m;
+	raft_id lid;
+	const char *addr;
 
-	if (len < 8)
+	if (lockdg_decode(p, len, &m) < 0) {
+		s->dg_malformed++;
 		return;
-	if (le_get32(p) == DG_PROPOSE) {
-		raft_id lid;
-		const char *addr;
-		const unsigned char *cmd;
-		size_t off = 0, clen;
-		struct lt_cmd c;
-
+	}
+	switch (m.type) {
+	case LOCKDG_PROPOSE:
 		raft_leader(&s->raft, &lid, &addr);
-		if (lid != s->self_id ||
-		    frames_next(p + 8, len - 8, &off, &cmd, &clen) < 0 ||
-		    lt_cmd_decode(cmd, clen, &c) < 0)
+		if (lid != s->self_id)
 			return; /* the proposer retries at the leader */
-		learn_node(s, from, &c);
-		propose_here(s, p + 8, len - 8, le_get32(p + 4), from);
+		learn_node(s, from, &m.first);
+		propose_here(s, m.unit, m.unit_len, m.ncmds, from);
+		return;
+	case LOCKDG_GRANT:
+		seen(s, m.index);
+		grant(s, &m.grant);
+		return;
+	case LOCKDG_RESULT:
+		seen(s, m.result.index);
+		outcome(s, m.result.session, m.result.seq, m.result.nonce,
+			m.result.code, m.result.rsession, m.result.token,
+			&m.result.vv, m.result.alive);
+		return;
+	default:
 		return;
 	}
-	if (le_get32(p) == DG_GRANT && len >= 56) {
-		struct lt_grant g = {.kind = le_get32(p + 4),
-				     .session = le_get64(p + 8),
-				     .owner = le_get64(p + 16),
-				     .seq = le_get64(p + 24),
-				     .token = le_get64(p + 32),
-				     .mode = le_get32(p + 40)};
-
-		if (get_vv(p, len, 56, le_get32(p + 44), &g.vv) == 0) {
-			seen(s, le_get64(p + 48));
-			grant(s, &g);
-		}
-		return;
-	}
-	if (le_get32(p) != DG_RESULT || len < 72 ||
-	    get_vv(p, len, 72, le_get32(p + 56), &vv) < 0)
-		return;
-	seen(s, le_get64(p + 64));
-	outcome(s, le_get64(p + 8), le_get64(p + 16), le_get64(p + 24),
-		le_get32(p + 4), le_get64(p + 32), le_get64(p + 40), &vv,
-		(int)le_get32(p + 52));
 }
 
 /* A datagram from member `from`: a MULTI of messages. */
@@ -1464,12 +1353,17 @@ static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 	struct locksvc *s = arg;
 	const unsigned char *p = buf, *msg;
 	size_t off = 8, mlen;
-	uint32_t i, n;
+	int i, n;
 
-	if (s->stopping || s->failed || len < 8 || le_get32(p) != DG_MULTI)
+	if (s->stopping || s->failed)
 		return;
-	n = le_get32(p + 4);
-	for (i = 0; i < n && frames_next(p, len, &off, &msg, &mlen) == 0; i++)
+	n = lockdg_multi_check(p, len);
+	if (n < 0) {
+		s->dg_malformed++;
+		return;
+	}
+	for (i = 0; i < n && lockdg_frame_next(p, len, &off, &msg, &mlen) == 0;
+	     i++)
 		on_one(s, from, msg, mlen);
 }
 
@@ -1686,6 +1580,7 @@ static void publish(struct locksvc *s)
 	p.gaps = s->gaps;
 	p.resends = s->resends;
 	p.fault_drops = s->fault_drops;
+	p.dg_malformed = s->dg_malformed;
 	list_for(l, &s->conns)
 	{
 		struct conn *c = container_of(l, struct conn, link);

@@ -157,6 +157,7 @@ struct locksvc_stats {
 	/* this member */
 	uint64_t connections;
 	uint64_t gaps, resends, fault_drops;
+	uint64_t dg_malformed; /* datagrams lockdg.h refused */
 	uint64_t net_drop_cluster, net_drop_member, net_drop_key,
 		 net_drop_malformed, net_msgs_dropped, net_drop_blocked;
 };

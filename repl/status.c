@@ -26,7 +26,8 @@
  *   closed without unlocking); raftnet's drops: lock_drop_cluster,
  *   lock_drop_member, lock_drop_key, lock_drop_malformed, lock_drop_msgs,
  *   lock_drop_blocked; lock_gaps, lock_resends, lock_fault_drops
- *   (locksvc.h, Fault point).
+ *   (locksvc.h, Fault point); lock_dg_malformed (members' datagrams
+ *   that repl/lockdg.h refused).
  *   (The mount's /.statefs/stats shows these lines after its own, whose
  *   lock_waiters, lock_grants and lock_contentions count its own
  *   requests: hence lock_table_* here.)
@@ -78,14 +79,15 @@ static void locks(FILE *f, struct repl *r)
 		"\nlock_drop_msgs %" PRIu64
 		"\nlock_drop_blocked %" PRIu64
 		"\nlock_gaps %" PRIu64 "\nlock_resends %" PRIu64
-		"\nlock_fault_drops %" PRIu64 "\n",
+		"\nlock_fault_drops %" PRIu64
+		"\nlock_dg_malformed %" PRIu64 "\n",
 		st.reachable, st.term, st.last_index, st.commit_ms,
 		st.connections, st.sessions, st.held_excl, st.held_shared,
 		st.waiters, st.grants, st.releases, st.contentions, st.waits,
 		st.orphans_closed, st.orphans_expired, st.net_drop_cluster,
 		st.net_drop_member, st.net_drop_key, st.net_drop_malformed,
 		st.net_msgs_dropped, st.net_drop_blocked, st.gaps, st.resends,
-		st.fault_drops);
+		st.fault_drops, st.dg_malformed);
 }
 #else
 static void locks(FILE *f, struct repl *r)

@@ -50,6 +50,8 @@ for k in $H; do
 	drops=$((drops + $(lock_stat "$k" lock_fault_drops)))
 	gaps=$((gaps + $(lock_stat "$k" lock_gaps)))
 	resends=$((resends + $(lock_stat "$k" lock_resends)))
+	# lost messages, never malformed ones (repl/lockdg.h)
+	expect_eq "$(lock_stat "$k" lock_dg_malformed)" 0 "$k: datagrams refused as malformed"
 done
 echo "messages dropped $drops, GAP answers $gaps, ops proposed again $resends"
 [ "$drops" -gt 100 ] || fail "only $drops messages dropped: the fault point did not bite"

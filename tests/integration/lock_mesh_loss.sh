@@ -14,6 +14,9 @@
 #    grant);
 #  - afterwards no member's table holds a lock: no release was lost;
 #  - a value that is no number 0..1000 (15%) is refused with one line.
+# The sanitized build too: lost and resent datagrams are where a decoder
+# (repl/lockdg.c) or a retry would read freed or foreign memory.
+# san: yes
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lock_mesh_lib.sh"
 lm_require

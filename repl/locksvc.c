@@ -121,6 +121,8 @@
 #define BATCHES_OUT 1	       /* batches being committed at a time */
 #define PIPE_UNITS 4	       /* units of one lane in flight */
 #define RETRY_MAX_MS 2000      /* longest wait before proposing again */
+#define HOLD_US 1000	       /* longest a batch waits for expected lanes */
+#define EXPECT_SLOTS 256       /* sessions the leader expects back */
 #define HANDOVER_TICK_MS 2
 #define HANDOVER_LOG_MS 5000
 #define QUEUED_AFTER_MS 100
@@ -217,12 +219,17 @@ struct locksvc {
 	/* the loop's own, below */
 	uv_loop_t loop;
 	uv_async_t stop_async;
-	uv_timer_t tick, handover, kick;
+	uv_timer_t tick, handover, kick, hold;
 	uv_prepare_t flush_prep;
 	uv_check_t flush_check;
 	struct lockfsm_batch batch; /* proposals, at the leader */
 	unsigned batches_out;	    /* proposed, not applied yet */
 	int64_t batch_sent;	    /* when the last one was */
+	int64_t batch_first_us;	    /* when the batch got its first unit */
+	struct expect {		    /* sessions granted a lock, at_us 0: free */
+		uint64_t session;
+		int64_t at_us;
+	} expect[EXPECT_SLOTS];
 	uv_poll_t listen_poll;
 	int listen_fd, stopping, failed;
 	struct raftnet *net;
@@ -500,6 +507,90 @@ static int dg_queue(struct locksvc *s, uint64_t to, const void *a,
 	return lockdg_frame_add(&m->out, a, alen, b, blen) < 0 ? -1 : 0;
 }
 
+/* ---- group commit: waiting for the lanes a grant will bring back ----
+ *
+ * A locker granted a lock is back a moment later (hundreds of us: the
+ * grant through the mount to the process, then its unlock and next
+ * lock through FUSE) with a RELEASE and a LOCK. Proposing the batch at
+ * once, without them, splits the lockers of a host into cohorts that
+ * take turns, each batch carrying half of them, and every raft entry
+ * costs each member far more than a command in it (about 1.1 ms of CPU
+ * over a 4-node mesh against 60 us; tests/bench/README.md). So the
+ * leader remembers which sessions it granted a lock in the last HOLD_US
+ * and lets the batch wait, at most HOLD_US after its first unit came,
+ * while any of them has not sent its next command other than a RELEASE.
+ * A lone locker is never held: its own next LOCK is the one expected,
+ * and its RELEASE waits for it (one raft entry for both instead of
+ * two). 8 lockers on one host: 3,300 -> 5,000+ cycles/s, p99 5.6 -> 3 ms.
+ */
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static struct expect *expect_find(struct locksvc *s, uint64_t session)
+{
+	size_t i;
+
+	for (i = 0; i < EXPECT_SLOTS; i++)
+		if (s->expect[i].at_us && s->expect[i].session == session)
+			return &s->expect[i];
+	return NULL;
+}
+
+/* The leader granted session a lock: expect it back. A full table
+ * (more sessions granted within HOLD_US than slots) holds for none. */
+static void expect_set(struct locksvc *s, uint64_t session)
+{
+	int64_t now = now_us();
+	struct expect *e = expect_find(s, session);
+	size_t i;
+
+	for (i = 0; !e && i < EXPECT_SLOTS; i++)
+		if (!s->expect[i].at_us || now - s->expect[i].at_us > HOLD_US)
+			e = &s->expect[i];
+	if (e) {
+		e->session = session;
+		e->at_us = now;
+	}
+}
+
+/* A command of session joined the batch: no more waiting for it. */
+static void expect_seen(struct locksvc *s, const unsigned char *cmd,
+			size_t len)
+{
+	struct expect *e;
+
+	/* locktable.h's encoding: type at byte 1, session at 8 */
+	if (len >= 16 && cmd[1] != LT_RELEASE &&
+	    (e = expect_find(s, le_get64(cmd + 8))))
+		e->at_us = 0;
+}
+
+static void on_hold(uv_timer_t *t);
+
+/* Should the batch wait? Then the hold timer is running. */
+static int hold(struct locksvc *s)
+{
+	int64_t now = now_us();
+	size_t i;
+
+	if (now - s->batch_first_us >= HOLD_US)
+		return 0;
+	for (i = 0; i < EXPECT_SLOTS; i++)
+		if (s->expect[i].at_us && now - s->expect[i].at_us <= HOLD_US)
+			break;
+	if (i == EXPECT_SLOTS)
+		return 0;
+	if (!uv_is_active((uv_handle_t *)&s->hold))
+		uv_timer_start(&s->hold, on_hold, 1, 0);
+	return 1;
+}
+
 /* Propose the batch, unless BATCHES_OUT are being committed already
  * (then the batch grows meanwhile: group commit) or force. */
 static void batch_flush(struct locksvc *s, int force)
@@ -513,6 +604,8 @@ static void batch_flush(struct locksvc *s, int force)
 	if (!s->batch.n)
 		return;
 	now = clock_ms(CLOCK_MONOTONIC);
+	if (!force && s->batches_out < BATCHES_OUT && hold(s))
+		return;
 	if (s->batches_out >= BATCHES_OUT && !force) {
 		/* a callback that never came (it always does: an applied
 		 * entry or a lost leadership) must not stop the service */
@@ -567,6 +660,11 @@ static void on_flush_check(uv_check_t *h)
 	flush(h->data);
 }
 
+static void on_hold(uv_timer_t *t)
+{
+	flush(t->data);
+}
+
 /* Add unit u (n commands) proposed by origin to the leader's batch,
  * whole. 0, or -1 (malformed, out of memory: the proposer retries). */
 static int propose_here(struct locksvc *s, const unsigned char *u,
@@ -584,8 +682,13 @@ static int propose_here(struct locksvc *s, const unsigned char *u,
 		if (lockdg_frame_next(u, len, &off, &cmd, &clen) < 0 ||
 		    lockfsm_batch_add(&s->batch, origin, cmd, clen) < 0)
 			break;
-	if (i == n && off == len)
+	if (i == n && off == len) {
+		if (!keep.n)
+			s->batch_first_us = now_us();
+		for (off = 0; lockdg_frame_next(u, len, &off, &cmd, &clen) == 0;)
+			expect_seen(s, cmd, clen);
 		return 0;
+	}
 	/* never half a unit: back to the batch as it was (a grown
 	 * buffer is kept; what was in it is unchanged) */
 	if (keep.n) {
@@ -1253,9 +1356,14 @@ static void on_applied(void *arg, const struct lt_cmd *cmd,
 		s->waits++;
 	for (i = 0; i < res->ngrants; i++) {
 		grant(s, &res->grants[i]);
-		if (raft_state(&s->raft) == RAFT_LEADER)
+		if (raft_state(&s->raft) == RAFT_LEADER) {
 			send_grant(s, &res->grants[i]);
+			expect_set(s, res->grants[i].session);
+		}
 	}
+	if (cmd->type == LT_ACQUIRE && res->code == LT_GRANTED &&
+	    raft_state(&s->raft) == RAFT_LEADER)
+		expect_set(s, cmd->session);
 	if (cmd->type == LT_EXPIRE)
 		return;
 	if (origin && origin != s->self_id &&
@@ -2422,6 +2530,7 @@ static void on_stop(uv_async_t *a)
 	uv_close((uv_handle_t *)&s->tick, handle_closed);
 	uv_close((uv_handle_t *)&s->handover, handle_closed);
 	uv_close((uv_handle_t *)&s->kick, handle_closed);
+	uv_close((uv_handle_t *)&s->hold, handle_closed);
 	uv_close((uv_handle_t *)&s->flush_prep, handle_closed);
 	uv_close((uv_handle_t *)&s->flush_check, handle_closed);
 	if (s->listen_fd >= 0) {
@@ -2583,6 +2692,8 @@ int locksvc_start(const struct config *cfg, struct store *store,
 	s->handover.data = s;
 	uv_timer_init(&s->loop, &s->kick);
 	s->kick.data = s;
+	uv_timer_init(&s->loop, &s->hold);
+	s->hold.data = s;
 	uv_prepare_init(&s->loop, &s->flush_prep);
 	s->flush_prep.data = s;
 	uv_prepare_start(&s->flush_prep, on_flush_prep);

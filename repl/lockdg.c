@@ -47,7 +47,7 @@ int lockdg_frame_next(const unsigned char *p, size_t len, size_t *off,
 	if (*off > len || len - *off < 8 || le_get32(p + *off + 4))
 		return -EPROTO;
 	m = le_get32(p + *off);
-	if (PAD8(m) > len - *off - 8)
+	if (m > len - *off - 8 || PAD8(m) > len - *off - 8)
 		return -EPROTO;
 	for (i = m; i < PAD8(m); i++)
 		if (p[*off + 8 + i])
@@ -176,15 +176,16 @@ static int decode_propose(const unsigned char *p, size_t len,
 static int decode_result(const unsigned char *p, size_t len,
 			 struct lockdg_result *r)
 {
-	uint32_t dup, alive;
+	uint32_t dup, alive, code;
 
 	if (len < 72 || le_get32(p + 60))
 		return -EPROTO;
-	r->code = le_get32(p + 4);
+	code = le_get32(p + 4);
 	dup = le_get32(p + 48);
 	alive = le_get32(p + 52);
-	if (r->code > LT_GAP || dup > 1 || alive > 1)
+	if (code > LT_GAP || dup > 1 || alive > 1)
 		return -EPROTO;
+	r->code = (enum lt_code)code;
 	r->session = le_get64(p + 8);
 	r->seq = le_get64(p + 16);
 	r->nonce = le_get64(p + 24);
@@ -223,13 +224,15 @@ int lockdg_decode(const unsigned char *p, size_t len, struct lockdg_msg *m)
 {
 	if (len < 8 || len % 8)
 		return -EPROTO;
-	m->type = le_get32(p);
-	switch (m->type) {
+	switch (le_get32(p)) {
 	case LOCKDG_PROPOSE:
+		m->type = LOCKDG_PROPOSE;
 		return decode_propose(p, len, m);
 	case LOCKDG_RESULT:
+		m->type = LOCKDG_RESULT;
 		return decode_result(p, len, &m->result);
 	case LOCKDG_GRANT:
+		m->type = LOCKDG_GRANT;
 		return decode_grant(p, len, m);
 	default:
 		return -EPROTO;

@@ -24,7 +24,8 @@
  * locks (24 s now), and the figure wanted is the file systems'.
  *
  * Exit status: 1 with a message when a file cannot be made, opened or
- * locked, or a child dies; 2 on usage errors.
+ * locked, or a child dies; 2 on usage errors. The children die with the
+ * parent (PR_SET_PDEATHSIG), so killing the parent alone frees all.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,15 +34,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static int flat, excl_only;
+static int up_fd = -1; /* in a child: the pipe to the parent */
 
+/* In a child, also tell the parent (which would wait for ever on the
+ * other children's ends of the pipe). */
 static void die(const char *what, const char *path)
 {
 	fprintf(stderr, "lock_holders: %s %s: %s\n", what, path, strerror(errno));
+	if (up_fd >= 0 && write(up_fd, "e", 1) < 0)
+		_exit(1);
 	exit(1);
 }
 
@@ -50,11 +57,17 @@ static void name(char *buf, size_t len, const char *dir, const char *host,
 {
 	char sep = flat ? '_' : '/';
 
+	int n;
+
 	if (excl)
-		snprintf(buf, len, "%s/ex%c%s%c%ld%c%ld", dir, sep, host, sep,
-			 i, sep, j);
+		n = snprintf(buf, len, "%s/ex%c%s%c%ld%c%ld", dir, sep, host,
+			     sep, i, sep, j);
 	else
-		snprintf(buf, len, "%s/sh%c%ld%c%ld", dir, sep, i, sep, j);
+		n = snprintf(buf, len, "%s/sh%c%ld%c%ld", dir, sep, i, sep, j);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		die("path under", dir);
+	}
 }
 
 static void mkdir_of(const char *path)
@@ -205,6 +218,11 @@ int main(int argc, char **argv)
 		if (p == 0) {
 			close(up[0]);
 			close(go[1]);
+			up_fd = up[1];
+			/* gone with the parent, whoever kills it */
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+			    getppid() == 1)
+				die("prctl", "");
 			child(argv[1], argv[2], i, nlocks, up[1], go[0]);
 		}
 	}

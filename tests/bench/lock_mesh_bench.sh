@@ -35,6 +35,11 @@
 #           groups); seconds until every host's lock table (its
 #           repl.status, written every 200 ms) says 0 held. VmRSS of
 #           every statefs and statefs-repl before and with all held.
+#           The same 4 groups of holders first on one tmpfs directory
+#           (free: until /proc/locks shows no more flocks on it than
+#           before) and on one
+#           flockfs mount (until its statfs counts none): this
+#           machine's floor.
 #           SCALE_TRACE=1 prints on stderr, every ~0.2 s after the
 #           kill, each host's mount's and table's held count.
 # etcd      Debian's etcd, 3 members on loopback: the v3 lock API through
@@ -251,13 +256,22 @@ scale_hold() {
 		echo $! >"$TMP/scale.n$((i + 1)).pid"
 		disown $! # no "Killed" lines from bash
 	done
-	wait_for 300 all_forked || { bad "scale $tag: holders did not start: $(tail -2 "$TMP"/scale.n?.out)"; return 1; }
+	wait_for 300 all_forked || { bad "scale $tag: holders did not start: $(tail -2 "$TMP"/scale.n?.out)"; scale_kill; return 1; }
 	t0=$(now_ms)
 	touch "$TMP/go"
-	wait_for 600 all_ready || { bad "scale $tag: not all locks taken: $(tail -2 "$TMP"/scale.n?.out)"; return 1; }
+	wait_for 600 all_ready || { bad "scale $tag: not all locks taken: $(tail -2 "$TMP"/scale.n?.out)"; scale_kill; return 1; }
 	t1=$(now_ms)
 	echo "lockmesh_scale_take_all_$tag $(secs $((t1 - t0))) s"
 	echo "lockmesh_scale_take_rate_$tag $((per * 4 * nl * 1000 / (t1 - t0 + 1))) locks/s"
+}
+# scale_kill: kill -9 the holder groups (a failed run), forget them.
+scale_kill() {
+	local k
+	for k in n1 n2 n3 n4; do
+		[ -f "$TMP/scale.$k.pid" ] || continue
+		kill -9 -- -"$(cat "$TMP/scale.$k.pid")" 2>/dev/null
+		rm -f "$TMP/scale.$k.pid"
+	done
 }
 # scale_free TAG FREED...: kill -9 every holder group at once, wait until
 # the command FREED... succeeds, print the seconds; then wait for the
@@ -275,15 +289,21 @@ scale_free() {
 	done
 }
 secs() { echo "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
-proc_locks_at_most() { [ "$(wc -l </proc/locks)" -le "$1" ] && sleep 0.04; }
-flockfs_free() { [ "$(stat -f -c %d "$TMP/ff")" = 0 ] && sleep 0.04; }
+# Polled by wait_for; reading 100,000 lines of /proc/locks is itself
+# work, so a miss waits 40 ms more. DEV: "MAJ:MIN" as /proc/locks has
+# it; BASE: the count before the holders (the mesh's own stores on the
+# same tmpfs hold some).
+flocks_on() { awk -v d="$1:" '$2 == "FLOCK" && index($6, d) == 1' /proc/locks | wc -l; }
+tmpfs_free() { [ "$(flocks_on "$1")" -le "$2" ] || { sleep 0.04; return 1; }; }
+flockfs_free() { [ "$(stat -f -c %d "$TMP/ff")" = 0 ] || { sleep 0.04; return 1; }; }
 scale_refs() { # tmpfs and flockfs, one directory for the 4 "hosts"
-	local d=$TMP/tmpfs k base
+	local d=$TMP/tmpfs k dev base rc=0
 	mkdir -p "$d"
 	for k in n1 n2 n3 n4; do "$LH" --make "$d" "$k" "$per" "$nl" || { bad "scale: files on tmpfs"; return 1; }; done
-	base=$(wc -l </proc/locks)
+	dev=$(printf '%02x:%02x' "$(stat -c %Hd "$d")" "$(stat -c %Ld "$d")")
+	base=$(flocks_on "$dev")
 	scale_hold tmpfs "" "$d" "$d" "$d" "$d" || return 1
-	scale_free tmpfs proc_locks_at_most "$base"
+	scale_free tmpfs tmpfs_free "$dev" "$base"
 	rm -rf "$d"
 	[ -x "$FF" ] || { skip "scale flockfs: $FF not built"; return 0; }
 	mkdir -p "$TMP/ff"
@@ -291,10 +311,16 @@ scale_refs() { # tmpfs and flockfs, one directory for the 4 "hosts"
 	started $!
 	wait_for 10 mountpoint -q "$TMP/ff" ||
 		{ bad "scale: flockfs did not mount"; return 1; }
-	for k in n1 n2 n3 n4; do "$LH" --flat --make "$TMP/ff" "$k" "$per" "$nl" || { bad "scale: files on flockfs"; return 1; }; done
-	scale_hold flockfs --flat "$TMP/ff" "$TMP/ff" "$TMP/ff" "$TMP/ff" || return 1
-	scale_free flockfs flockfs_free
+	for k in n1 n2 n3 n4; do
+		"$LH" --flat --make "$TMP/ff" "$k" "$per" "$nl" || { bad "scale: files on flockfs"; rc=1; break; }
+	done
+	if [ $rc = 0 ] && scale_hold flockfs --flat "$TMP/ff" "$TMP/ff" "$TMP/ff" "$TMP/ff"; then
+		scale_free flockfs flockfs_free
+	else
+		rc=1
+	fi
 	fusermount3 -u "$TMP/ff"
+	return $rc
 }
 scale_run() {
 	local per=$((SCALE_PROCS / 4)) nl=$((SCALE_LOCKS / SCALE_PROCS)) k t0 tracer=
@@ -303,7 +329,7 @@ scale_run() {
 	echo "lockmesh_scale_holders $((per * 4)) processes"
 	echo "lockmesh_scale_locks $((per * 4 * nl)) locks"
 	note "scale: $SCALE_PROCS holders x $nl locks on tmpfs and flockfs"
-	scale_refs
+	scale_refs || return 1
 	roles || { bad "scale: no leader"; return 1; }
 	note "scale: the same on the mesh, making the files"
 	for k in n1 n2 n3 n4; do "$LH" --make "$(mnt n1)" "$k" "$per" "$nl" || { bad "scale: files"; return 1; }; done

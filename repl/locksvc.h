@@ -49,9 +49,9 @@
  * sent its next command other than a RELEASE: a locker is back within
  * a millisecond with its unlock and next lock, and one entry for all
  * lockers costs the members far less than one per cohort (group
- * commit; locksvc.c has the figures). Any other member sends the command's bytes to the leader as a
- * raftnet datagram (PROPOSE; a loop turn's datagrams to a member travel
- * as one); the leader proposes them and, when it applies them, returns
+ * commit; locksvc.c has the figures). Any other member sends the
+ * command's bytes to the leader as a raftnet datagram (PROPOSE; a
+ * loop turn's datagrams to a member travel as one); the leader proposes them and, when it applies them, returns
  * a RESULT datagram to the member named as the command's origin in the
  * batch, and for every waiter a result granted it sends a
  * GRANT datagram to the member serving that waiter's store node. Every

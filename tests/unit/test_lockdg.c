@@ -431,7 +431,8 @@ static void test_mutations(void **state)
 		free(c);
 	}
 	free(mu.p);
-	print_message("%lu of 200000 mutated datagrams accepted, %lu messages decoded\n", accepted, msgs);
+	print_message("%lu of 200000 mutated datagrams accepted, "
+		      "%lu messages decoded\n", accepted, msgs);
 	/* the run reached the decoders, not only the MULTI check */
 	assert_true(accepted > 1000);
 	assert_true(msgs > 1000);

@@ -45,7 +45,7 @@ N3=$!; track_pid $N3
 K3=$(pub n3)
 refused() { grep -qF "refused_key $K3 " "$S1/repl.status"; }
 wait_for 10 refused || fail "n1's repl.status has no refused_key line for n3's key"
-wait_for 5 grep -qF "$K3" "$T/n1.log" || fail "n1's log does not name n3's key"
+wait_for 5 grep -qF -e "$K3" "$T/n1.log" || fail "n1's log does not name n3's key"
 sleep 2 # n3 keeps dialling
 kill -0 $N3 2>/dev/null || fail "n3 exited"
 grep -q '^peer n1 connected=1' "$S3/repl.status" && fail "n3 sees n1 as connected"

@@ -226,6 +226,8 @@ struct locksvc {
 	unsigned batches_out;	    /* proposed, not applied yet */
 	int64_t batch_sent;	    /* when the last one was */
 	int64_t batch_first_us;	    /* when the batch got its first unit */
+	int64_t fwd_first_us;	    /* a follower's: when the datagram to
+				     * the leader got its first unit */
 	struct expect {		    /* sessions granted a lock, at_us 0: free */
 		uint64_t session;
 		int64_t at_us;
@@ -523,6 +525,15 @@ static int dg_queue(struct locksvc *s, uint64_t to, const void *a,
  * own next LOCK comes (one raft entry for both instead of two). The
  * bench (medians of 3, 8 lockers on the leader's host): 3,298 -> 5,359
  * cycles/s, p99 5.6 -> 3.0 ms; 1 locker 721 -> 1,262.
+ *
+ * A follower does the same with the proposals it forwards: it expects
+ * the sessions of its own that it just saw granted (handover_start)
+ * and holds its datagram to the leader while one of them is still to
+ * come. Its lockers then reach the leader in one datagram per entry
+ * instead of about 4, and the leader, expecting them all, proposes at
+ * once (its wait per entry: 560 -> 30-60 us; bench, 8 lockers on a
+ * follower: 3,484 -> 3,734 cycles/s on a voter, 3,083 -> 3,358 on the
+ * standby, medians of 5, +-20% between runs on this machine).
  */
 
 static int64_t now_us(void)
@@ -561,28 +572,35 @@ static void expect_set(struct locksvc *s, uint64_t session)
 	}
 }
 
-/* A command of session joined the batch: no more waiting for it. */
+/* Session sent a command other than a RELEASE: no more waiting for it. */
+static void expect_done(struct locksvc *s, uint64_t session)
+{
+	struct expect *e = expect_find(s, session);
+
+	if (e)
+		e->at_us = 0;
+}
+
+/* A command joined the leader's batch. */
 static void expect_seen(struct locksvc *s, const unsigned char *cmd,
 			size_t len)
 {
-	struct expect *e;
-
 	/* locktable.h's encoding: type at byte 1, session at 8 */
-	if (len >= 16 && cmd[1] != LT_RELEASE &&
-	    (e = expect_find(s, le_get64(cmd + 8))))
-		e->at_us = 0;
+	if (len >= 16 && cmd[1] != LT_RELEASE)
+		expect_done(s, le_get64(cmd + 8));
 }
 
 static void on_hold(uv_timer_t *t);
 
-/* Should the batch wait? Then the hold timer is running. */
-static int hold(struct locksvc *s)
+/* Should what started at first_us (the leader's batch, a follower's
+ * datagram of proposals) wait for an expected session? Then the hold
+ * timer is running. */
+static int hold(struct locksvc *s, int64_t first_us)
 {
 	int64_t now = now_us();
 	size_t i;
 
-	if (now - s->batch_first_us >= HOLD_US ||
-	    raft_state(&s->raft) != RAFT_LEADER)
+	if (now - first_us >= HOLD_US)
 		return 0;
 	for (i = 0; i < EXPECT_SLOTS; i++)
 		if (s->expect[i].at_us && now - s->expect[i].at_us <= HOLD_US)
@@ -607,7 +625,8 @@ static void batch_flush(struct locksvc *s, int force)
 	if (!s->batch.n)
 		return;
 	now = clock_ms(CLOCK_MONOTONIC);
-	if (!force && s->batches_out < BATCHES_OUT && hold(s))
+	if (!force && s->batches_out < BATCHES_OUT &&
+	    raft_state(&s->raft) == RAFT_LEADER && hold(s, s->batch_first_us))
 		return;
 	if (s->batches_out >= BATCHES_OUT && !force) {
 		/* a callback that never came (it always does: an applied
@@ -642,16 +661,24 @@ static void batch_flush(struct locksvc *s, int force)
 	}
 }
 
-/* Send what this turn of the loop made: the batch, then datagrams. */
+/* Send what this turn of the loop made: the batch, then datagrams. A
+ * follower's proposals wait for its expected sessions as the leader's
+ * batch does: they then reach the leader in one datagram, not one
+ * per locker. */
 static void flush(struct locksvc *s)
 {
+	raft_id lid;
+	const char *addr;
 	size_t i;
 
 	if (s->stopping || s->failed)
 		return;
 	batch_flush(s, 0);
+	raft_leader(&s->raft, &lid, &addr);
 	for (i = 0; i < s->nmembers; i++)
-		dg_flush_one(s, &s->members[i]);
+		if (s->members[i].id != lid || lid == s->self_id ||
+		    !hold(s, s->fwd_first_us))
+			dg_flush_one(s, &s->members[i]);
 }
 
 static void on_flush_prep(uv_prepare_t *h)
@@ -712,6 +739,7 @@ static int propose_here(struct locksvc *s, const unsigned char *u,
  * could not (no leader): retry at the next tick. */
 static int propose(struct locksvc *s, const void *u, size_t len, uint32_t n)
 {
+	struct member *m;
 	unsigned char hdr[8];
 	raft_id lid;
 	const char *addr;
@@ -723,6 +751,8 @@ static int propose(struct locksvc *s, const void *u, size_t len, uint32_t n)
 		return -1;
 	if (lid == s->self_id)
 		return propose_here(s, u, len, n, s->self_id);
+	if ((m = member_of(s, lid)) && !m->out.n)
+		s->fwd_first_us = now_us();
 	lockdg_propose_header(hdr, n);
 	return dg_queue(s, lid, hdr, 8, u, len);
 }
@@ -884,6 +914,8 @@ static void pump(struct conn *c)
 		o->state = OP_INFLIGHT;
 		c->last_cmd = clock_ms(CLOCK_MONOTONIC);
 		op_send(c->s, o);
+		if (o->type != LT_RELEASE)
+			expect_done(c->s, c->session);
 	}
 }
 
@@ -1026,6 +1058,7 @@ static void handover_start(struct locksvc *s, struct conn *c, struct op *o,
 {
 	struct lt_vv have;
 
+	expect_set(s, c->session); /* its next command: soon (hold) */
 	/* the usual case: the store already has the previous holder's
 	 * writes (or there are none); answer now, not at the next tick */
 	store_vv(s, &have);

@@ -100,6 +100,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/hash.h"
 #include "common/list.h"
 #include "common/log.h"
 #include "fs/lock.h"
@@ -190,26 +191,9 @@ static struct hnode *htab_first(const struct htab *t, uint64_t hash)
 	return t->b[hash & t->mask];
 }
 
-static uint64_t hash_mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 static uint64_t hash_path(enum lock_kind kind, const char *path, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)kind;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)path[i];
-		h *= 0x100000001b3ULL;
-	}
-	return hash_mix(h);
+	return hash_bytes((uint64_t)kind, path, len);
 }
 
 /* ---- the manager's objects ---- */

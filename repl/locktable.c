@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/list.h"
 #include "repl/locktable.h"
 
@@ -687,26 +688,9 @@ static struct lt_session *session_new(uint64_t id)
 
 /* ---- the table: locks ---- */
 
-static uint64_t hash_mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 static uint64_t hash_path(enum lt_kind kind, const char *p, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)kind;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return hash_mix(h);
+	return hash_bytes((uint64_t)kind, p, n);
 }
 
 static struct lt_lockobj *lock_find(const struct locktable *t,

@@ -229,7 +229,7 @@ struct locksvc {
 	int64_t fwd_first_us;	    /* a follower's: when the datagram to
 				     * the leader got its first unit */
 	struct expect {		    /* sessions granted a lock, at_us 0: free */
-		uint64_t session;
+		uint64_t session, node; /* node: the session's store node */
 		int64_t at_us;
 	} expect[EXPECT_SLOTS];
 	uv_poll_t listen_poll;
@@ -554,10 +554,10 @@ static struct expect *expect_find(struct locksvc *s, uint64_t session)
 	return NULL;
 }
 
-/* The leader granted session a lock: expect it back. With more
- * sessions granted within HOLD_US than slots, the others are not
- * waited for. */
-static void expect_set(struct locksvc *s, uint64_t session)
+/* Session (of store node `node`, 0: not known) was granted a lock:
+ * expect it back. With more sessions granted within HOLD_US than
+ * slots, the others are not waited for. */
+static void expect_set(struct locksvc *s, uint64_t session, uint64_t node)
 {
 	int64_t now = now_us();
 	struct expect *e = expect_find(s, session);
@@ -568,8 +568,31 @@ static void expect_set(struct locksvc *s, uint64_t session)
 			e = &s->expect[i];
 	if (e) {
 		e->session = session;
+		e->node = node;
 		e->at_us = now;
 	}
+}
+
+/* On the leader: the sessions of a granted command or grant. */
+static void expect_granted(struct locksvc *s, uint64_t session)
+{
+	struct lt_sessioninfo si;
+
+	expect_set(s, session,
+		   lt_session(s->fsm.table, session, &si) == 0 ? si.node : 0);
+}
+
+/* On the leader: a follower serving node sent its proposals. It held
+ * them for its own expected sessions (flush), so what did not come
+ * with them is not waited for twice (a lone RELEASE would wait
+ * 2 x HOLD_US). */
+static void expect_drop_node(struct locksvc *s, uint64_t node)
+{
+	size_t i;
+
+	for (i = 0; node && i < EXPECT_SLOTS; i++)
+		if (s->expect[i].node == node)
+			s->expect[i].at_us = 0;
 }
 
 /* Session sent a command other than a RELEASE: no more waiting for it. */
@@ -1058,7 +1081,7 @@ static void handover_start(struct locksvc *s, struct conn *c, struct op *o,
 {
 	struct lt_vv have;
 
-	expect_set(s, c->session); /* its next command: soon (hold) */
+	expect_set(s, c->session, s->node_id); /* back soon (hold) */
 	/* the usual case: the store already has the previous holder's
 	 * writes (or there are none); answer now, not at the next tick */
 	store_vv(s, &have);
@@ -1395,12 +1418,12 @@ static void on_applied(void *arg, const struct lt_cmd *cmd,
 		grant(s, &res->grants[i]);
 		if (raft_state(&s->raft) == RAFT_LEADER) {
 			send_grant(s, &res->grants[i]);
-			expect_set(s, res->grants[i].session);
+			expect_granted(s, res->grants[i].session);
 		}
 	}
 	if (cmd->type == LT_ACQUIRE && res->code == LT_GRANTED &&
 	    raft_state(&s->raft) == RAFT_LEADER)
-		expect_set(s, cmd->session);
+		expect_granted(s, cmd->session);
 	if (cmd->type == LT_EXPIRE)
 		return;
 	if (origin && origin != s->self_id &&
@@ -1462,6 +1485,7 @@ static void on_one(struct locksvc *s, uint64_t from,
 		   const unsigned char *p, size_t len)
 {
 	struct lockdg_msg m;
+	struct member *mb;
 	raft_id lid;
 	const char *addr;
 
@@ -1476,6 +1500,8 @@ static void on_one(struct locksvc *s, uint64_t from,
 			return; /* the proposer retries at the leader */
 		learn_node(s, from, &m.first);
 		propose_here(s, m.unit, m.unit_len, m.ncmds, from);
+		if ((mb = member_of(s, from)))
+			expect_drop_node(s, mb->node);
 		return;
 	case LOCKDG_GRANT:
 		seen(s, m.index);

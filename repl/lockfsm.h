@@ -99,6 +99,20 @@ struct lockfsm *lockfsm_of(struct raft_fsm *fsm);
  * -EINVAL (c invalid), -ENOMEM. */
 int lockfsm_propose_buf(const struct lt_cmd *c, struct raft_buffer *buf);
 
+/*
+ * How long a leader waits for a follower to install a snapshot of the
+ * table before it sends the snapshot again (raft_set_install_snapshot_
+ * timeout). libraft's default is 30 s, and a snapshot lost on the way
+ * (a stream that broke after libraft had written it) is noticed only
+ * then: for 30 s the follower's table stays behind the log, its QUERYs
+ * answer from it and, if it is a voter, the cluster has one voter less.
+ * Seen under raft/fixture.h (test_lockraft --seeds 5000: seeds 2165 and
+ * 3090). A table of 100,000 locks is a few MB, sent in well under 5 s on
+ * any link a mesh runs on; if one is slower, the resend only costs the
+ * bandwidth: the first install still completes and ends the wait.
+ */
+#define LOCKFSM_SNAPSHOT_RESEND_MS 5000
+
 #define LOCKFSM_BATCH_MAGIC 0x48435442u /* "BTCH" */
 #define LOCKFSM_BATCH_HDR 8
 #define LOCKFSM_BATCH_SUB 16 /* before each command */

@@ -2529,6 +2529,7 @@ static int start_raft(struct locksvc *s, char *err, size_t errlen)
 	 * commands is about 1 KiB. */
 	raft_set_snapshot_threshold(&s->raft, 8192);
 	raft_set_snapshot_trailing(&s->raft, 1024);
+	raft_set_install_snapshot_timeout(&s->raft, LOCKFSM_SNAPSHOT_RESEND_MS);
 	raft_configuration_init(&conf);
 	for (i = 0; i < s->nmembers; i++)
 		if (raft_configuration_add(

@@ -24,12 +24,14 @@ struct guard {
 		    const struct raft_message *message, raft_io_send_cb cb);
 	raft_io_recv_cb recv;
 	int in_append;        /* inside the recv of an AppendEntries */
+	int in_snapshot;      /* inside the recv of an InstallSnapshot */
 	raft_id from;         /* its leader */
-	raft_index limit;     /* its prev_log_index + n_entries */
+	raft_index limit;     /* its prev_log_index + n_entries, or the
+			       * snapshot's last index */
 };
 
 static struct guard guards[RAFTGUARD_MAX];
-static uint64_t clamped;
+static uint64_t clamped, raised;
 
 static struct guard *guard_of(struct raft_io *io)
 {
@@ -45,6 +47,14 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
 {
 	struct guard *g = guard_of(io);
 
+	if (m->type == RAFT_IO_INSTALL_SNAPSHOT) {
+		g->in_snapshot = 1;
+		g->from = m->server_id;
+		g->limit = m->install_snapshot.last_index;
+		g->recv(io, m); /* may free m's data */
+		g->in_snapshot = 0;
+		return;
+	}
 	if (m->type != RAFT_IO_APPEND_ENTRIES) {
 		g->recv(io, m);
 		return;
@@ -70,15 +80,25 @@ static int guard_send(struct raft_io *io, struct raft_io_send *req,
 		      const struct raft_message *m, raft_io_send_cb cb)
 {
 	struct guard *g = guard_of(io);
+	const struct raft *r = io->data; /* raft_init sets it */
 	struct raft_message copy;
 
-	if (g->in_append && m->type == RAFT_IO_APPEND_ENTRIES_RESULT &&
-	    m->server_id == g->from &&
-	    m->append_entries_result.rejected == 0 &&
-	    m->append_entries_result.last_log_index > g->limit) {
+	if (m->type != RAFT_IO_APPEND_ENTRIES_RESULT || m->server_id != g->from ||
+	    m->append_entries_result.rejected != 0)
+		return g->send(io, req, m, cb);
+	if (g->in_append && m->append_entries_result.last_log_index > g->limit) {
 		copy = *m;
 		copy.append_entries_result.last_log_index = g->limit;
 		clamped++;
+		return g->send(io, req, &copy, cb);
+	}
+	if (g->in_snapshot && m->append_entries_result.last_log_index == g->limit &&
+	    r->log.snapshot.last_index > g->limit &&
+	    r->log.snapshot.last_index <= r->commit_index) {
+		copy = *m;
+		copy.append_entries_result.last_log_index =
+			r->log.snapshot.last_index;
+		raised++;
 		return g->send(io, req, &copy, cb);
 	}
 	return g->send(io, req, m, cb);
@@ -98,6 +118,7 @@ int raftguard_wrap(struct raft_io *io)
 	g->send = io->send;
 	g->recv = NULL;
 	g->in_append = 0;
+	g->in_snapshot = 0;
 	io->start = guard_start;
 	io->send = guard_send;
 	return 0;
@@ -117,4 +138,9 @@ void raftguard_unwrap(struct raft_io *io)
 uint64_t raftguard_clamped(void)
 {
 	return clamped;
+}
+
+uint64_t raftguard_raised(void)
+{
+	return raised;
 }

@@ -22,6 +22,25 @@
  * it sends synchronously to that leader says at most prev_log_index +
  * n_entries, which the request proved. Replies sent later, after a disk
  * write, are left alone: by then conflicting entries were truncated.
+ *
+ * A second bug, a stall. A follower that has a newer snapshot than the
+ * one the leader sends it answers the InstallSnapshot at once, "done",
+ * with the leader's snapshot index. The leader then probes from the
+ * entry after it, which the follower compacted away: the follower
+ * rejects every such AppendEntries ("no entry at index"), the leader
+ * probes lower until it sends its snapshot again, and so on, until the
+ * leader takes a snapshot newer than the follower's (8,192 entries
+ * later in locksvc.c; with no new entries, never). The follower's table
+ * is behind the log all that time. Seen under raft/fixture.h
+ * (test_lockraft --seeds 5000: seed 3090, 5 voters).
+ *
+ * The guard, second part. While the follower handles an InstallSnapshot,
+ * the reply it sends synchronously to that leader, if it echoes the
+ * leader's index and the follower's own snapshot is newer and committed,
+ * says the follower's snapshot index instead. Entries up to the
+ * follower's commit index are the leader's own (Leader Completeness),
+ * so claiming them is true; the leader probes from there and matches.
+ *
  * Nothing else changes; a correct libraft makes the guard a no-op.
  *
  * Use: raftguard_wrap(io) after the io is initialised and before
@@ -44,5 +63,7 @@ void raftguard_unwrap(struct raft_io *io);
 /* Replies the guard clamped (all ios): each one a commit it prevented
  * from counting entries the follower did not prove it had. */
 uint64_t raftguard_clamped(void);
+/* Replies the guard raised (all ios): each one a stall it ended. */
+uint64_t raftguard_raised(void);
 
 #endif

@@ -607,7 +607,8 @@ static void waiter_unqueue(struct lockmgr_local *m, struct waiter *w)
 /*
  * Grant what the holders now allow; move the granted waiters to `done`
  * (their callbacks run after the mutex is released). flock stops at the
- * first waiter that does not fit; POSIX tries every waiter in order.
+ * first waiter that does not fit; POSIX tries every waiter in order, and
+ * again from the head after a holder's own request was granted.
  */
 static void lock_grant(struct lockmgr_local *m, struct lock *l,
 		       struct list *done)
@@ -616,7 +617,7 @@ static void lock_grant(struct lockmgr_local *m, struct lock *l,
 
 	for (p = l->queue.next; p != &l->queue; p = next) {
 		struct waiter *w = container_of(p, struct waiter, link);
-		int err;
+		int err, held;
 
 		next = p->next;
 		if (!waiter_fits(m, l, w)) {
@@ -624,6 +625,7 @@ static void lock_grant(struct lockmgr_local *m, struct lock *l,
 				break;
 			continue;
 		}
+		held = holder_find(m, l, w->owner) != NULL;
 		if (l->kind == LOCK_KIND_FLOCK)
 			err = flock_set(m, l, w->owner, w->pid, w->type);
 		else
@@ -632,6 +634,12 @@ static void lock_grant(struct lockmgr_local *m, struct lock *l,
 		waiter_unqueue(m, w);
 		w->err = err;
 		list_add_tail(done, &w->link);
+		/* POSIX: a holder's second request may have weakened its
+		 * segments (EX -> SH), and waiters already passed over may
+		 * fit now: look again from the head (flock grants a prefix,
+		 * so nothing before w waits) */
+		if (held && l->kind == LOCK_KIND_POSIX)
+			next = l->queue.next;
 	}
 }
 

@@ -986,9 +986,10 @@ static void lock_grant(struct locktable *t, struct lt_lockobj *l)
 
 	for (p = l->queue.next; p != &l->queue; p = next) {
 		struct lt_waiter *w = container_of(p, struct lt_waiter, link);
+		struct lt_holder *own = holder_find(l, w->s, w->owner);
 
 		next = p->next;
-		if (conflicts(l, holder_find(l, w->s, w->owner), w->mode)) {
+		if (conflicts(l, own, w->mode)) {
 			if (l->kind == LT_FLOCK)
 				break;
 			continue;
@@ -996,6 +997,12 @@ static void lock_grant(struct locktable *t, struct lt_lockobj *l)
 		grant(t, l, w->s, w->owner, w->pid, w->mode);
 		result_grant(t, w);
 		waiter_del(t, w);
+		/* POSIX: a holder's second request may have weakened its
+		 * lock (EX -> SH), and waiters already passed over may fit
+		 * now: look again from the head (flock grants a prefix, so
+		 * nothing before w waits) */
+		if (own && l->kind == LT_POSIX)
+			next = l->queue.next;
 	}
 }
 

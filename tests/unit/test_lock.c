@@ -673,6 +673,46 @@ static void test_posix_ranges(void **ctx)
 /* POSIX deadlocks: a blocking request that would wait for its own owner
  * through a chain of waits is EDEADLK at once (Linux's answer); the
  * waits already queued stay and are granted as the holders go. */
+/* An owner with two requests waiting, EX then SH, ends SH: a SH waiter
+ * passed over while it held EX fits then and is granted in the same
+ * release (the grant once took one pass and left it waiting). */
+static void test_posix_downgrade(void **ctx)
+{
+	struct lockmgr *m = *ctx;
+	static struct record rec;
+	struct waitarg w[3];
+	struct lock_req r;
+	struct lock_state st;
+	static const struct { enum lock_type t; uint64_t owner; } q[3] = {
+		{ LOCK_TYPE_EXCL, 3 }, { LOCK_TYPE_SHARED, 4 },
+		{ LOCK_TYPE_SHARED, 3 },
+	};
+	uint64_t ticket;
+	int i;
+
+	record_init(&rec);
+	assert_int_equal(plk(m, LOCK_TYPE_EXCL, 1, 0, WHOLE_END), 0);
+	for (i = 0; i < 3; i++) {
+		w[i] = (struct waitarg){ &rec, i, 0 };
+		r = preq("/p", q[i].t, q[i].owner, 0, WHOLE_END, 1);
+		assert_int_equal(m->ops->lock(m, &r, record_cb, &w[i], &ticket),
+				 LOCK_QUEUED);
+	}
+	m->ops->release(m, "/p", LOCK_KIND_POSIX, 1);
+	assert_int_equal(rec.n, 3);
+	assert_int_equal(rec.order[0], 0); /* 3: EX */
+	assert_int_equal(rec.order[1], 2); /* 3: SH, replacing it */
+	assert_int_equal(rec.order[2], 1); /* 4: SH */
+	for (i = 0; i < 3; i++)
+		assert_int_equal(rec.errs[i], 0);
+	st = state(m, LOCK_KIND_POSIX, "/p");
+	assert_int_equal(st.type, LOCK_TYPE_SHARED);
+	assert_int_equal(st.holders, 2);
+	assert_int_equal(st.waiters, 0);
+	m->ops->release(m, "/p", LOCK_KIND_POSIX, 3);
+	m->ops->release(m, "/p", LOCK_KIND_POSIX, 4);
+}
+
 static void test_posix_deadlock(void **ctx)
 {
 	struct lockmgr *m = *ctx;
@@ -989,6 +1029,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_posix_ranges, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_downgrade, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_deadlock, setup,
 						teardown),

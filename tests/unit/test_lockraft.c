@@ -1436,9 +1436,11 @@ static void test_apply_hook(void **state)
 }
 
 /* Seeds beyond the default ones that once failed (3 voters odd, 5
- * even): each stalled a follower behind the log until raftguard's
- * second part and LOCKFSM_SNAPSHOT_RESEND_MS. Run with the default set. */
-static const unsigned regress_seeds[] = { 2165, 2217, 3090 };
+ * even), run with the default set: 2165, 2217 and 3090 stalled a
+ * follower behind the log (raftguard's second part and
+ * LOCKFSM_SNAPSHOT_RESEND_MS); 4096 and 4201 left a POSIX waiter that
+ * fitted waiting after an owner's EX -> SH (locktable.c, lock_grant). */
+static const unsigned regress_seeds[] = { 2165, 2217, 3090, 4096, 4201 };
 
 static void run_seeds(unsigned n)
 {

@@ -37,7 +37,10 @@
  *      parents (type PLACEHOLDER, every version 0, no binlog entry):
  *      every record's parent has a record (store_check verifies it), and
  *      a placeholder carries nothing that could differ between nodes.
- *      The sweep removes placeholders with nothing under them.
+ *      One that gets a field (a chmod or xattr of such a directory,
+ *      made here or merged from a peer) is a tombstone of no content
+ *      from then on (store_rec_unplace). The sweep removes placeholders
+ *      with nothing under them.
  *  (7) An applied change is appended to the binlog exactly as its
  *      origin made it (origin, sequence, record), so that forwarding
  *      repeats the origin's change and never our merged state; changes
@@ -341,6 +344,8 @@ int store_rec_join(struct store_txn *t, const char *path, const struct rec *in_,
 			if (below)
 				nr.flags |= REC_KIDS;
 		}
+		if (changed)
+			store_rec_unplace(t, &nr);
 		if (nr.st.type != STORE_TOMBSTONE)
 			nr.dead_ns = 0;
 	}

@@ -1070,6 +1070,16 @@ static int space_check(struct store_txn *t, size_t bytes)
 	return -ENOSPC;
 }
 
+void store_rec_unplace(struct store_txn *t, struct rec *r)
+{
+	if (r->st.type != STORE_PLACEHOLDER)
+		return;
+	r->st.type = STORE_TOMBSTONE;
+	r->st.size = 0;
+	r->value = NULL;
+	r->dead_ns = store_txn_now(t);
+}
+
 int store_rec_write_local(struct store_txn *t, const char *path,
 			  struct rec *r, const struct rec *old,
 			  struct store_version v)
@@ -1081,6 +1091,7 @@ int store_rec_write_local(struct store_txn *t, const char *path,
 	unsigned n = 0, i;
 	int err, put = 0;
 
+	store_rec_unplace(t, r);
 	if (r->st.type != STORE_TOMBSTONE) {
 		err = space_check(t, r->st.size + r->st.xattr_len);
 		if (err)

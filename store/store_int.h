@@ -282,10 +282,16 @@ int store_rec_put(struct store_txn *t, const char *path, const struct rec *r,
 struct store_version store_tick(struct store_txn *t);
 /* Write r as a local change with version v (the fields the caller set
  * to v are the change): the vector is old's with our entry at v, and a
- * binlog entry is appended. */
+ * binlog entry is appended. A placeholder becomes a tombstone (below). */
 int store_rec_write_local(struct store_txn *t, const char *path,
 			  struct rec *r, const struct rec *old,
 			  struct store_version v);
+/* A placeholder carries no version (replica.c, rule 6): one that got a
+ * field (a chmod or xattr of a directory made for a peer's child, here
+ * or at a peer) is stored as a tombstone of no content instead. It shows
+ * the same (a directory while something under it is live, else
+ * nothing), and snapshots and purges keep it like any record. */
+void store_rec_unplace(struct store_txn *t, struct rec *r);
 /* Create over whatever old is (NULL: nothing): every field of nr at
  * version v, old's xattrs removed. */
 int store_rec_create(struct store_txn *t, const char *path, struct rec *nr,

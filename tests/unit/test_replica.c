@@ -481,6 +481,64 @@ static void test_kept_parent_fields(void **state)
 	check_ok(f->s[0]);
 }
 
+/* Ship only from's changes to `path` (a node that hears of a child
+ * before its parent: the parent is a placeholder there). */
+struct ship_path_ctx {
+	struct ship_ctx x;
+	const char *path;
+};
+
+static int ship_path_one(void *arg, const struct store_change *c)
+{
+	struct ship_path_ctx *p = arg;
+	int rc;
+
+	if (c->path_len != strlen(p->path) ||
+	    memcmp(c->path, p->path, c->path_len))
+		return 0;
+	assert_rc(store_txn_begin(p->x.to, 1, &p->x.t), 0);
+	rc = store_apply_remote(p->x.to, p->x.t, c);
+	assert_true(rc >= 0);
+	assert_rc(store_txn_commit(&p->x.t), 0);
+	return 0;
+}
+
+/* A chmod of a directory that is only a placeholder here (made for a
+ * peer's child) is a change every peer takes: it once went out as a
+ * placeholder record, which peers refuse (EPROTO; sim seed 5595). */
+static void test_placeholder_chmod(void **state)
+{
+	struct fx *f = *state;
+	struct ship_path_ctx p = { { .to = f->s[0] }, "/p/f" };
+	struct store_attr a = { .mode = 0700 };
+	struct ship_ctx x;
+
+	/* node 1 makes /p, node 2 /p/f; node 0 hears of /p/f first */
+	assert_rc(mkdir_p(f->s[1], "/p"), 0);
+	ship(f->s[1], f->s[2]);
+	assert_rc(put_str(f->s[2], "/p/f", "x"), 0);
+	assert_true(store_binlog_read(f->s[2], 0, 0, ship_path_one, &p) >= 0);
+	check_str(f->s[0], "/p/f", "x");
+	assert_rc(mode_of(f->s[0], "/p"), S_IFDIR | 0755);
+	assert_rc(store_setattr(f->s[0], NULL, "/p", &a, STORE_ATTR_MODE), 0);
+	assert_rc(mode_of(f->s[0], "/p"), S_IFDIR | 0700);
+	check_ok(f->s[0]);
+	x = ship(f->s[0], f->s[3]);
+	assert_rc(x.err, 0);
+	assert_rc(mode_of(f->s[3], "/p"), S_IFDIR | 0700);
+	check_ok(f->s[3]);
+	converge(f, 4);
+	for (int i = 0; i < 4; i++)
+		assert_rc(mode_of(f->s[i], "/p"), S_IFDIR | 0700);
+	assert_same(f, 4);
+	/* node 1's mkdir keeps /p when the file goes */
+	assert_rc(store_del(f->s[2], NULL, "/p/f", 0), 0);
+	converge(f, 4);
+	for (int i = 0; i < 4; i++)
+		assert_rc(mode_of(f->s[i], "/p"), S_IFDIR | 0700);
+	assert_same(f, 4);
+}
+
 /* Concurrent changes of different fields of one file both survive. */
 static void test_fields_merge(void **state)
 {
@@ -1416,6 +1474,7 @@ int main(void)
 		T(test_file_deleted_vs_dir_created),
 		T(test_file_over_dir),
 		T(test_kept_parent_fields),
+		T(test_placeholder_chmod),
 		T(test_fields_merge),
 		T(test_touch_dir_symlink),
 		T(test_xattr_concurrent_names),

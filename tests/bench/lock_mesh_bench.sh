@@ -80,7 +80,7 @@ OUT=$TMP/figures
 PIDS=$TMP/pids
 : >"$OUT"
 : >"$PIDS"
-PORT0=$((20000 + (RANDOM % 2000) * 20))
+PORT0=$((10000 + (RANDOM % 1000) * 20)) # below the ephemeral ports
 
 mesh() { STATEFS_BUILD=$BUILD "$MESHCMD" "$@"; }
 

@@ -63,7 +63,7 @@ PIDS=$TMP/pids MOUNTS=$TMP/mounts
 # alive PID: running, not a zombie waiting for its reap
 reaped() { sed -i "/^$1\$/d" "$PIDS"; } # never signal a pid after its reap
 # A port range of our own: 40 ports from a random base.
-PORT0=$((20000 + (RANDOM % 2000) * 20))
+PORT0=$((10000 + (RANDOM % 1000) * 20)) # below the ephemeral ports
 
 cleanup() {
 	local p m

@@ -156,7 +156,26 @@ finish() {
 	exit 0
 }
 
-# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+# free_port: a TCP port on 127.0.0.1 that nothing uses now and that this
+# test was not given before ($T/.ports), below the kernel's range of
+# ephemeral ports: a port from that range can be taken as the source port
+# of some outgoing connection before the daemon binds it (statefs-mesh
+# picks its ports the same way).
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	local lo used p try
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+	[ "$lo" -gt 11000 ] || lo=32768
+	used=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		while read -r sl p _; do
+			[ "$sl" = sl ] || echo $((16#${p##*:}))
+		done
+		cat "$T/.ports" 2>/dev/null)
+	for try in $(seq 200); do
+		p=$((10000 + RANDOM % (lo - 10000)))
+		grep -qx "$p" <<<"$used" && continue
+		echo "$p" >>"$T/.ports"
+		echo "$p"
+		return 0
+	done
+	return 1
 }

@@ -39,11 +39,10 @@ dump_logs() {
 }
 trap '_rc=$?; [ $_rc -eq 0 ] || dump_logs; (exit $_rc); _cleanup' EXIT
 
-# ten free ports in one python start (lib.sh's free_port is one each)
-PORTS=($(python3 -c 'import socket
-ss = [socket.socket() for _ in range(10)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))'))
+PORTS=()
+for _ in $(seq 10); do
+	PORTS+=($(free_port))
+done
 [ ${#PORTS[@]} -eq 10 ] || die "no free ports"
 i=0
 for k in $NODES n4 n5; do

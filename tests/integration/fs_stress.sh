@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fs_stress.sh — the mount keeps its promises under load: for a bounded
-# time (60 s; 20 s on the sanitized build) writers with and without
+# time (40 s; 20 s on the sanitized build) writers with and without
 # O_TRUNC, readers, stat and ls loops and renames run together on one
 # mount, and every value any reader gets must be whole.
 #
@@ -21,7 +21,7 @@
 . "$(dirname "$0")/../lib.sh"
 M=$T/mnt
 mount_statefs "$T/store" "$M"
-DURATION=${STATEFS_STRESS_SECONDS:-60}
+DURATION=${STATEFS_STRESS_SECONDS:-40}
 [[ $BIN == *build-san ]] && DURATION=${STATEFS_STRESS_SECONDS:-20}
 
 cat >"$T/stress.py" <<'PY'

@@ -699,8 +699,9 @@ static void flush(struct locksvc *s)
 	batch_flush(s, 0);
 	raft_leader(&s->raft, &lid, &addr);
 	for (i = 0; i < s->nmembers; i++)
-		if (s->members[i].id != lid || lid == s->self_id ||
-		    !hold(s, s->fwd_first_us))
+		if (s->members[i].out.n &&
+		    (s->members[i].id != lid || lid == s->self_id ||
+		     !hold(s, s->fwd_first_us)))
 			dg_flush_one(s, &s->members[i]);
 }
 
@@ -1081,7 +1082,8 @@ static void handover_start(struct locksvc *s, struct conn *c, struct op *o,
 {
 	struct lt_vv have;
 
-	expect_set(s, c->session, s->node_id); /* back soon (hold) */
+	if (raft_state(&s->raft) != RAFT_LEADER) /* the leader's: on_applied */
+		expect_set(s, c->session, s->node_id); /* back soon (hold) */
 	/* the usual case: the store already has the previous holder's
 	 * writes (or there are none); answer now, not at the next tick */
 	store_vv(s, &have);
@@ -1481,40 +1483,38 @@ static void send_grant(struct locksvc *s, const struct lt_grant *g)
 		 NULL, 0);
 }
 
-static void on_one(struct locksvc *s, uint64_t from,
-		   const unsigned char *p, size_t len)
+/* One message of a datagram; 1 when it was a proposal we took. */
+static int on_one(struct locksvc *s, uint64_t from,
+		  const unsigned char *p, size_t len)
 {
 	struct lockdg_msg m;
-	struct member *mb;
 	raft_id lid;
 	const char *addr;
 
 	if (lockdg_decode(p, len, &m) < 0) {
 		s->dg_malformed++;
-		return;
+		return 0;
 	}
 	switch (m.type) {
 	case LOCKDG_PROPOSE:
 		raft_leader(&s->raft, &lid, &addr);
 		if (lid != s->self_id)
-			return; /* the proposer retries at the leader */
+			return 0; /* the proposer retries at the leader */
 		learn_node(s, from, &m.first);
 		propose_here(s, m.unit, m.unit_len, m.ncmds, from);
-		if ((mb = member_of(s, from)))
-			expect_drop_node(s, mb->node);
-		return;
+		return 1;
 	case LOCKDG_GRANT:
 		seen(s, m.index);
 		grant(s, &m.grant);
-		return;
+		return 0;
 	case LOCKDG_RESULT:
 		seen(s, m.result.index);
 		outcome(s, m.result.session, m.result.seq, m.result.nonce,
 			m.result.code, m.result.rsession, m.result.token,
 			&m.result.vv, m.result.alive);
-		return;
+		return 0;
 	default:
-		return;
+		return 0;
 	}
 }
 
@@ -1523,8 +1523,9 @@ static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 {
 	struct locksvc *s = arg;
 	const unsigned char *p = buf, *msg;
+	struct member *mb;
 	size_t off = 8, mlen;
-	int i, n;
+	int i, n, proposed = 0;
 
 	if (s->stopping || s->failed)
 		return;
@@ -1535,7 +1536,9 @@ static void on_message(void *arg, uint64_t from, const void *buf, size_t len)
 	}
 	for (i = 0; i < n && lockdg_frame_next(p, len, &off, &msg, &mlen) == 0;
 	     i++)
-		on_one(s, from, msg, mlen);
+		proposed |= on_one(s, from, msg, mlen);
+	if (proposed && (mb = member_of(s, from)))
+		expect_drop_node(s, mb->node); /* once per datagram */
 }
 
 /* ---- reachability, retries, leases: the tick ----
